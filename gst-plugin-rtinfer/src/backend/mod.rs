@@ -1,0 +1,98 @@
+//! Inference backends behind one small trait, so execution providers plug in later with the
+//! same element properties.
+
+mod onnx;
+pub mod ortlib;
+
+use half::f16;
+use rtmeta::{DType, Layout};
+use std::path::PathBuf;
+
+pub use onnx::OnnxBackend;
+
+/// What kind of failure, so elements can post the right GStreamer error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The model file does not exist or cannot be read.
+    ModelNotFound,
+    /// The model exists but cannot be used (not ONNX, unsupported shapes or types).
+    BadModel,
+    /// The inference library is missing or unusable.
+    Library,
+    /// A run failed.
+    Run,
+}
+
+#[derive(Clone, Debug)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The model's single image input and its output, as loaded.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+    pub dtype: DType,
+    /// Output shape of a batch-1 run.
+    pub output_shape: Vec<i64>,
+    /// The model's `names` metadata (Ultralytics exports), if any.
+    pub names: Option<String>,
+}
+
+/// Input tensor data of one image, in the model's layout.
+#[derive(Clone, Copy, Debug)]
+pub enum TensorData<'a> {
+    F32(&'a [f32]),
+    F16(&'a [f16]),
+    U8(&'a [u8]),
+}
+
+impl<'a> TensorData<'a> {
+    /// Views tensor bytes as `dtype` elements; `None` if misaligned.
+    pub fn from_bytes(bytes: &'a [u8], dtype: DType) -> Option<Self> {
+        use crate::convert::cast;
+        Some(match dtype {
+            DType::F32 => TensorData::F32(cast(bytes)?),
+            DType::F16 => TensorData::F16(cast(bytes)?),
+            DType::U8 => TensorData::U8(cast(bytes)?),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Intra-op threads; 0 lets the backend choose.
+    pub threads: u32,
+    /// Explicit ONNX Runtime library to load.
+    pub library: Option<PathBuf>,
+}
+
+pub trait Backend: Send {
+    fn info(&self) -> &ModelInfo;
+    /// Human-readable description, e.g. the library version and device.
+    fn describe(&self) -> String;
+    /// Runs one image; `on_output` sees the output shape and data while they are valid.
+    fn run(
+        &mut self,
+        input: TensorData<'_>,
+        on_output: &mut dyn FnMut(&[i64], &[f32]),
+    ) -> Result<(), Error>;
+}

@@ -1,0 +1,169 @@
+//! The ONNX Runtime backend (CPU execution provider).
+
+use super::{Backend, Error, ErrorKind, ModelInfo, Options, TensorData, ortlib};
+use ort::session::{Session, builder::GraphOptimizationLevel};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+use rtmeta::{DType, Layout};
+use std::path::Path;
+
+pub struct OnnxBackend {
+    session: Session,
+    info: ModelInfo,
+    /// Input shape of a batch-1 run, in the model's layout.
+    input_shape: [i64; 4],
+    version: String,
+}
+
+fn bad(message: String) -> Error {
+    Error::new(ErrorKind::BadModel, message)
+}
+
+impl OnnxBackend {
+    pub fn open(model: &Path, opts: &Options) -> Result<Self, Error> {
+        if !model.is_file() {
+            return Err(Error::new(
+                ErrorKind::ModelNotFound,
+                format!(
+                    "model file {} does not exist or is not a file",
+                    model.display()
+                ),
+            ));
+        }
+        let env = ortlib::environment(opts.library.as_deref())?;
+        let lib_err = |e: ort::Error| Error::new(ErrorKind::Library, format!("ONNX Runtime: {e}"));
+        let mut builder = Session::builder(&env)
+            .map_err(lib_err)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| lib_err(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| lib_err(e.into()))?;
+        if opts.threads > 0 {
+            builder = builder
+                .with_intra_threads(opts.threads as usize)
+                .map_err(|e| lib_err(e.into()))?;
+        }
+        let session = builder.commit_from_file(model).map_err(|e| {
+            bad(format!(
+                "{} is not a model ONNX Runtime can load: {e}",
+                model.display()
+            ))
+        })?;
+        let version = format!(
+            "ONNX Runtime {} (CPU)",
+            ort::info().split(',').next().unwrap_or("")
+        );
+
+        if session.inputs().len() != 1 {
+            return Err(bad(format!(
+                "model has {} inputs; rtinfer needs one image input",
+                session.inputs().len()
+            )));
+        }
+        let input = &session.inputs()[0];
+        let ValueType::Tensor { ty, shape, .. } = input.dtype() else {
+            return Err(bad(format!("model input {} is not a tensor", input.name())));
+        };
+        let dtype = match ty {
+            TensorElementType::Float32 => DType::F32,
+            TensorElementType::Float16 => DType::F16,
+            TensorElementType::Uint8 => DType::U8,
+            other => return Err(bad(format!("model input type {other:?} is not supported"))),
+        };
+        let dims: &[i64] = shape;
+        let (layout, h, w) = match dims {
+            [_, 3, h, w] => (Layout::Nchw, *h, *w),
+            [_, h, w, 3] => (Layout::Nhwc, *h, *w),
+            _ => {
+                return Err(bad(format!(
+                    "model input {} has shape {dims:?}; rtinfer needs an image [1,3,H,W] or [1,H,W,3]",
+                    input.name()
+                )));
+            }
+        };
+        if h <= 0 || w <= 0 || dims[0] > 1 {
+            return Err(bad(format!(
+                "model input {} has shape {dims:?} (-1 = dynamic); rtinfer needs a fixed height \
+                 and width and batch 1 (export the model with a fixed image size)",
+                input.name()
+            )));
+        }
+        let input_shape = match layout {
+            Layout::Nchw => [1, 3, h, w],
+            Layout::Nhwc => [1, h, w, 3],
+        };
+        if session.outputs().is_empty() {
+            return Err(bad("model has no outputs".into()));
+        }
+        let names = session.metadata().ok().and_then(|m| m.custom("names"));
+        let mut backend = OnnxBackend {
+            session,
+            info: ModelInfo {
+                width: w as u32,
+                height: h as u32,
+                layout,
+                dtype,
+                output_shape: Vec::new(),
+                names,
+            },
+            input_shape,
+            version,
+        };
+        backend.warm_up()?;
+        Ok(backend)
+    }
+
+    /// One run on a blank image: learns the real output shape (outputs may be declared
+    /// dynamic) and moves the first run's set-up cost out of the stream.
+    fn warm_up(&mut self) -> Result<(), Error> {
+        let n = (self.info.width * self.info.height * 3) as usize;
+        let mut shape = Vec::new();
+        let mut grab = |s: &[i64], _: &[f32]| shape = s.to_vec();
+        let result = match self.info.dtype {
+            DType::F32 => self.run(TensorData::F32(&vec![0.0; n]), &mut grab),
+            DType::F16 => self.run(TensorData::F16(&vec![half::f16::ZERO; n]), &mut grab),
+            DType::U8 => self.run(TensorData::U8(&vec![0; n]), &mut grab),
+        };
+        result.map_err(|e| bad(format!("a test run of the model failed: {e}")))?;
+        self.info.output_shape = shape;
+        Ok(())
+    }
+}
+
+impl Backend for OnnxBackend {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn describe(&self) -> String {
+        self.version.clone()
+    }
+
+    fn run(
+        &mut self,
+        input: TensorData<'_>,
+        on_output: &mut dyn FnMut(&[i64], &[f32]),
+    ) -> Result<(), Error> {
+        let err = |e: ort::Error| Error::new(ErrorKind::Run, format!("inference failed: {e}"));
+        let shape = self.input_shape;
+        let outputs = match input {
+            TensorData::F32(d) => self.session.run(ort::inputs![
+                TensorRef::from_array_view((shape, d)).map_err(err)?
+            ]),
+            TensorData::F16(d) => self.session.run(ort::inputs![
+                TensorRef::from_array_view((shape, d)).map_err(err)?
+            ]),
+            TensorData::U8(d) => self.session.run(ort::inputs![
+                TensorRef::from_array_view((shape, d)).map_err(err)?
+            ]),
+        }
+        .map_err(err)?;
+        let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| {
+            Error::new(
+                ErrorKind::BadModel,
+                format!("first model output is not float32: {e}"),
+            )
+        })?;
+        on_output(shape, data);
+        Ok(())
+    }
+}

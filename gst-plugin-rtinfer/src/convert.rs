@@ -1,0 +1,642 @@
+//! Frame to tensor in one pass: bilinear letterbox resize, colour conversion, channel order,
+//! normalisation, layout and element type.
+//!
+//! The resize reproduces OpenCV's `INTER_LINEAR` for 8-bit images (11-bit fixed-point
+//! weights, same pixel-centre mapping and border clamping), which is what the reference
+//! detector and most training pipelines use. All tables are built once per caps; a frame
+//! costs no allocation.
+
+use crate::letterbox::{Geometry, geometry};
+use crate::spec::TensorSpec;
+use gst_video::prelude::*;
+use gst_video::{VideoColorMatrix, VideoColorRange, VideoFormat, VideoFrameRef, VideoInfo};
+use half::f16;
+use rtmeta::{ChannelOrder, DType, Layout};
+
+/// Raw video formats the converter reads.
+pub const FORMATS: &[VideoFormat] = &[
+    VideoFormat::Rgb,
+    VideoFormat::Bgr,
+    VideoFormat::Rgba,
+    VideoFormat::Bgra,
+    VideoFormat::Rgbx,
+    VideoFormat::Bgrx,
+    VideoFormat::Argb,
+    VideoFormat::Abgr,
+    VideoFormat::Xrgb,
+    VideoFormat::Xbgr,
+    VideoFormat::Nv12,
+    VideoFormat::Nv21,
+    VideoFormat::I420,
+    VideoFormat::Yv12,
+];
+
+/// Largest frame side accepted, to turn absurd caps into a clear error.
+pub const MAX_SIDE: u32 = 16384;
+
+/// Caps of the raw video the converter reads, for pad templates.
+pub fn caps() -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format_list(FORMATS.iter().copied())
+        .width_range(1..=MAX_SIDE as i32)
+        .height_range(1..=MAX_SIDE as i32)
+        .build()
+}
+
+/// Element types a tensor can be written as.
+pub trait Element: Copy + Default + 'static {
+    fn from_f32(v: f32) -> Self;
+}
+impl Element for f32 {
+    fn from_f32(v: f32) -> Self {
+        v
+    }
+}
+impl Element for f16 {
+    fn from_f32(v: f32) -> Self {
+        f16::from_f32(v)
+    }
+}
+impl Element for u8 {
+    fn from_f32(v: f32) -> Self {
+        v.round().clamp(0.0, 255.0) as u8
+    }
+}
+
+/// Views raw tensor bytes as elements; `None` if misaligned or of the wrong length.
+pub fn cast_mut<T: Element>(bytes: &mut [u8]) -> Option<&mut [T]> {
+    // SAFETY: f32, f16 and u8 accept every bit pattern.
+    let (head, body, tail) = unsafe { bytes.align_to_mut::<T>() };
+    (head.is_empty() && tail.is_empty()).then_some(body)
+}
+
+/// The bytes of an f32 scratch tensor (f32 storage keeps any element type aligned).
+pub fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
+    // SAFETY: u8 has no alignment or validity requirements.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+pub fn as_bytes(v: &[f32]) -> &[u8] {
+    // SAFETY: as above.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
+/// Read-only counterpart of [`cast_mut`].
+pub fn cast<T: Element>(bytes: &[u8]) -> Option<&[T]> {
+    // SAFETY: as in cast_mut.
+    let (head, body, tail) = unsafe { bytes.align_to::<T>() };
+    (head.is_empty() && tail.is_empty()).then_some(body)
+}
+
+/// Bilinear taps of one output coordinate: source indices and 11-bit weights.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Tap {
+    i0: usize,
+    i1: usize,
+    w0: i32,
+    w1: i32,
+}
+
+const COEF_SCALE: f32 = 2048.0;
+
+/// OpenCV's INTER_LINEAR coordinate mapping from `dst` samples onto `src` samples.
+fn taps(src: u32, dst: u32) -> Vec<Tap> {
+    let scale = 1.0 / (dst as f64 / src as f64);
+    (0..dst)
+        .map(|d| {
+            let mut f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut s = f.floor() as i64;
+            f -= s as f32;
+            if s < 0 {
+                s = 0;
+                f = 0.0;
+            }
+            if s >= src as i64 - 1 {
+                s = src as i64 - 1;
+                f = 0.0;
+            }
+            let i0 = s as usize;
+            Tap {
+                i0,
+                i1: (i0 + 1).min(src as usize - 1),
+                w0: ((1.0 - f) * COEF_SCALE).round() as i32,
+                w1: (f * COEF_SCALE).round() as i32,
+            }
+        })
+        .collect()
+}
+
+/// Combines two horizontally interpolated rows as OpenCV's 8-bit vertical pass does.
+#[inline(always)]
+fn vmix(h0: i32, h1: i32, b0: i32, b1: i32) -> u8 {
+    ((((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2).clamp(0, 255) as u8
+}
+
+#[inline(always)]
+fn bilinear(r0: &[u8], r1: &[u8], t: &Tap, pstride: usize, off: usize, b0: i32, b1: i32) -> u8 {
+    let h0 = r0[t.i0 * pstride + off] as i32 * t.w0 + r0[t.i1 * pstride + off] as i32 * t.w1;
+    let h1 = r1[t.i0 * pstride + off] as i32 * t.w0 + r1[t.i1 * pstride + off] as i32 * t.w1;
+    vmix(h0, h1, b0, b1)
+}
+
+/// How to read RGB out of a frame.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// Packed RGB variants: bytes per pixel and the offsets of R, G and B.
+    Packed { bpp: usize, rgb: [usize; 3] },
+    /// Planar or semi-planar YUV 4:2:0 with its conversion to RGB.
+    Yuv420(YuvToRgb),
+}
+
+impl Source {
+    fn for_format(format: VideoFormat, info: &VideoInfo) -> Option<Self> {
+        use VideoFormat::*;
+        let packed = |bpp, rgb| Some(Source::Packed { bpp, rgb });
+        match format {
+            Rgb => packed(3, [0, 1, 2]),
+            Bgr => packed(3, [2, 1, 0]),
+            Rgba | Rgbx => packed(4, [0, 1, 2]),
+            Bgra | Bgrx => packed(4, [2, 1, 0]),
+            Argb | Xrgb => packed(4, [1, 2, 3]),
+            Abgr | Xbgr => packed(4, [3, 2, 1]),
+            Nv12 | Nv21 | I420 | Yv12 => Some(Source::Yuv420(YuvToRgb::new(info))),
+            _ => None,
+        }
+    }
+}
+
+/// YCbCr to RGB for the frame's colour matrix and range.
+#[derive(Clone, Copy, Debug)]
+struct YuvToRgb {
+    y_off: f32,
+    y_mul: f32,
+    c_mul: f32,
+    r_v: f32,
+    g_u: f32,
+    g_v: f32,
+    b_u: f32,
+}
+
+impl YuvToRgb {
+    fn new(info: &VideoInfo) -> Self {
+        let c = info.colorimetry();
+        let (kr, kb) = match c.matrix() {
+            VideoColorMatrix::Bt709 => (0.2126, 0.0722),
+            VideoColorMatrix::Bt2020 => (0.2627, 0.0593),
+            _ => (0.299, 0.114),
+        };
+        let full = c.range() == VideoColorRange::Range0_255;
+        let (y_off, y_mul, c_mul) = if full {
+            (0.0, 1.0, 1.0)
+        } else {
+            (16.0, 255.0 / 219.0, 255.0 / 224.0)
+        };
+        let kg = 1.0 - kr - kb;
+        YuvToRgb {
+            y_off,
+            y_mul,
+            c_mul,
+            r_v: 2.0 * (1.0 - kr),
+            g_u: -2.0 * (1.0 - kb) * kb / kg,
+            g_v: -2.0 * (1.0 - kr) * kr / kg,
+            b_u: 2.0 * (1.0 - kb),
+        }
+    }
+
+    #[inline(always)]
+    fn rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
+        let y = (y as f32 - self.y_off) * self.y_mul;
+        let u = (u as f32 - 128.0) * self.c_mul;
+        let v = (v as f32 - 128.0) * self.c_mul;
+        let q = |x: f32| (x + 0.5).clamp(0.0, 255.0) as u8;
+        [
+            q(y + self.r_v * v),
+            q(y + self.g_u * u + self.g_v * v),
+            q(y + self.b_u * u),
+        ]
+    }
+}
+
+/// Normalisation lookup tables, one per tensor channel, of the tensor's element type.
+enum Luts {
+    F32(Box<[[f32; 256]; 3]>),
+    F16(Box<[[f16; 256]; 3]>),
+    U8(Box<[[u8; 256]; 3]>),
+}
+
+fn luts<T: Element>(spec: &TensorSpec) -> Box<[[T; 256]; 3]> {
+    let mut l = Box::new([[T::default(); 256]; 3]);
+    for (k, table) in l.iter_mut().enumerate() {
+        for (v, out) in table.iter_mut().enumerate() {
+            *out = T::from_f32((v as f32 * spec.scale - spec.mean[k]) / spec.std[k]);
+        }
+    }
+    l
+}
+
+/// Converts frames of one video format and size into tensors of one spec.
+pub struct Converter {
+    spec: TensorSpec,
+    geometry: Geometry,
+    source: Source,
+    xs: Vec<Tap>,
+    ys: Vec<Tap>,
+    /// Chroma taps (4:2:0 sources only).
+    cxs: Vec<Tap>,
+    cys: Vec<Tap>,
+    /// One output row in RGB order, reused for every row.
+    row: Vec<u8>,
+    perm: [usize; 3],
+    luts: Luts,
+}
+
+impl Converter {
+    pub fn new(spec: &TensorSpec, info: &VideoInfo) -> Result<Self, String> {
+        let (fw, fh) = (info.width(), info.height());
+        if fw == 0 || fh == 0 || fw > MAX_SIDE || fh > MAX_SIDE {
+            return Err(format!(
+                "frame size {fw}x{fh} is not supported (1..{MAX_SIDE} pixels a side)"
+            ));
+        }
+        if spec.width == 0 || spec.height == 0 || spec.width > MAX_SIDE || spec.height > MAX_SIDE {
+            return Err(format!(
+                "tensor size {}x{} is not usable",
+                spec.width, spec.height
+            ));
+        }
+        if spec.std.contains(&0.0) {
+            return Err("a std value of 0 would divide by zero".into());
+        }
+        let source = Source::for_format(info.format(), info)
+            .ok_or_else(|| format!("video format {:?} is not supported", info.format()))?;
+        let g = geometry(fw, fh, spec.width, spec.height, spec.fit);
+        let (cw, ch) = (fw.div_ceil(2), fh.div_ceil(2));
+        let is_yuv = matches!(source, Source::Yuv420(_));
+        Ok(Converter {
+            spec: spec.clone(),
+            geometry: g,
+            source,
+            xs: taps(fw, g.new_w),
+            ys: taps(fh, g.new_h),
+            cxs: if is_yuv {
+                taps(cw, g.new_w)
+            } else {
+                Vec::new()
+            },
+            cys: if is_yuv {
+                taps(ch, g.new_h)
+            } else {
+                Vec::new()
+            },
+            row: vec![0; g.new_w as usize * 3],
+            perm: match spec.order {
+                ChannelOrder::Rgb => [0, 1, 2],
+                ChannelOrder::Bgr => [2, 1, 0],
+            },
+            luts: match spec.dtype {
+                DType::F32 => Luts::F32(luts(spec)),
+                DType::F16 => Luts::F16(luts(spec)),
+                DType::U8 => Luts::U8(luts(spec)),
+            },
+        })
+    }
+
+    pub fn spec(&self) -> &TensorSpec {
+        &self.spec
+    }
+
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Number of bytes a tensor of this converter's spec takes.
+    pub fn byte_size(&self) -> usize {
+        self.spec.elements() * self.spec.dtype.size()
+    }
+
+    /// Writes the tensor of `frame` into `out` (exactly [`Self::byte_size`] bytes).
+    pub fn convert(
+        &mut self,
+        frame: &VideoFrameRef<&gst::BufferRef>,
+        out: &mut [u8],
+    ) -> Result<(), String> {
+        if out.len() != self.byte_size() {
+            return Err(format!(
+                "tensor buffer has {} bytes, {} needed",
+                out.len(),
+                self.byte_size()
+            ));
+        }
+        match self.spec.dtype {
+            DType::F32 => self.convert_typed::<f32>(frame, out),
+            DType::F16 => self.convert_typed::<f16>(frame, out),
+            DType::U8 => self.convert_typed::<u8>(frame, out),
+        }
+    }
+
+    fn convert_typed<T: Element>(
+        &mut self,
+        frame: &VideoFrameRef<&gst::BufferRef>,
+        out: &mut [u8],
+    ) -> Result<(), String> {
+        let out = cast_mut::<T>(out).ok_or("tensor buffer is not aligned for its element type")?;
+        let lut: &[[T; 256]; 3] = match &self.luts {
+            Luts::F32(l) => cast_luts(l),
+            Luts::F16(l) => cast_luts(l),
+            Luts::U8(l) => cast_luts(l),
+        };
+        let place = Placement::new(&self.spec, &self.geometry, self.perm);
+        place.fill_padding(out, lut, self.spec.pad);
+        let strides = frame.info().stride();
+        let plane = |p: u32| {
+            frame
+                .plane_data(p)
+                .map_err(|e| format!("cannot read plane {p}: {e}"))
+        };
+        let row = &mut self.row;
+        match self.source {
+            Source::Packed { bpp, rgb } => {
+                let data = plane(0)?;
+                let stride = strides[0] as usize;
+                for (dy, ty) in self.ys.iter().enumerate() {
+                    let r0 = &data[ty.i0 * stride..];
+                    let r1 = &data[ty.i1 * stride..];
+                    for (px, t) in row.chunks_exact_mut(3).zip(&self.xs) {
+                        for c in 0..3 {
+                            px[c] = bilinear(r0, r1, t, bpp, rgb[c], ty.w0, ty.w1);
+                        }
+                    }
+                    place.emit_row(out, lut, row, dy);
+                }
+            }
+            Source::Yuv420(conv) => {
+                let y_plane = plane(0)?;
+                let info = frame.info();
+                let chroma = |comp: u8| -> Result<(&[u8], usize, usize), String> {
+                    let data = frame
+                        .comp_data(comp as u32)
+                        .map_err(|e| format!("cannot read chroma: {e}"))?;
+                    Ok((
+                        data,
+                        info.comp_stride(comp) as usize,
+                        info.comp_pstride(comp) as usize,
+                    ))
+                };
+                let (u_data, u_stride, u_ps) = chroma(1)?;
+                let (v_data, v_stride, v_ps) = chroma(2)?;
+                let y_stride = strides[0] as usize;
+                for (dy, (ty, tc)) in self.ys.iter().zip(&self.cys).enumerate() {
+                    let (y0, y1) = (&y_plane[ty.i0 * y_stride..], &y_plane[ty.i1 * y_stride..]);
+                    let (u0, u1) = (&u_data[tc.i0 * u_stride..], &u_data[tc.i1 * u_stride..]);
+                    let (v0, v1) = (&v_data[tc.i0 * v_stride..], &v_data[tc.i1 * v_stride..]);
+                    for ((px, t), c) in row.chunks_exact_mut(3).zip(&self.xs).zip(&self.cxs) {
+                        let y = bilinear(y0, y1, t, 1, 0, ty.w0, ty.w1);
+                        let u = bilinear(u0, u1, c, u_ps, 0, tc.w0, tc.w1);
+                        let v = bilinear(v0, v1, c, v_ps, 0, tc.w0, tc.w1);
+                        px.copy_from_slice(&conv.rgb(y, u, v));
+                    }
+                    place.emit_row(out, lut, row, dy);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the resized image and the padding go in the tensor.
+#[derive(Clone, Copy)]
+struct Placement {
+    layout: Layout,
+    tw: usize,
+    th: usize,
+    left: usize,
+    top: usize,
+    new_w: usize,
+    new_h: usize,
+    /// Tensor channel k takes RGB component perm[k].
+    perm: [usize; 3],
+}
+
+impl Placement {
+    fn new(spec: &TensorSpec, g: &Geometry, perm: [usize; 3]) -> Self {
+        Placement {
+            layout: spec.layout,
+            tw: spec.width as usize,
+            th: spec.height as usize,
+            left: g.left as usize,
+            top: g.top as usize,
+            new_w: g.new_w as usize,
+            new_h: g.new_h as usize,
+            perm,
+        }
+    }
+
+    fn fill_padding<T: Element>(&self, out: &mut [T], lut: &[[T; 256]; 3], pad: u8) {
+        let Placement {
+            tw,
+            th,
+            left: l,
+            top: t,
+            new_w: nw,
+            new_h: nh,
+            ..
+        } = *self;
+        let pad: [T; 3] = std::array::from_fn(|k| lut[k][pad as usize]);
+        let mut fill = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+            if cols.is_empty() {
+                return;
+            }
+            for y in rows {
+                match self.layout {
+                    Layout::Nchw => {
+                        for (k, v) in pad.iter().enumerate() {
+                            let base = k * tw * th + y * tw;
+                            out[base + cols.start..base + cols.end].fill(*v);
+                        }
+                    }
+                    Layout::Nhwc => {
+                        for px in out[(y * tw + cols.start) * 3..(y * tw + cols.end) * 3]
+                            .chunks_exact_mut(3)
+                        {
+                            px.copy_from_slice(&pad);
+                        }
+                    }
+                }
+            }
+        };
+        fill(0..t, 0..tw);
+        fill(t + nh..th, 0..tw);
+        fill(t..t + nh, 0..l);
+        fill(t..t + nh, l + nw..tw);
+    }
+
+    /// Writes the RGB row `dy` of the resized image into the tensor.
+    #[inline]
+    fn emit_row<T: Element>(&self, out: &mut [T], lut: &[[T; 256]; 3], row: &[u8], dy: usize) {
+        let (y, x0, nw, p) = (self.top + dy, self.left, self.new_w, self.perm);
+        match self.layout {
+            Layout::Nchw => {
+                for k in 0..3 {
+                    let base = k * self.tw * self.th + y * self.tw + x0;
+                    for (d, px) in out[base..base + nw].iter_mut().zip(row.chunks_exact(3)) {
+                        *d = lut[k][px[p[k]] as usize];
+                    }
+                }
+            }
+            Layout::Nhwc => {
+                let base = (y * self.tw + x0) * 3;
+                let dst = &mut out[base..base + nw * 3];
+                for (d, px) in dst.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+                    d[0] = lut[0][px[p[0]] as usize];
+                    d[1] = lut[1][px[p[1]] as usize];
+                    d[2] = lut[2][px[p[2]] as usize];
+                }
+            }
+        }
+    }
+}
+
+/// The tables are built for the converter's dtype, so `T` always matches `U` here.
+fn cast_luts<U: Element, T: Element>(l: &[[U; 256]; 3]) -> &[[T; 256]; 3] {
+    assert_eq!(std::any::TypeId::of::<U>(), std::any::TypeId::of::<T>());
+    // SAFETY: same type, checked above.
+    unsafe { &*(l as *const [[U; 256]; 3] as *const [[T; 256]; 3]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Fit;
+
+    fn frame_buffer(info: &VideoInfo, fill: impl Fn(usize, usize) -> [u8; 3]) -> gst::Buffer {
+        // Packed RGB test frames only.
+        let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+        {
+            let b = buf.get_mut().unwrap();
+            let mut map = b.map_writable().unwrap();
+            let stride = info.stride()[0] as usize;
+            for y in 0..info.height() as usize {
+                for x in 0..info.width() as usize {
+                    let o = y * stride + x * 3;
+                    map[o..o + 3].copy_from_slice(&fill(x, y));
+                }
+            }
+        }
+        buf
+    }
+
+    fn run(spec: &TensorSpec, info: &VideoInfo, buf: &gst::Buffer) -> Vec<u8> {
+        let mut conv = Converter::new(spec, info).unwrap();
+        let frame = VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), info).unwrap();
+        let mut out = vec![0u8; conv.byte_size() + 8];
+        // Use an aligned window of the vector.
+        let off = out.as_ptr().align_offset(4);
+        let n = conv.byte_size();
+        conv.convert(&frame, &mut out[off..off + n]).unwrap();
+        out[off..off + n].to_vec()
+    }
+
+    #[test]
+    fn taps_match_opencv_for_identity_and_halving() {
+        let t = taps(4, 4);
+        assert!(
+            t.iter()
+                .enumerate()
+                .all(|(i, t)| t.i0 == i && t.w0 == 2048 && t.w1 == 0)
+        );
+        // 4 -> 2: centres at 0.5 and 2.5, i.e. equal weights of pixels (0,1) and (2,3).
+        let t = taps(4, 2);
+        assert_eq!(
+            t[0],
+            Tap {
+                i0: 0,
+                i1: 1,
+                w0: 1024,
+                w1: 1024
+            }
+        );
+        assert_eq!(
+            t[1],
+            Tap {
+                i0: 2,
+                i1: 3,
+                w0: 1024,
+                w1: 1024
+            }
+        );
+        // Upscaling clamps at both borders.
+        let t = taps(2, 4);
+        assert_eq!((t[0].i0, t[0].w0), (0, 2048));
+        assert_eq!((t[3].i0, t[3].w0), (1, 2048));
+    }
+
+    #[test]
+    fn letterbox_bgr_nchw_f32_identity_values_and_padding() {
+        gst::init().unwrap();
+        let info = VideoInfo::builder(VideoFormat::Rgb, 4, 2).build().unwrap();
+        let buf = frame_buffer(&info, |x, y| [10 * x as u8, 100 + y as u8, 200]);
+        let spec = TensorSpec::yolox(4, 4); // 4x2 image at the top, 2 rows of pad
+        let out = run(&spec, &info, &buf);
+        let t = cast::<f32>(&out).unwrap();
+        let at = |c: usize, y: usize, x: usize| t[c * 16 + y * 4 + x];
+        // BGR order: channel 0 is blue.
+        assert_eq!(at(0, 0, 3), 200.0);
+        assert_eq!(at(1, 1, 2), 101.0);
+        assert_eq!(at(2, 1, 3), 30.0);
+        assert!((0..3).all(|c| (2..4).all(|y| (0..4).all(|x| at(c, y, x) == 114.0))));
+    }
+
+    #[test]
+    fn normalised_nhwc_rgb_and_u8() {
+        gst::init().unwrap();
+        let info = VideoInfo::builder(VideoFormat::Rgb, 2, 2).build().unwrap();
+        let buf = frame_buffer(&info, |_, _| [255, 0, 51]);
+        let mut spec = TensorSpec::ultralytics(2, 2);
+        spec.layout = Layout::Nhwc;
+        spec.mean = [0.5, 0.0, 0.0];
+        spec.std = [0.5, 1.0, 1.0];
+        let out = run(&spec, &info, &buf);
+        let t = cast::<f32>(&out).unwrap();
+        assert_eq!(&t[0..3], &[1.0, 0.0, 0.2]);
+
+        spec.dtype = DType::U8;
+        spec.scale = 1.0;
+        spec.mean = [0.0; 3];
+        spec.std = [1.0; 3];
+        assert_eq!(&run(&spec, &info, &buf)[0..3], &[255, 0, 51]);
+    }
+
+    #[test]
+    fn yuv_gray_frame_is_gray() {
+        gst::init().unwrap();
+        let info = VideoInfo::builder(VideoFormat::I420, 8, 6).build().unwrap();
+        let mut buf = gst::Buffer::with_size(info.size()).unwrap();
+        {
+            let mut map = buf.get_mut().unwrap().map_writable().unwrap();
+            let y_size = info.offset()[1];
+            map[..y_size].fill(126); // limited range: (126-16)*255/219 = 128.08
+            map[y_size..].fill(128);
+        }
+        let mut spec = TensorSpec::yolox(8, 8);
+        spec.fit = Fit::Stretch;
+        let out = run(&spec, &info, &buf);
+        let t = cast::<f32>(&out).unwrap();
+        assert!(t.iter().all(|v| *v == 128.0), "{:?}", &t[..8]);
+    }
+
+    #[test]
+    fn rejects_bad_sizes_and_formats() {
+        gst::init().unwrap();
+        let info = VideoInfo::builder(VideoFormat::Gray8, 8, 8)
+            .build()
+            .unwrap();
+        assert!(Converter::new(&TensorSpec::yolox(8, 8), &info).is_err());
+        let info = VideoInfo::builder(VideoFormat::Rgb, 20000, 8)
+            .build()
+            .unwrap();
+        let e = Converter::new(&TensorSpec::yolox(8, 8), &info)
+            .err()
+            .unwrap();
+        assert!(e.contains("20000x8"), "{e}");
+    }
+}

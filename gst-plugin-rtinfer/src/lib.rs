@@ -1,0 +1,41 @@
+//! GStreamer elements for object detection with YOLO-family ONNX models:
+//!
+//! * `rtpreprocess`: frame to model input tensor, attached as `RtTensorMeta`.
+//! * `rtinfer`: runs the model, decodes YOLO outputs, NMS, attaches `RtDetectionMeta`.
+//! * `rtjsonenc`: detections to JSON lines.
+#![allow(clippy::non_send_fields_in_send_ty)]
+
+use gst::glib;
+
+pub mod backend;
+pub mod convert;
+pub mod decode;
+pub mod labels;
+pub mod letterbox;
+pub mod nms;
+pub mod spec;
+mod stats;
+
+mod rtinfer;
+mod rtjsonenc;
+mod rtpreprocess;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    rtmeta::register();
+    rtpreprocess::register(plugin)?;
+    rtinfer::register(plugin)?;
+    rtjsonenc::register(plugin)?;
+    Ok(())
+}
+
+gst::plugin_define!(
+    rtinfer,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

@@ -1,0 +1,184 @@
+//! `RtDetectionMeta`: the detections of one frame.
+//!
+//! Structure fields (GStreamer types):
+//!
+//! | field          | type        | meaning                                                  |
+//! |----------------|-------------|----------------------------------------------------------|
+//! | `source-id`    | guint       | which source (stream) the frame came from                |
+//! | `frame-number` | guint64     | frame counter of that source, from 0                     |
+//! | `width`        | gint        | width of the frame the boxes refer to, in pixels         |
+//! | `height`       | gint        | height of the frame the boxes refer to                   |
+//! | `stale`        | gboolean    | true when copied from an earlier frame (`interval` > 1)  |
+//! | `objects`      | GstValueArray of GstStructure `object`                                 |
+//!
+//! Each `object`: `class-id` (gint), `label` (string), `confidence` (gdouble, 0..1),
+//! `x`, `y`, `w`, `h` (gdouble; top-left corner and size in frame pixels) and
+//! `track-id` (gint64, -1 until a tracker sets it).
+
+use crate::DETECTION_META;
+
+/// One detected object.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detection {
+    pub class_id: u32,
+    pub label: String,
+    pub confidence: f32,
+    /// Top-left corner and size, in pixels of the frame the detections refer to.
+    pub x: f32,
+    pub y: f32,
+    pub w: f32,
+    pub h: f32,
+    /// Set by a tracker; `None` until then.
+    pub track_id: Option<u64>,
+}
+
+/// The detections of one frame, as stored in `RtDetectionMeta`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Detections {
+    pub source_id: u32,
+    pub frame_number: u64,
+    pub width: u32,
+    pub height: u32,
+    pub stale: bool,
+    pub objects: Vec<Detection>,
+}
+
+impl Detection {
+    fn to_structure(&self) -> gst::Structure {
+        gst::Structure::builder("object")
+            .field("class-id", self.class_id as i32)
+            .field("label", self.label.as_str())
+            .field("confidence", self.confidence as f64)
+            .field("x", self.x as f64)
+            .field("y", self.y as f64)
+            .field("w", self.w as f64)
+            .field("h", self.h as f64)
+            .field("track-id", self.track_id.map_or(-1, |t| t as i64))
+            .build()
+    }
+
+    fn from_structure(s: &gst::StructureRef) -> Option<Self> {
+        let f = |name: &str| s.get::<f64>(name).ok().map(|v| v as f32);
+        Some(Detection {
+            class_id: s.get::<i32>("class-id").ok()?.max(0) as u32,
+            label: s.get::<&str>("label").unwrap_or_default().to_owned(),
+            confidence: f("confidence")?,
+            x: f("x")?,
+            y: f("y")?,
+            w: f("w")?,
+            h: f("h")?,
+            track_id: s
+                .get::<i64>("track-id")
+                .ok()
+                .filter(|t| *t >= 0)
+                .map(|t| t as u64),
+        })
+    }
+}
+
+impl Detections {
+    /// Reads the detections attached to `buffer`, if any.
+    pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Self> {
+        let meta = gst::meta::CustomMeta::from_buffer(buffer, DETECTION_META).ok()?;
+        Self::from_structure(meta.structure())
+    }
+
+    /// Parses the structure of an `RtDetectionMeta` (also what the bus and C apps see).
+    pub fn from_structure(s: &gst::StructureRef) -> Option<Self> {
+        let objects = s
+            .get::<gst::Array>("objects")
+            .ok()?
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+            .filter_map(|o| Detection::from_structure(&o))
+            .collect();
+        Some(Detections {
+            source_id: s.get::<u32>("source-id").unwrap_or(0),
+            frame_number: s.get::<u64>("frame-number").unwrap_or(0),
+            width: s.get::<i32>("width").unwrap_or(0).max(0) as u32,
+            height: s.get::<i32>("height").unwrap_or(0).max(0) as u32,
+            stale: s.get::<bool>("stale").unwrap_or(false),
+            objects,
+        })
+    }
+
+    /// Writes the fields of `RtDetectionMeta` into `s`.
+    pub fn write_structure(&self, s: &mut gst::StructureRef) {
+        let objects = gst::Array::new(self.objects.iter().map(Detection::to_structure));
+        s.set("source-id", self.source_id);
+        s.set("frame-number", self.frame_number);
+        s.set("width", self.width as i32);
+        s.set("height", self.height as i32);
+        s.set("stale", self.stale);
+        s.set("objects", objects);
+    }
+
+    /// Attaches these detections to `buffer`, replacing detections already there.
+    pub fn attach(&self, buffer: &mut gst::BufferRef) -> Result<(), gst::glib::BoolError> {
+        let mut meta = match gst::meta::CustomMeta::from_mut_buffer(buffer, DETECTION_META) {
+            Ok(meta) => meta,
+            Err(_) => gst::meta::CustomMeta::add(buffer, DETECTION_META)?,
+        };
+        self.write_structure(meta.mut_structure());
+        Ok(())
+    }
+
+    /// Removes the detections from `buffer`; returns whether there were any.
+    pub fn remove(buffer: &mut gst::BufferRef) -> bool {
+        match gst::meta::CustomMeta::from_mut_buffer(buffer, DETECTION_META) {
+            Ok(meta) => meta.remove().is_ok(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_through_a_buffer() {
+        gst::init().unwrap();
+        crate::register();
+        let dets = Detections {
+            source_id: 3,
+            frame_number: 42,
+            width: 768,
+            height: 576,
+            stale: true,
+            objects: vec![
+                Detection {
+                    class_id: 0,
+                    label: "person".into(),
+                    confidence: 0.875,
+                    x: 10.5,
+                    y: 20.25,
+                    w: 100.0,
+                    h: 200.0,
+                    track_id: None,
+                },
+                Detection {
+                    class_id: 2,
+                    label: "car".into(),
+                    confidence: 0.5,
+                    x: 1.0,
+                    y: 2.0,
+                    w: 3.0,
+                    h: 4.0,
+                    track_id: Some(7),
+                },
+            ],
+        };
+        let mut buffer = gst::Buffer::new();
+        dets.attach(buffer.get_mut().unwrap()).unwrap();
+        assert_eq!(Detections::from_buffer(&buffer), Some(dets.clone()));
+
+        // Attaching again replaces rather than adding a second meta.
+        let mut fewer = dets.clone();
+        fewer.objects.truncate(1);
+        fewer.attach(buffer.get_mut().unwrap()).unwrap();
+        assert_eq!(Detections::from_buffer(&buffer), Some(fewer));
+        assert!(Detections::remove(buffer.get_mut().unwrap()));
+        assert_eq!(Detections::from_buffer(&buffer), None);
+    }
+}

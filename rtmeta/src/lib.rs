@@ -1,0 +1,35 @@
+//! Typed access to the metadata that the rt analytics plugins attach to video buffers.
+//!
+//! Both kinds are `GstCustomMeta` (GStreamer 1.20+), so C, Python and Rust apps can read them
+//! with plain GStreamer API and without this crate:
+//!
+//! * `RtDetectionMeta`: the detections of one frame (see [`Detections`]).
+//! * `RtTensorMeta`: the model input tensor made by `rtpreprocess` (see [`TensorMeta`]).
+//!
+//! Call [`register`] once after `gst::init()` before using them from an app that has not
+//! loaded one of the plugins yet (loading either plugin registers them too).
+
+mod detection;
+mod tensor;
+
+pub use detection::{Detection, Detections};
+pub use tensor::{ChannelOrder, DType, Layout, TensorMeta, Transform};
+
+/// Name of the custom meta (and of its structure) carrying the detections of a frame.
+pub const DETECTION_META: &str = "RtDetectionMeta";
+/// Name of the custom meta (and of its structure) carrying a model input tensor.
+pub const TENSOR_META: &str = "RtTensorMeta";
+
+/// Registers both custom metas with GStreamer. Safe to call any number of times.
+pub fn register() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // No tags: the metas describe the whole frame and survive elements such as
+        // videoconvert; boxes refer to the `width`/`height` stored with them.
+        for name in [DETECTION_META, TENSOR_META] {
+            if !gst::meta::CustomMeta::is_registered(name) {
+                gst::meta::CustomMeta::register(name, &[]);
+            }
+        }
+    });
+}

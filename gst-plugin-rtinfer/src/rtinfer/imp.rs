@@ -113,11 +113,11 @@ impl ObjectSubclass for RtInfer {
 fn error_message(e: &backend::Error) -> gst::ErrorMessage {
     match e.kind {
         ErrorKind::ModelNotFound => {
-            gst::error_msg!(gst::ResourceError::NotFound, ["{}", e.message])
+            gst::error_msg!(gst::ResourceError::NotFound, ("{}", e.message))
         }
-        ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ["{}", e.message]),
-        ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ["{}", e.message]),
-        ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ["{}", e.message]),
+        ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
+        ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
+        ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
     }
 }
 
@@ -165,7 +165,7 @@ impl RtInfer {
         let Some(path) = s.model_file.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
-                ["No model: set the model-file property to an ONNX file"]
+                ("No model: set the model-file property to an ONNX file")
             ));
         };
         let opts = backend::Options {
@@ -180,10 +180,10 @@ impl RtInfer {
             info.height,
             s.model_format.get(),
         )
-        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{}: {e}", path.display()]))?;
+        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}: {e}", path.display())))?;
         let labels = match &s.label_file {
             Some(file) => labels::from_file(file)
-                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ["{e}"]))?,
+                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?,
             None => info
                 .names
                 .as_deref()
@@ -191,7 +191,7 @@ impl RtInfer {
                 .unwrap_or_else(|| labels::COCO.iter().map(|s| s.to_string()).collect()),
         };
         let class_mask = class_mask(&s.classes, &labels, layout.classes)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         let spec = model_spec(layout.format, &info);
         gst::info!(
             CAT,

@@ -1,0 +1,178 @@
+//! Bad input ends in a clear error and a clean state change, never a panic or a hang.
+
+mod common;
+use common::*;
+use gst::prelude::*;
+
+fn expect_error(line: &str, needle: &str) {
+    let (end, _) = run_launch(line);
+    match end {
+        End::Error { message, debug } => assert!(
+            message.contains(needle) || debug.contains(needle),
+            "{line}: error does not mention {needle:?}: {message} / {debug}"
+        ),
+        End::Eos => panic!("{line}: expected an error, got EOS"),
+    }
+}
+
+fn photo_into(infer: &str) -> String {
+    format!(
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! rtpreprocess ! {infer} ! fakesink"
+    )
+}
+
+#[test]
+fn missing_model_file() {
+    expect_error(
+        &photo_into("rtinfer model-file=/nonexistent/model.onnx"),
+        "/nonexistent/model.onnx",
+    );
+    expect_error(&photo_into("rtinfer"), "model-file");
+}
+
+#[test]
+fn file_that_is_not_onnx() {
+    let bad = test_data("not_a_model.onnx");
+    expect_error(
+        &photo_into(&format!("rtinfer model-file={bad}")),
+        "is not a model ONNX Runtime can load",
+    );
+}
+
+#[test]
+fn outputs_that_fit_no_layout() {
+    let bad = test_data("bad_output.onnx");
+    expect_error(
+        &photo_into(&format!("rtinfer model-file={bad}")),
+        "fits no YOLO layout",
+    );
+    // Forcing a format the output does not have is refused too.
+    let yolox = model("yolox_nano.onnx");
+    expect_error(
+        &photo_into(&format!(
+            "rtinfer model-file={yolox} model-format=ultralytics"
+        )),
+        "is not a ultralytics output",
+    );
+}
+
+#[test]
+fn dynamic_input_shape() {
+    let bad = test_data("dynamic_input.onnx");
+    expect_error(
+        &photo_into(&format!("rtinfer model-file={bad}")),
+        "needs a fixed height and width",
+    );
+}
+
+#[test]
+fn bad_label_and_class_settings() {
+    let yolox = model("yolox_nano.onnx");
+    expect_error(
+        &photo_into(&format!(
+            "rtinfer model-file={yolox} label-file=/nonexistent/labels.txt"
+        )),
+        "/nonexistent/labels.txt",
+    );
+    expect_error(
+        &photo_into(&format!(
+            "rtinfer model-file={yolox} classes=person,unicorn"
+        )),
+        "unicorn",
+    );
+    expect_error(
+        &photo_into(&format!("rtinfer model-file={yolox} classes=80")),
+        "out of range",
+    );
+}
+
+#[test]
+fn bad_normalisation_settings() {
+    let yolox = model("yolox_nano.onnx");
+    let line = format!(
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! rtpreprocess mean=1,2 ! rtinfer model-file={yolox} ! fakesink"
+    );
+    expect_error(&line, "mean \"1,2\"");
+    let line = format!(
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! rtpreprocess std=0 ! rtinfer model-file={yolox} ! fakesink"
+    );
+    expect_error(&line, "divide by zero");
+}
+
+/// Pushes one buffer with `caps` from an appsrc into `chain`; returns how the run ended.
+fn push_with_caps(caps: &str, chain: &str) -> End {
+    init();
+    let line = format!("appsrc name=src caps={caps} ! {chain} ! fakesink");
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let _ = src.push_buffer(gst::Buffer::with_size(300).unwrap());
+    let _ = src.end_of_stream();
+    run(&pipeline).0
+}
+
+#[test]
+fn unsupported_caps() {
+    let yolox = model("yolox_nano.onnx");
+    for chain in [
+        "rtpreprocess".to_string(),
+        format!("rtinfer model-file={yolox}"),
+    ] {
+        let end = push_with_caps(
+            "video/x-raw,format=GRAY8,width=10,height=10,framerate=1/1",
+            &chain,
+        );
+        match end {
+            End::Error { debug, .. } => {
+                assert!(debug.contains("not-negotiated"), "{chain}: {debug}")
+            }
+            End::Eos => panic!("{chain}: GRAY8 was accepted"),
+        }
+    }
+}
+
+#[test]
+fn zero_and_huge_frame_sizes() {
+    let yolox = model("yolox_nano.onnx");
+    let chain = format!("rtpreprocess ! rtinfer model-file={yolox}");
+    for size in ["width=0,height=0", "width=20000,height=100"] {
+        let end = push_with_caps(
+            &format!("video/x-raw,format=RGB,{size},framerate=1/1"),
+            &chain,
+        );
+        assert!(matches!(end, End::Error { .. }), "{size}: {end:?}");
+    }
+}
+
+#[test]
+fn eos_before_any_frame() {
+    let yolox = model("yolox_nano.onnx");
+    let line = format!(
+        "appsrc caps=video/x-raw,format=RGB,width=64,height=48,framerate=1/1 ! rtpreprocess ! rtinfer model-file={yolox} ! rtjsonenc ! fakesink"
+    );
+    init();
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let src = pipeline
+        .by_name("appsrc0")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    src.end_of_stream().unwrap();
+    let (end, messages) = run(&pipeline);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    // The stats still arrive, saying no frame was seen.
+    let stats = messages
+        .iter()
+        .find(|s| s.name() == "rtinfer-stats")
+        .expect("stats at EOS");
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 0);
+}

@@ -1,0 +1,84 @@
+//! The golden photos through both preprocessing paths and both model layouts, checked
+//! against ../shared/data/golden_*.json with the shared tolerance.
+
+mod common;
+use common::*;
+
+fn check(model_file: &str, model: &str, image: &str, with_preprocess: bool) {
+    let pre = if with_preprocess {
+        "rtpreprocess ! "
+    } else {
+        ""
+    };
+    let line = format!(
+        "filesrc location={DARKNET}/{image}.jpg ! jpegdec ! videoconvert ! {pre}\
+         rtinfer model-file={} ! appsink name=out",
+        common::model(model_file)
+    );
+    let (end, dets) = run_launch(&line);
+    assert!(matches!(end, End::Eos), "{line}: {end:?}");
+    assert_eq!(dets.len(), 1);
+    let problems = compare(&golden(model, image), &dets[0].objects);
+    assert!(
+        problems.is_empty(),
+        "{model} {image} (rtpreprocess: {with_preprocess}): {problems:#?}\ngot {:#?}",
+        dets[0].objects
+    );
+}
+
+#[test]
+fn yolox_nano_golden_photos() {
+    for image in ["dog", "person", "horses"] {
+        check("yolox_nano.onnx", "yolox_nano", image, true);
+        check("yolox_nano.onnx", "yolox_nano", image, false);
+    }
+}
+
+#[test]
+fn ultralytics_golden_photos() {
+    for image in ["dog", "person", "horses"] {
+        check(
+            "yolov8n_int8_dynamic.onnx",
+            "yolov8n_int8_dynamic",
+            image,
+            true,
+        );
+        check(
+            "yolov8n_int8_dynamic.onnx",
+            "yolov8n_int8_dynamic",
+            image,
+            false,
+        );
+    }
+}
+
+#[test]
+fn every_input_format_gives_the_same_objects() {
+    // The converter reads packed RGB variants and 4:2:0 YUV directly.
+    for format in [
+        "RGB", "BGRx", "xRGB", "RGBA", "NV12", "I420", "YV12", "NV21",
+    ] {
+        let line = format!(
+            "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! \
+             video/x-raw,format={format} ! rtpreprocess ! rtinfer model-file={} ! appsink name=out",
+            common::model("yolox_nano.onnx")
+        );
+        let (end, dets) = run_launch(&line);
+        assert!(matches!(end, End::Eos), "{format}: {end:?}");
+        let problems = compare(&golden("yolox_nano", "dog"), &dets[0].objects);
+        assert!(problems.is_empty(), "{format}: {problems:#?}");
+    }
+}
+
+#[test]
+fn a_wrong_convention_fails_the_comparison() {
+    // YOLOX fed 0..1 instead of 0..255 finds nothing: the comparison must notice.
+    let line = format!(
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! \
+         rtpreprocess scale=0.00392156862745098 ! rtinfer model-file={} ! appsink name=out",
+        common::model("yolox_nano.onnx")
+    );
+    let (end, dets) = run_launch(&line);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    assert!(!compare(&golden("yolox_nano", "dog"), &dets[0].objects).is_empty());
+}

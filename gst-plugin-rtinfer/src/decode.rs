@@ -91,8 +91,9 @@ pub fn layout(
         }
     };
     let (a, b) = (dims[0], dims[1]);
+    // Real outputs have far more candidate rows than values per row.
     let rows_first = |format| {
-        (b > 5).then_some(OutputLayout {
+        (b > 5 && a > b).then_some(OutputLayout {
             format,
             rows: a,
             classes: b - 5,
@@ -115,7 +116,7 @@ pub fn layout(
     };
     found.ok_or_else(|| match wanted {
         Some(f) => format!(
-            "output shape {shape:?} is not a {} output ({known})",
+            "output shape {shape:?} does not have the {} layout ({known})",
             f.as_str()
         ),
         None => format!("output shape {shape:?} fits no YOLO layout ({known}); set model-format"),
@@ -278,7 +279,7 @@ mod tests {
         assert!(
             layout(&[1, 1000], 640, 640, None)
                 .unwrap_err()
-                .contains("set model-format")
+                .contains("fits no YOLO layout")
         );
         assert!(layout(&[1, 84, 8400], 640, 640, Some(Format::Yolox)).is_err());
         assert!(layout(&[1, 8400, 3], 640, 640, None).is_err());

@@ -52,7 +52,7 @@ fn outputs_that_fit_no_layout() {
         &photo_into(&format!(
             "rtinfer model-file={yolox} model-format=ultralytics"
         )),
-        "is not a ultralytics output",
+        "does not have the ultralytics layout",
     );
 }
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, the Rust unit, harness and pipeline tests, and the
+# Python tests (reference comparison on vtest.avi, PyGObject example). Run scripts/setup.sh
+# first. RT_SHARED points at the shared models and data (default ../shared).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export RT_SHARED=$(realpath "${RT_SHARED:-../shared}")
+VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
+
+echo "== test tools (numpy, OpenCV, pytest for the reference comparison)"
+"$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest
+# An ONNX Runtime older than 1.20, to test that it is refused with a clear message.
+old_ort=target/old-ort/libonnxruntime.so.1.19.2
+if [ ! -f "$old_ort" ]; then
+  mkdir -p target/old-ort/wheel
+  "$VENV/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --python-version 3.11 --platform manylinux_2_27_x86_64 onnxruntime==1.19.2 -d target/old-ort/wheel
+  "$VENV/bin/python" -c "import zipfile,glob; z=zipfile.ZipFile(glob.glob('target/old-ort/wheel/*.whl')[0]); open('$old_ort','wb').write(z.read('onnxruntime/capi/libonnxruntime.so.1.19.2'))"
+fi
+export RT_OLD_ORT=$PWD/$old_ort
+
+echo "== cargo fmt --check, clippy -D warnings"
+cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test"
+cargo test --release --workspace
+
+echo "== pytest"
+"$VENV/bin/python" -m pytest -q tests

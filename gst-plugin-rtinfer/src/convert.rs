@@ -132,15 +132,54 @@ fn vmix(h0: i32, h1: i32, b0: i32, b1: i32) -> u8 {
     ((((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2).clamp(0, 255) as u8
 }
 
+/// Taps with source indices turned into byte offsets (index * pixel stride).
+fn scaled(taps: &[Tap], pstride: usize) -> Vec<Tap> {
+    taps.iter()
+        .map(|t| Tap {
+            i0: t.i0 * pstride,
+            i1: t.i1 * pstride,
+            ..*t
+        })
+        .collect()
+}
+
+/// Bilinear sample at byte offsets `t.i0 + off` and `t.i1 + off` of rows `r0` and `r1`.
+///
+/// # Safety
+/// Both offsets must be within both rows.
 #[inline(always)]
-fn bilinear(r0: &[u8], r1: &[u8], t: &Tap, pstride: usize, off: usize, b0: i32, b1: i32) -> u8 {
-    let h0 = r0[t.i0 * pstride + off] as i32 * t.w0 + r0[t.i1 * pstride + off] as i32 * t.w1;
-    let h1 = r1[t.i0 * pstride + off] as i32 * t.w0 + r1[t.i1 * pstride + off] as i32 * t.w1;
-    vmix(h0, h1, b0, b1)
+unsafe fn bilinear(r0: &[u8], r1: &[u8], t: &Tap, off: usize, b0: i32, b1: i32) -> u8 {
+    // SAFETY: the caller checked the largest offsets against the rows once per frame.
+    unsafe {
+        let h0 = *r0.get_unchecked(t.i0 + off) as i32 * t.w0
+            + *r0.get_unchecked(t.i1 + off) as i32 * t.w1;
+        let h1 = *r1.get_unchecked(t.i0 + off) as i32 * t.w0
+            + *r1.get_unchecked(t.i1 + off) as i32 * t.w1;
+        vmix(h0, h1, b0, b1)
+    }
+}
+
+/// Checks that every tap of `xs` (plus `extra` bytes) and every row of `ys` fit in `data`.
+fn check_plane(
+    data: &[u8],
+    stride: usize,
+    xs: &[Tap],
+    ys: &[Tap],
+    extra: usize,
+) -> Result<(), String> {
+    let last_x = xs.last().map_or(0, |t| t.i1) + extra;
+    let last_y = ys.last().map_or(0, |t| t.i1);
+    if last_x >= stride.max(1) || last_y * stride + last_x >= data.len() {
+        return Err(format!(
+            "video plane of {} bytes (stride {stride}) is too small for its caps",
+            data.len()
+        ));
+    }
+    Ok(())
 }
 
 /// How to read RGB out of a frame.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 enum Source {
     /// Packed RGB variants: bytes per pixel and the offsets of R, G and B.
     Packed { bpp: usize, rgb: [usize; 3] },
@@ -165,16 +204,14 @@ impl Source {
     }
 }
 
-/// YCbCr to RGB for the frame's colour matrix and range.
-#[derive(Clone, Copy, Debug)]
+/// YCbCr to RGB for the frame's colour matrix and range, as 16.16 fixed-point tables.
+#[derive(Clone, Debug)]
 struct YuvToRgb {
-    y_off: f32,
-    y_mul: f32,
-    c_mul: f32,
-    r_v: f32,
-    g_u: f32,
-    g_v: f32,
-    b_u: f32,
+    y: [i32; 256],
+    r_v: [i32; 256],
+    g_u: [i32; 256],
+    g_v: [i32; 256],
+    b_u: [i32; 256],
 }
 
 impl YuvToRgb {
@@ -192,27 +229,28 @@ impl YuvToRgb {
             (16.0, 255.0 / 219.0, 255.0 / 224.0)
         };
         let kg = 1.0 - kr - kb;
+        let table = |f: &dyn Fn(f64) -> f64| -> [i32; 256] {
+            std::array::from_fn(|v| (f(v as f64) * 65536.0).round() as i32)
+        };
+        let chroma = |v: f64| (v - 128.0) * c_mul;
         YuvToRgb {
-            y_off,
-            y_mul,
-            c_mul,
-            r_v: 2.0 * (1.0 - kr),
-            g_u: -2.0 * (1.0 - kb) * kb / kg,
-            g_v: -2.0 * (1.0 - kr) * kr / kg,
-            b_u: 2.0 * (1.0 - kb),
+            // The rounding offset is folded into the luma table.
+            y: table(&|v| (v - y_off) * y_mul + 0.5),
+            r_v: table(&|v| 2.0 * (1.0 - kr) * chroma(v)),
+            g_u: table(&|v| -2.0 * (1.0 - kb) * kb / kg * chroma(v)),
+            g_v: table(&|v| -2.0 * (1.0 - kr) * kr / kg * chroma(v)),
+            b_u: table(&|v| 2.0 * (1.0 - kb) * chroma(v)),
         }
     }
 
     #[inline(always)]
     fn rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
-        let y = (y as f32 - self.y_off) * self.y_mul;
-        let u = (u as f32 - 128.0) * self.c_mul;
-        let v = (v as f32 - 128.0) * self.c_mul;
-        let q = |x: f32| (x + 0.5).clamp(0.0, 255.0) as u8;
+        let (y, u, v) = (self.y[y as usize], u as usize, v as usize);
+        let q = |x: i32| (x >> 16).clamp(0, 255) as u8;
         [
-            q(y + self.r_v * v),
-            q(y + self.g_u * u + self.g_v * v),
-            q(y + self.b_u * u),
+            q(y + self.r_v[v]),
+            q(y + self.g_u[u] + self.g_v[v]),
+            q(y + self.b_u[u]),
         ]
     }
 }
@@ -271,23 +309,25 @@ impl Converter {
             .ok_or_else(|| format!("video format {:?} is not supported", info.format()))?;
         let g = geometry(fw, fh, spec.width, spec.height, spec.fit);
         let (cw, ch) = (fw.div_ceil(2), fh.div_ceil(2));
-        let is_yuv = matches!(source, Source::Yuv420(_));
+        // Column taps hold byte offsets within a row; row taps hold row indices.
+        let (xs, cxs, cys) = match &source {
+            Source::Packed { bpp, .. } => {
+                (scaled(&taps(fw, g.new_w), *bpp), Vec::new(), Vec::new())
+            }
+            Source::Yuv420(_) => (
+                taps(fw, g.new_w),
+                scaled(&taps(cw, g.new_w), info.comp_pstride(1) as usize),
+                taps(ch, g.new_h),
+            ),
+        };
         Ok(Converter {
             spec: spec.clone(),
             geometry: g,
             source,
-            xs: taps(fw, g.new_w),
+            xs,
             ys: taps(fh, g.new_h),
-            cxs: if is_yuv {
-                taps(cw, g.new_w)
-            } else {
-                Vec::new()
-            },
-            cys: if is_yuv {
-                taps(ch, g.new_h)
-            } else {
-                Vec::new()
-            },
+            cxs,
+            cys,
             row: vec![0; g.new_w as usize * 3],
             perm: match spec.order {
                 ChannelOrder::Rgb => [0, 1, 2],
@@ -354,45 +394,48 @@ impl Converter {
                 .map_err(|e| format!("cannot read plane {p}: {e}"))
         };
         let row = &mut self.row;
-        match self.source {
+        match &self.source {
             Source::Packed { bpp, rgb } => {
                 let data = plane(0)?;
                 let stride = strides[0] as usize;
-                for (dy, ty) in self.ys.iter().enumerate() {
-                    let r0 = &data[ty.i0 * stride..];
-                    let r1 = &data[ty.i1 * stride..];
-                    for (px, t) in row.chunks_exact_mut(3).zip(&self.xs) {
-                        for c in 0..3 {
-                            px[c] = bilinear(r0, r1, t, bpp, rgb[c], ty.w0, ty.w1);
-                        }
-                    }
-                    place.emit_row(out, lut, row, dy);
+                check_plane(data, stride, &self.xs, &self.ys, bpp - 1)?;
+                match bpp {
+                    3 => packed_rows::<T, 3>(
+                        data, stride, *rgb, &self.xs, &self.ys, row, &place, out, lut,
+                    ),
+                    _ => packed_rows::<T, 4>(
+                        data, stride, *rgb, &self.xs, &self.ys, row, &place, out, lut,
+                    ),
                 }
             }
             Source::Yuv420(conv) => {
-                let y_plane = plane(0)?;
                 let info = frame.info();
-                let chroma = |comp: u8| -> Result<(&[u8], usize, usize), String> {
+                let y_plane = plane(0)?;
+                let y_stride = strides[0] as usize;
+                let chroma = |comp: u8| -> Result<(&[u8], usize), String> {
                     let data = frame
                         .comp_data(comp as u32)
                         .map_err(|e| format!("cannot read chroma: {e}"))?;
-                    Ok((
-                        data,
-                        info.comp_stride(comp) as usize,
-                        info.comp_pstride(comp) as usize,
-                    ))
+                    let stride = info.comp_stride(comp) as usize;
+                    check_plane(data, stride, &self.cxs, &self.cys, 0)?;
+                    Ok((data, stride))
                 };
-                let (u_data, u_stride, u_ps) = chroma(1)?;
-                let (v_data, v_stride, v_ps) = chroma(2)?;
-                let y_stride = strides[0] as usize;
+                let (u_data, u_stride) = chroma(1)?;
+                let (v_data, v_stride) = chroma(2)?;
+                check_plane(y_plane, y_stride, &self.xs, &self.ys, 0)?;
                 for (dy, (ty, tc)) in self.ys.iter().zip(&self.cys).enumerate() {
                     let (y0, y1) = (&y_plane[ty.i0 * y_stride..], &y_plane[ty.i1 * y_stride..]);
                     let (u0, u1) = (&u_data[tc.i0 * u_stride..], &u_data[tc.i1 * u_stride..]);
                     let (v0, v1) = (&v_data[tc.i0 * v_stride..], &v_data[tc.i1 * v_stride..]);
                     for ((px, t), c) in row.chunks_exact_mut(3).zip(&self.xs).zip(&self.cxs) {
-                        let y = bilinear(y0, y1, t, 1, 0, ty.w0, ty.w1);
-                        let u = bilinear(u0, u1, c, u_ps, 0, tc.w0, tc.w1);
-                        let v = bilinear(v0, v1, c, v_ps, 0, tc.w0, tc.w1);
+                        // SAFETY: check_plane bounded every tap of these planes.
+                        let (y, u, v) = unsafe {
+                            (
+                                bilinear(y0, y1, t, 0, ty.w0, ty.w1),
+                                bilinear(u0, u1, c, 0, tc.w0, tc.w1),
+                                bilinear(v0, v1, c, 0, tc.w0, tc.w1),
+                            )
+                        };
                         px.copy_from_slice(&conv.rgb(y, u, v));
                     }
                     place.emit_row(out, lut, row, dy);
@@ -400,6 +443,35 @@ impl Converter {
             }
         }
         Ok(())
+    }
+}
+
+/// The packed-RGB resize loop, specialised per pixel size.
+#[allow(clippy::too_many_arguments)]
+fn packed_rows<T: Element, const BPP: usize>(
+    data: &[u8],
+    stride: usize,
+    rgb: [usize; 3],
+    xs: &[Tap],
+    ys: &[Tap],
+    row: &mut [u8],
+    place: &Placement,
+    out: &mut [T],
+    lut: &[[T; 256]; 3],
+) {
+    debug_assert!(rgb.iter().all(|o| *o < BPP));
+    for (dy, ty) in ys.iter().enumerate() {
+        let r0 = &data[ty.i0 * stride..];
+        let r1 = &data[ty.i1 * stride..];
+        for (px, t) in row.chunks_exact_mut(3).zip(xs) {
+            // SAFETY: check_plane bounded every tap plus BPP - 1 bytes.
+            unsafe {
+                px[0] = bilinear(r0, r1, t, rgb[0], ty.w0, ty.w1);
+                px[1] = bilinear(r0, r1, t, rgb[1], ty.w0, ty.w1);
+                px[2] = bilinear(r0, r1, t, rgb[2], ty.w0, ty.w1);
+            }
+        }
+        place.emit_row(out, lut, row, dy);
     }
 }
 

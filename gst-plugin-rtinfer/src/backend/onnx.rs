@@ -29,7 +29,7 @@ impl OnnxBackend {
                 ),
             ));
         }
-        let env = ortlib::environment(opts.library.as_deref())?;
+        let (env, library) = ortlib::environment(opts.library.as_deref())?;
         let lib_err = |e: ort::Error| Error::new(ErrorKind::Library, format!("ONNX Runtime: {e}"));
         let mut builder = Session::builder(&env)
             .map_err(lib_err)?
@@ -48,10 +48,7 @@ impl OnnxBackend {
                 model.display()
             ))
         })?;
-        let version = format!(
-            "ONNX Runtime {} (CPU)",
-            ort::info().split(',').next().unwrap_or("")
-        );
+        let version = format!("ONNX Runtime CPU ({})", library.display());
 
         if session.inputs().len() != 1 {
             return Err(bad(format!(

@@ -11,7 +11,8 @@ use std::sync::Mutex;
 /// Environment variable naming the library (shared with the `ort` crate's convention).
 pub const ENV_VAR: &str = "ORT_DYLIB_PATH";
 
-static ENVIRONMENT: Mutex<Option<ort::environment::Environment>> = Mutex::new(None);
+/// The environment and the library file it came from.
+static ENVIRONMENT: Mutex<Option<(ort::environment::Environment, PathBuf)>> = Mutex::new(None);
 
 /// Where the setup script installs ONNX Runtime (a Python virtual environment).
 fn setup_venv() -> Option<PathBuf> {
@@ -96,8 +97,10 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
     found
 }
 
-/// Loads ONNX Runtime (once per process) and returns its environment.
-pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environment, Error> {
+/// Loads ONNX Runtime (once per process) and returns its environment and library path.
+pub fn environment(
+    explicit: Option<&Path>,
+) -> Result<(ort::environment::Environment, PathBuf), Error> {
     let mut env = ENVIRONMENT.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(env) = env.as_ref() {
         return Ok(env.clone());
@@ -115,8 +118,8 @@ pub fn environment(explicit: Option<&Path>) -> Result<ort::environment::Environm
                     .with_name("rtinfer")
                     .build()
                     .map_err(|e| Error::new(ErrorKind::Library, format!("ONNX Runtime: {e}")))?;
-                *env = Some(built.clone());
-                return Ok(built);
+                *env = Some((built.clone(), path.clone()));
+                return Ok((built, path));
             }
             Err(e) => tried.push(e.to_string()),
         }

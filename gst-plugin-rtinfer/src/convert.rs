@@ -184,7 +184,7 @@ enum Source {
     /// Packed RGB variants: bytes per pixel and the offsets of R, G and B.
     Packed { bpp: usize, rgb: [usize; 3] },
     /// Planar or semi-planar YUV 4:2:0 with its conversion to RGB.
-    Yuv420(YuvToRgb),
+    Yuv420(Box<YuvToRgb>),
 }
 
 impl Source {
@@ -198,7 +198,7 @@ impl Source {
             Bgra | Bgrx => packed(4, [2, 1, 0]),
             Argb | Xrgb => packed(4, [1, 2, 3]),
             Abgr | Xbgr => packed(4, [3, 2, 1]),
-            Nv12 | Nv21 | I420 | Yv12 => Some(Source::Yuv420(YuvToRgb::new(info))),
+            Nv12 | Nv21 | I420 | Yv12 => Some(Source::Yuv420(Box::new(YuvToRgb::new(info)))),
             _ => None,
         }
     }

@@ -1,0 +1,81 @@
+//! The alert document sent to every output.
+
+use rtmeta::Detection;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    /// Unique per alert, the same on every delivery attempt (idempotency key).
+    pub id: String,
+    /// `start`, `ended` or `burst`.
+    pub kind: &'static str,
+    pub rule: String,
+    pub source_id: u32,
+    /// Running time of the frame, in nanoseconds.
+    pub stream_time: u64,
+    pub frame: u64,
+    /// Wall-clock time, ISO 8601 UTC.
+    pub wall_time: String,
+    /// Number of matching objects.
+    pub count: u32,
+    /// Burst alerts: how many alerts of the rule came within the window.
+    pub burst_count: Option<u32>,
+    /// Alerts held back for this key since the last one emitted.
+    pub suppressed: u64,
+    pub objects: Vec<Detection>,
+    pub snapshot: Option<String>,
+}
+
+impl Alert {
+    pub fn to_json(&self) -> String {
+        let objects: Vec<serde_json::Value> = self
+            .objects
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "class_id": o.class_id,
+                    "label": o.label,
+                    "confidence": (o.confidence as f64 * 1e4).round() / 1e4,
+                    "x": (o.x as f64 * 100.0).round() / 100.0,
+                    "y": (o.y as f64 * 100.0).round() / 100.0,
+                    "w": (o.w as f64 * 100.0).round() / 100.0,
+                    "h": (o.h as f64 * 100.0).round() / 100.0,
+                    "track_id": o.track_id,
+                })
+            })
+            .collect();
+        let mut v = serde_json::json!({
+            "id": self.id,
+            "kind": self.kind,
+            "rule": self.rule,
+            "source_id": self.source_id,
+            "stream_time": self.stream_time as f64 / 1e9,
+            "stream_time_ns": self.stream_time,
+            "frame": self.frame,
+            "wall_time": self.wall_time,
+            "count": self.count,
+            "suppressed": self.suppressed,
+            "objects": objects,
+        });
+        if let Some(n) = self.burst_count {
+            v["burst_count"] = n.into();
+        }
+        if let Some(p) = &self.snapshot {
+            v["snapshot"] = p.as_str().into();
+        }
+        v.to_string()
+    }
+
+    /// The bus message structure: the main fields typed, and the whole document as `json`.
+    pub fn to_structure(&self, json: &str) -> gst::Structure {
+        gst::Structure::builder("rtalert")
+            .field("id", self.id.as_str())
+            .field("kind", self.kind)
+            .field("rule", self.rule.as_str())
+            .field("source-id", self.source_id)
+            .field("stream-time", self.stream_time)
+            .field("count", self.count)
+            .field("suppressed", self.suppressed)
+            .field("json", json)
+            .build()
+    }
+}

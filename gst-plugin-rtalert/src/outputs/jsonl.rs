@@ -1,0 +1,117 @@
+//! Appends alerts to a JSON-lines file, rotating it by size. A line is written whole or
+//! not at all: after a failed write the file is cut back to where the line began.
+
+use super::{Message, Output, Report, Stats, Worker};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct JsonlFile {
+    worker: Worker,
+}
+
+struct Writer {
+    path: PathBuf,
+    max_bytes: u64,
+    max_files: u32,
+    file: Option<(File, u64)>,
+}
+
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+impl Writer {
+    fn open(&mut self) -> Result<(), String> {
+        if self.file.is_none() {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            self.file = Some((f, size));
+        }
+        Ok(())
+    }
+
+    /// `path` -> `path.1` -> ... -> `path.N`; the oldest is removed.
+    fn rotate(&mut self) -> Result<(), String> {
+        self.file = None;
+        if self.max_files == 0 {
+            return std::fs::remove_file(&self.path).map_err(|e| format!("cannot rotate: {e}"));
+        }
+        let _ = std::fs::remove_file(numbered(&self.path, self.max_files));
+        for n in (1..self.max_files).rev() {
+            let from = numbered(&self.path, n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(&self.path, n + 1))
+                    .map_err(|e| format!("cannot rotate {}: {e}", from.display()))?;
+            }
+        }
+        std::fs::rename(&self.path, numbered(&self.path, 1))
+            .map_err(|e| format!("cannot rotate {}: {e}", self.path.display()))
+    }
+
+    fn write(&mut self, msg: &Message) -> Result<(), String> {
+        let mut line = Vec::with_capacity(msg.json.len() + 1);
+        line.extend_from_slice(msg.json.as_bytes());
+        line.push(b'\n');
+        self.open()?;
+        let size = self.file.as_ref().map_or(0, |(_, s)| *s);
+        if self.max_bytes > 0 && size > 0 && size + line.len() as u64 > self.max_bytes {
+            self.rotate()?;
+            self.open()?;
+        }
+        let (file, size) = self.file.as_mut().expect("opened above");
+        match file.write_all(&line).and_then(|_| file.flush()) {
+            Ok(()) => {
+                *size += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Never leave a partial line behind.
+                let _ = file.set_len(*size);
+                self.file = None;
+                Err(format!("cannot write {}: {e}", self.path.display()))
+            }
+        }
+    }
+}
+
+impl JsonlFile {
+    pub fn new(path: PathBuf, max_bytes: u64, max_files: u32, report: Report) -> Self {
+        let mut w = Writer {
+            path: path.clone(),
+            max_bytes,
+            max_files,
+            file: None,
+        };
+        JsonlFile {
+            worker: Worker::spawn(
+                format!("jsonl:{}", path.display()),
+                1024,
+                report,
+                move |m, _| w.write(m),
+            ),
+        }
+    }
+}
+
+impl Output for JsonlFile {
+    fn name(&self) -> &str {
+        self.worker.name()
+    }
+    fn send(&self, msg: &Message) {
+        self.worker.send(msg)
+    }
+    fn stats(&self) -> &Stats {
+        self.worker.stats()
+    }
+    fn shutdown(&mut self, grace: Duration) {
+        self.worker.shutdown(grace)
+    }
+}

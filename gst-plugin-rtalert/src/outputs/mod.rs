@@ -1,0 +1,227 @@
+//! Where alerts go besides the bus. Every output counts what it delivered and what it had
+//! to drop, and reports failures through a callback that posts on the bus. Outputs that
+//! can be slow (files, network) work on their own thread behind a bounded queue, so the
+//! streaming thread never waits for them.
+
+mod jsonl;
+mod mqtt;
+mod webhook;
+
+pub use jsonl::JsonlFile;
+pub use mqtt::Mqtt;
+pub use webhook::{Webhook, WebhookSettings};
+
+/// Webhook settings from element properties: first retry after 250 ms, doubling to 30 s.
+pub fn webhook_settings(url: &str, timeout_ms: u32, retries: u32, queue: u32) -> WebhookSettings {
+    WebhookSettings {
+        url: url.to_string(),
+        timeout: Duration::from_millis(timeout_ms as u64),
+        retries,
+        queue: queue as usize,
+        backoff: Duration::from_millis(250),
+        max_backoff: Duration::from_secs(30),
+    }
+}
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How bad a reported event is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    /// Alerts may be lost or delayed (a warning on the bus).
+    Problem,
+    /// Things work again (an info message on the bus).
+    Recovered,
+}
+
+/// Reports delivery problems and recoveries (posted on the bus).
+pub type Report = Arc<dyn Fn(Level, &str) + Send + Sync>;
+
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub delivered: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+/// One alert ready to send.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub id: Arc<str>,
+    pub json: Arc<str>,
+}
+
+pub trait Output: Send {
+    fn name(&self) -> &str;
+    fn send(&self, msg: &Message);
+    fn stats(&self) -> &Stats;
+    /// Delivers what is queued, giving up after `grace`; what is left counts as dropped.
+    fn shutdown(&mut self, grace: Duration);
+}
+
+/// Lets a worker know the element is stopping and until when it may still deliver.
+#[derive(Default)]
+pub struct Shutdown {
+    deadline: Mutex<Option<Instant>>,
+}
+
+impl Shutdown {
+    pub fn begin(&self, grace: Duration) {
+        *self.deadline.lock().unwrap() = Some(Instant::now() + grace);
+    }
+    pub fn started(&self) -> bool {
+        self.deadline.lock().unwrap().is_some()
+    }
+    pub fn expired(&self) -> bool {
+        self.deadline
+            .lock()
+            .unwrap()
+            .is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// A bounded queue in front of a delivery function running on its own thread.
+pub struct Worker {
+    name: String,
+    tx: Option<SyncSender<Message>>,
+    thread: Option<JoinHandle<()>>,
+    shutdown: Arc<Shutdown>,
+    stats: Arc<Stats>,
+    report: Report,
+    /// Whether the last send found the queue full (reported once per episode).
+    full: AtomicBool,
+}
+
+impl Worker {
+    pub fn spawn(
+        name: String,
+        capacity: usize,
+        report: Report,
+        mut deliver: impl FnMut(&Message, &Shutdown) -> Result<(), String> + Send + 'static,
+    ) -> Self {
+        let (tx, rx): (SyncSender<Message>, Receiver<Message>) = sync_channel(capacity.max(1));
+        let stats = Arc::new(Stats::default());
+        let shutdown = Arc::new(Shutdown::default());
+        let thread = {
+            let (stats, shutdown, report, name) = (
+                stats.clone(),
+                shutdown.clone(),
+                report.clone(),
+                name.clone(),
+            );
+            std::thread::Builder::new()
+                .name(format!(
+                    "rtalert-{}",
+                    name.split(':').next().unwrap_or("out")
+                ))
+                .spawn(move || {
+                    for msg in rx {
+                        if shutdown.expired() {
+                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        match deliver(&msg, &shutdown) {
+                            Ok(()) => stats.delivered.fetch_add(1, Ordering::Relaxed),
+                            Err(e) => {
+                                report(
+                                    Level::Problem,
+                                    &format!("{name}: alert {} not delivered: {e}", msg.id),
+                                );
+                                stats.dropped.fetch_add(1, Ordering::Relaxed)
+                            }
+                        };
+                    }
+                })
+                .expect("spawning an output thread")
+        };
+        Worker {
+            name,
+            tx: Some(tx),
+            thread: Some(thread),
+            shutdown,
+            stats,
+            report,
+            full: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn send(&self, msg: &Message) {
+        let result = match &self.tx {
+            Some(tx) => tx.try_send(msg.clone()),
+            None => Err(TrySendError::Disconnected(msg.clone())),
+        };
+        match result {
+            Ok(()) => self.full.store(false, Ordering::Relaxed),
+            Err(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    (self.report)(
+                        Level::Problem,
+                        &format!(
+                            "{}: queue full, dropping alerts (first: {})",
+                            self.name, msg.id
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn shutdown(&mut self, grace: Duration) {
+        self.shutdown.begin(grace);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.shutdown(Duration::ZERO);
+    }
+}
+
+/// Writes each alert as a line on standard output.
+#[derive(Default)]
+pub struct Stdout {
+    stats: Stats,
+}
+
+impl Output for Stdout {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
+    fn send(&self, msg: &Message) {
+        let mut out = std::io::stdout().lock();
+        let ok = out
+            .write_all(msg.json.as_bytes())
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush());
+        let counter = if ok.is_ok() {
+            &self.stats.delivered
+        } else {
+            &self.stats.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    fn shutdown(&mut self, _grace: Duration) {}
+}

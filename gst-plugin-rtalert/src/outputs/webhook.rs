@@ -1,0 +1,97 @@
+//! HTTP webhook: POSTs each alert's JSON with its id as `Idempotency-Key`, retrying with
+//! exponential backoff and jitter.
+
+use super::{Message, Output, Report, Shutdown, Stats, Worker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct Webhook {
+    worker: Worker,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookSettings {
+    pub url: String,
+    pub timeout: Duration,
+    /// Attempts after the first.
+    pub retries: u32,
+    pub queue: usize,
+    /// First retry delay; doubles each time up to `max_backoff`.
+    pub backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// A factor in 0.5..1.5 from a small xorshift generator (jitter needs no crypto).
+fn jitter(state: &mut u64) -> f64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    0.5 + (*state % 1000) as f64 / 1000.0
+}
+
+fn post(agent: &ureq::Agent, url: &str, msg: &Message) -> Result<(), String> {
+    let resp = agent
+        .post(url)
+        .header("Idempotency-Key", &*msg.id)
+        .content_type("application/json")
+        .send(msg.json.as_bytes())
+        .map_err(|e| e.to_string())?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP {}", resp.status()))
+    }
+}
+
+impl Webhook {
+    pub fn new(s: WebhookSettings, report: Report) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(s.timeout))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+            | 1;
+        let name = format!("webhook:{}", s.url);
+        let deliver = move |msg: &Message, shutdown: &Shutdown| {
+            let mut delay = s.backoff;
+            let mut attempt = 0;
+            loop {
+                let err = match post(&agent, &s.url, msg) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => e,
+                };
+                if attempt >= s.retries || shutdown.expired() {
+                    return Err(format!("{err} (after {} attempts)", attempt + 1));
+                }
+                attempt += 1;
+                let wait = delay.mul_f64(jitter(&mut seed));
+                // Sleep in small steps so a shutdown is not held up.
+                let until = std::time::Instant::now() + wait;
+                while std::time::Instant::now() < until && !shutdown.expired() {
+                    std::thread::sleep(Duration::from_millis(10).min(wait));
+                }
+                delay = (delay * 2).min(s.max_backoff);
+            }
+        };
+        Webhook {
+            worker: Worker::spawn(name, s.queue, report, deliver),
+        }
+    }
+}
+
+impl Output for Webhook {
+    fn name(&self) -> &str {
+        self.worker.name()
+    }
+    fn send(&self, msg: &Message) {
+        self.worker.send(msg)
+    }
+    fn stats(&self) -> &Stats {
+        self.worker.stats()
+    }
+    fn shutdown(&mut self, grace: Duration) {
+        self.worker.shutdown(grace)
+    }
+}

@@ -1,0 +1,704 @@
+//! rtalert: evaluates rules over the RtDetectionMeta of each frame and emits throttled
+//! alerts to the bus and the configured outputs. Buffers pass through untouched.
+
+use crate::alert::Alert;
+use crate::engine::{Engine, Kind};
+use crate::outputs::{self, JsonlFile, Level, Message, Mqtt, Output, Report, Stdout, Webhook};
+use crate::rules::{self, RateLimit, RuleSet};
+use crate::snapshot;
+use crate::throttle::{Throttle, Verdict};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::subclass::prelude::*;
+use rtmeta::Detections;
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "rtalert",
+        gst::DebugColorFlags::empty(),
+        Some("Alert rules"),
+    )
+});
+
+#[derive(Clone, Debug)]
+struct Settings {
+    rules_file: Option<PathBuf>,
+    rules: String,
+    stdout: bool,
+    jsonl_file: Option<String>,
+    jsonl_max_bytes: u64,
+    jsonl_max_files: u32,
+    webhook_url: Option<String>,
+    webhook_timeout_ms: u32,
+    webhook_retries: u32,
+    webhook_queue: u32,
+    mqtt_url: Option<String>,
+    mqtt_queue: u32,
+    snapshot_dir: Option<String>,
+    rate_limit: f64,
+    rate_burst: u32,
+    stats_interval_ms: u32,
+    reload_interval_ms: u32,
+    flush_timeout_ms: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            rules_file: None,
+            rules: String::new(),
+            stdout: false,
+            jsonl_file: None,
+            jsonl_max_bytes: 10 * 1024 * 1024,
+            jsonl_max_files: 5,
+            webhook_url: None,
+            webhook_timeout_ms: 5000,
+            webhook_retries: 5,
+            webhook_queue: 1000,
+            mqtt_url: None,
+            mqtt_queue: 1000,
+            snapshot_dir: None,
+            rate_limit: 0.0,
+            rate_burst: 10,
+            stats_interval_ms: 10_000,
+            reload_interval_ms: 1000,
+            flush_timeout_ms: 2000,
+        }
+    }
+}
+
+/// The rules file (if any) plus the inline rules.
+fn load_rules(s: &Settings) -> Result<RuleSet, String> {
+    let mut set = match &s.rules_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
+            rules::parse_yaml(&text, &path.display().to_string())?
+        }
+        None => RuleSet::default(),
+    };
+    let inline = rules::parse_inline(&s.rules)?;
+    for r in inline.rules {
+        if set.rules.iter().any(|x| x.name == r.name) {
+            return Err(format!(
+                "rule \"{}\" is in both the rules file and the rules property",
+                r.name
+            ));
+        }
+        set.rules.push(r);
+    }
+    if set.rules.is_empty() {
+        return Err(
+            "no rules: set rules-file to a YAML rules file or rules to inline rules".into(),
+        );
+    }
+    Ok(set)
+}
+
+fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
+    path.as_ref()
+        .and_then(|p| std::fs::metadata(p).ok()?.modified().ok())
+}
+
+struct State {
+    engine: Engine,
+    throttle: Throttle,
+    outputs: Vec<Box<dyn Output>>,
+    snapshot_dir: Option<PathBuf>,
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    info: Option<gst_video::VideoInfo>,
+    /// Makes alert ids unique across runs; `seq` numbers them within one.
+    nonce: String,
+    seq: u64,
+    last_time: u64,
+    rules_mtime: Option<SystemTime>,
+    last_reload_check: Instant,
+    last_stats: Instant,
+    snapshot_failures: u64,
+}
+
+#[derive(Default)]
+pub struct RtAlert {
+    settings: Mutex<Settings>,
+    state: Mutex<Option<State>>,
+    /// Final statistics of the last run, for the `stats` property after stopping.
+    last_stats: Mutex<Option<gst::Structure>>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for RtAlert {
+    const NAME: &'static str = "GstRtAlert";
+    type Type = super::RtAlert;
+    type ParentType = gst_base::BaseTransform;
+}
+
+fn nonce() -> String {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    format!(
+        "{:012x}",
+        (t ^ ((std::process::id() as u64) << 40)) & 0xffff_ffff_ffff
+    )
+}
+
+impl RtAlert {
+    fn report(&self) -> Report {
+        let weak = self.obj().downgrade();
+        Arc::new(move |level, msg: &str| {
+            let Some(e) = weak.upgrade() else { return };
+            match level {
+                Level::Problem => gst::element_warning!(e, gst::ResourceError::Write, ("{}", msg)),
+                Level::Recovered => gst::element_info!(e, gst::ResourceError::Write, ("{}", msg)),
+            }
+        })
+    }
+
+    fn build_outputs(&self, s: &Settings, set: &RuleSet) -> Result<Vec<Box<dyn Output>>, String> {
+        let report = self.report();
+        let file = &set.outputs;
+        let mut outputs: Vec<Box<dyn Output>> = Vec::new();
+        if s.stdout || file.stdout {
+            outputs.push(Box::new(Stdout::default()));
+        }
+        let jsonl = s
+            .jsonl_file
+            .clone()
+            .map(|p| (p, s.jsonl_max_bytes, s.jsonl_max_files))
+            .or_else(|| {
+                file.jsonl.as_ref().map(|j| {
+                    (
+                        j.path.clone(),
+                        j.max_bytes.unwrap_or(s.jsonl_max_bytes),
+                        j.max_files.unwrap_or(s.jsonl_max_files),
+                    )
+                })
+            });
+        if let Some((path, max_bytes, max_files)) = jsonl {
+            outputs.push(Box::new(JsonlFile::new(
+                path.into(),
+                max_bytes,
+                max_files,
+                report.clone(),
+            )));
+        }
+        let webhook = match (&s.webhook_url, &file.webhook) {
+            (Some(url), _) => Some(outputs::webhook_settings(
+                url,
+                s.webhook_timeout_ms,
+                s.webhook_retries,
+                s.webhook_queue,
+            )),
+            (None, Some(w)) => Some(outputs::webhook_settings(
+                &w.url,
+                w.timeout
+                    .map_or(s.webhook_timeout_ms, |t| (t.0 * 1000.0) as u32),
+                w.retries.unwrap_or(s.webhook_retries),
+                w.queue.unwrap_or(s.webhook_queue),
+            )),
+            (None, None) => None,
+        };
+        if let Some(w) = webhook {
+            if !w.url.starts_with("http://") && !w.url.starts_with("https://") {
+                return Err(format!(
+                    "webhook URL \"{}\" must start with http:// or https://",
+                    w.url
+                ));
+            }
+            outputs.push(Box::new(Webhook::new(w, report.clone())));
+        }
+        let mqtt = match (&s.mqtt_url, &file.mqtt) {
+            (Some(url), _) => Some((url.clone(), s.mqtt_queue)),
+            (None, Some(m)) => Some((m.url.clone(), m.queue.unwrap_or(s.mqtt_queue))),
+            (None, None) => None,
+        };
+        if let Some((url, queue)) = mqtt {
+            let id = format!("rtalert-{}", nonce());
+            outputs.push(Box::new(Mqtt::new(
+                &url,
+                queue as usize,
+                &id,
+                report.clone(),
+            )?));
+        }
+        Ok(outputs)
+    }
+
+    fn stats_structure(state: &State) -> gst::Structure {
+        let c = state.throttle.counters;
+        let outputs: Vec<gst::Structure> = state
+            .outputs
+            .iter()
+            .map(|o| {
+                gst::Structure::builder("output")
+                    .field("name", o.name())
+                    .field(
+                        "delivered",
+                        o.stats()
+                            .delivered
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                    .field(
+                        "dropped",
+                        o.stats().dropped.load(std::sync::atomic::Ordering::Relaxed),
+                    )
+                    .build()
+            })
+            .collect();
+        let dropped: u64 = state
+            .outputs
+            .iter()
+            .map(|o| o.stats().dropped.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        gst::Structure::builder("rtalert-stats")
+            .field("emitted", c.emitted)
+            .field("suppressed-cooldown", c.suppressed_cooldown)
+            .field("suppressed-burst", c.suppressed_burst)
+            .field("suppressed-rate", c.suppressed_rate)
+            .field("dropped-outputs", dropped)
+            .field("snapshot-failures", state.snapshot_failures)
+            .field("outputs", gst::Array::new(outputs))
+            .build()
+    }
+
+    fn post_stats(&self, state: &mut State) {
+        state.last_stats = Instant::now();
+        let s = Self::stats_structure(state);
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// Swaps in new rules; the old ones stay if the new ones are bad.
+    fn reload(&self, state: &mut State, settings: &Settings, why: &str) {
+        match load_rules(settings) {
+            Ok(set) => {
+                gst::info!(CAT, imp = self, "{why}: {} rules", set.rules.len());
+                state.engine = Engine::new(set.rules);
+                state.throttle.reset_rules();
+                gst::element_imp_info!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("Rules reloaded ({why})")
+                );
+            }
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::LibraryError::Settings,
+                    ("New rules rejected, keeping the previous ones: {e}")
+                );
+            }
+        }
+    }
+
+    fn maybe_reload(&self, state: &mut State) {
+        let settings = self.settings.lock().unwrap();
+        if settings.rules_file.is_none()
+            || settings.reload_interval_ms == 0
+            || state.last_reload_check.elapsed()
+                < Duration::from_millis(settings.reload_interval_ms as u64)
+        {
+            return;
+        }
+        state.last_reload_check = Instant::now();
+        let m = mtime(&settings.rules_file);
+        if m != state.rules_mtime {
+            state.rules_mtime = m;
+            let settings = settings.clone();
+            self.reload(state, &settings, "rules file changed");
+        }
+    }
+
+    fn emit(&self, state: &mut State, alert: Alert, buf: &gst::BufferRef) {
+        let mut alert = alert;
+        if let (Some(dir), Some(info)) = (&state.snapshot_dir, &state.info) {
+            let path = dir.join(format!("{}.jpg", alert.id));
+            match snapshot::write_jpeg(buf, info, &path) {
+                Ok(()) => alert.snapshot = Some(path.display().to_string()),
+                Err(e) => {
+                    state.snapshot_failures += 1;
+                    gst::element_imp_warning!(
+                        self,
+                        gst::ResourceError::Write,
+                        ("Snapshot for alert {} failed: {e}", alert.id)
+                    );
+                }
+            }
+        }
+        let json = alert.to_json();
+        let _ = self.obj().post_message(
+            gst::message::Element::builder(alert.to_structure(&json))
+                .src(&*self.obj())
+                .build(),
+        );
+        let msg = Message {
+            id: alert.id.as_str().into(),
+            json: json.into(),
+        };
+        for o in &state.outputs {
+            o.send(&msg);
+        }
+    }
+}
+
+impl ObjectImpl for RtAlert {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let uint = |name: &'static str,
+                        nick: &'static str,
+                        blurb: &'static str,
+                        min: u32,
+                        max: u32,
+                        def: u32| {
+                glib::ParamSpecUInt::builder(name)
+                    .nick(nick)
+                    .blurb(blurb)
+                    .minimum(min)
+                    .maximum(max)
+                    .default_value(def)
+                    .mutable_ready()
+                    .build()
+            };
+            let string = |name: &'static str, nick: &'static str, blurb: &'static str| {
+                glib::ParamSpecString::builder(name)
+                    .nick(nick)
+                    .blurb(blurb)
+                    .mutable_ready()
+                    .build()
+            };
+            vec![
+                glib::ParamSpecString::builder("rules-file")
+                    .nick("Rules file")
+                    .blurb("YAML rules file (see the README); re-read when it changes, a bad new version keeps the old rules")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecString::builder("rules")
+                    .nick("Inline rules")
+                    .blurb("Rules in short form: \"NAME: key=value ...; NAME2: ...\" with keys class, conf, count, max-count, \
+                            zone (x,y pairs 0..1), anchor, duration (s), frames, ended, source, cooldown (s), key (rule|class|track), \
+                            burst (COUNT/SECONDS). E.g. \"people: class=person count=3 duration=2 cooldown=30\"")
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("stdout")
+                    .nick("Standard output")
+                    .blurb("Print each alert as a JSON line on standard output")
+                    .mutable_ready()
+                    .build(),
+                string("jsonl-file", "JSON lines file", "Append each alert as a JSON line to this file (rotated by size)"),
+                glib::ParamSpecUInt64::builder("jsonl-max-bytes")
+                    .nick("JSON lines file size")
+                    .blurb("Rotate the JSON lines file before it grows past this many bytes (0 = never)")
+                    .default_value(10 * 1024 * 1024)
+                    .mutable_ready()
+                    .build(),
+                uint("jsonl-max-files", "Rotated files kept", "How many rotated files (FILE.1 ... FILE.N) to keep", 0, 1000, 5),
+                string("webhook-url", "Webhook URL", "POST each alert's JSON here (http:// or https://), with the alert id as Idempotency-Key"),
+                uint("webhook-timeout", "Webhook timeout", "Milliseconds one webhook request may take", 1, 600_000, 5000),
+                uint("webhook-retries", "Webhook retries", "Attempts after the first, with exponential backoff and jitter", 0, 100, 5),
+                uint("webhook-queue", "Webhook queue", "Alerts waiting for the webhook; more are dropped and counted", 1, 1_000_000, 1000),
+                string("mqtt-url", "MQTT URL", "Publish each alert with QoS 1: mqtt://host:port/topic"),
+                uint("mqtt-queue", "MQTT queue", "Alerts waiting for the broker; more are dropped and counted", 1, 1_000_000, 1000),
+                string("snapshot-dir", "Snapshot folder", "Write a JPEG of the frame of each alert here; the alert names the file"),
+                glib::ParamSpecDouble::builder("rate-limit")
+                    .nick("Rate limit")
+                    .blurb("At most this many alerts per minute over all rules (0 = no limit; a rules file may set rate-limit too)")
+                    .minimum(0.0)
+                    .maximum(1e6)
+                    .default_value(0.0)
+                    .mutable_ready()
+                    .build(),
+                uint("rate-burst", "Rate burst", "Alerts that may go out at once before the rate limit applies", 1, 100_000, 10),
+                uint("stats-interval", "Stats interval", "Post an rtalert-stats message every this many milliseconds (0 = only at EOS)", 0, 3_600_000, 10_000),
+                uint("reload-interval", "Reload interval", "Check the rules file for changes every this many milliseconds (0 = never)", 0, 3_600_000, 1000),
+                uint("flush-timeout", "Flush timeout", "When stopping, milliseconds to finish delivering queued alerts; the rest count as dropped", 0, 600_000, 2000),
+                glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
+                    .nick("Statistics")
+                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, and delivered/dropped per output")
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let opt = |v: &glib::Value| v.get::<Option<String>>().unwrap().filter(|s| !s.is_empty());
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "rules-file" => s.rules_file = opt(value).map(PathBuf::from),
+            "rules" => s.rules = opt(value).unwrap_or_default(),
+            "stdout" => s.stdout = value.get().unwrap(),
+            "jsonl-file" => s.jsonl_file = opt(value),
+            "jsonl-max-bytes" => s.jsonl_max_bytes = value.get().unwrap(),
+            "jsonl-max-files" => s.jsonl_max_files = value.get().unwrap(),
+            "webhook-url" => s.webhook_url = opt(value),
+            "webhook-timeout" => s.webhook_timeout_ms = value.get().unwrap(),
+            "webhook-retries" => s.webhook_retries = value.get().unwrap(),
+            "webhook-queue" => s.webhook_queue = value.get().unwrap(),
+            "mqtt-url" => s.mqtt_url = opt(value),
+            "mqtt-queue" => s.mqtt_queue = value.get().unwrap(),
+            "snapshot-dir" => s.snapshot_dir = opt(value),
+            "rate-limit" => s.rate_limit = value.get().unwrap(),
+            "rate-burst" => s.rate_burst = value.get().unwrap(),
+            "stats-interval" => s.stats_interval_ms = value.get().unwrap(),
+            "reload-interval" => s.reload_interval_ms = value.get().unwrap(),
+            "flush-timeout" => s.flush_timeout_ms = value.get().unwrap(),
+            _ => unreachable!(),
+        }
+        // Rules changed while running take effect now.
+        if matches!(pspec.name(), "rules" | "rules-file") {
+            let settings = s.clone();
+            drop(s);
+            if let Some(state) = self.state.lock().unwrap().as_mut() {
+                state.rules_mtime = mtime(&settings.rules_file);
+                self.reload(
+                    state,
+                    &settings,
+                    &format!("{} property changed", pspec.name()),
+                );
+            }
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
+        match pspec.name() {
+            "rules-file" => path(&s.rules_file),
+            "rules" => s.rules.to_value(),
+            "stdout" => s.stdout.to_value(),
+            "jsonl-file" => s.jsonl_file.to_value(),
+            "jsonl-max-bytes" => s.jsonl_max_bytes.to_value(),
+            "jsonl-max-files" => s.jsonl_max_files.to_value(),
+            "webhook-url" => s.webhook_url.to_value(),
+            "webhook-timeout" => s.webhook_timeout_ms.to_value(),
+            "webhook-retries" => s.webhook_retries.to_value(),
+            "webhook-queue" => s.webhook_queue.to_value(),
+            "mqtt-url" => s.mqtt_url.to_value(),
+            "mqtt-queue" => s.mqtt_queue.to_value(),
+            "snapshot-dir" => s.snapshot_dir.to_value(),
+            "rate-limit" => s.rate_limit.to_value(),
+            "rate-burst" => s.rate_burst.to_value(),
+            "stats-interval" => s.stats_interval_ms.to_value(),
+            "reload-interval" => s.reload_interval_ms.to_value(),
+            "flush-timeout" => s.flush_timeout_ms.to_value(),
+            "stats" => {
+                drop(s);
+                let live = self
+                    .state
+                    .lock()
+                    .unwrap()
+                    .as_ref()
+                    .map(Self::stats_structure);
+                live.or_else(|| self.last_stats.lock().unwrap().clone())
+                    .unwrap_or_else(|| gst::Structure::new_empty("rtalert-stats"))
+                    .to_value()
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+impl GstObjectImpl for RtAlert {}
+
+impl ElementImpl for RtAlert {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Detection alerts",
+                "Filter/Analyzer/Video",
+                "Evaluates rules (classes, confidence, counts, zones, presence time) over RtDetectionMeta and \
+                 emits alerts with cooldown, burst detection and rate limiting to the bus, stdout, JSON-lines \
+                 files, webhooks and MQTT. Suppressed and undeliverable alerts are always counted.",
+                "rt analytics developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let caps = gst::Caps::new_any();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+}
+
+impl BaseTransformImpl for RtAlert {
+    const MODE: gst_base::subclass::BaseTransformMode =
+        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
+    const PASSTHROUGH_ON_SAME_CAPS: bool = true;
+    const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let s = self.settings.lock().unwrap().clone();
+        let set =
+            load_rules(&s).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        let outputs = self
+            .build_outputs(&s, &set)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        let rate = if s.rate_limit > 0.0 {
+            Some(RateLimit {
+                per_minute: s.rate_limit,
+                burst: s.rate_burst,
+            })
+        } else {
+            set.rate_limit
+        };
+        let snapshot_dir = s
+            .snapshot_dir
+            .clone()
+            .or(set.outputs.snapshot_dir.clone())
+            .map(PathBuf::from);
+        if let Some(dir) = &snapshot_dir
+            && let Err(e) = std::fs::create_dir_all(dir)
+        {
+            gst::element_imp_warning!(
+                self,
+                gst::ResourceError::Write,
+                ("Cannot create snapshot folder {}: {e}", dir.display())
+            );
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "{} rules, {} outputs",
+            set.rules.len(),
+            outputs.len()
+        );
+        *self.state.lock().unwrap() = Some(State {
+            engine: Engine::new(set.rules),
+            throttle: Throttle::new(rate),
+            outputs,
+            snapshot_dir,
+            segment: gst::FormattedSegment::new(),
+            info: None,
+            nonce: nonce(),
+            seq: 0,
+            last_time: 0,
+            rules_mtime: mtime(&s.rules_file),
+            last_reload_check: Instant::now(),
+            last_stats: Instant::now(),
+            snapshot_failures: 0,
+        });
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        let grace = Duration::from_millis(self.settings.lock().unwrap().flush_timeout_ms as u64);
+        let state = self.state.lock().unwrap().take();
+        if let Some(mut state) = state {
+            for o in &mut state.outputs {
+                o.shutdown(grace);
+            }
+            let stats = Self::stats_structure(&state);
+            self.post_stats(&mut state);
+            *self.last_stats.lock().unwrap() = Some(stats);
+        }
+        Ok(())
+    }
+
+    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            // Snapshots need raw video in system memory; other caps just pass through.
+            state.info = gst_video::VideoInfo::from_caps(incaps).ok();
+        }
+        Ok(())
+    }
+
+    fn sink_event(&self, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Segment(e) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut()
+                    && let Ok(seg) = e.segment().clone().downcast::<gst::ClockTime>()
+                {
+                    state.segment = seg;
+                }
+            }
+            gst::EventView::Eos(_) => {
+                if let Some(state) = self.state.lock().unwrap().as_mut() {
+                    self.post_stats(state);
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(event)
+    }
+
+    fn transform_ip_passthrough(
+        &self,
+        buf: &gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(dets) = Detections::from_buffer(buf) else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        let mut guard = self.state.lock().unwrap();
+        let Some(state) = guard.as_mut() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        self.maybe_reload(state);
+        let t = state
+            .segment
+            .to_running_time(buf.pts())
+            .map_or(state.last_time, |t| t.nseconds());
+        state.last_time = t;
+        for event in state.engine.evaluate(&dets, t) {
+            let rule = &state.engine.rules()[event.key.0];
+            let verdict = match event.kind {
+                Kind::Start => state.throttle.start(&event.key, rule, t),
+                Kind::Ended => state.throttle.ended(&event.key, t),
+            };
+            let (kind, suppressed, burst_count) = match (verdict, event.kind) {
+                (Verdict::Suppress, _) => continue,
+                (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
+                (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
+                (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
+            };
+            state.seq += 1;
+            let alert = Alert {
+                id: format!("{}-{:06}", state.nonce, state.seq),
+                kind,
+                rule: rule.name.clone(),
+                source_id: dets.source_id,
+                stream_time: t,
+                frame: dets.frame_number,
+                wall_time: glib::DateTime::now_utc()
+                    .and_then(|d| d.format("%Y-%m-%dT%H:%M:%S.%fZ"))
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                count: event.count,
+                burst_count,
+                suppressed,
+                objects: event.objects,
+                snapshot: None,
+            };
+            self.emit(state, alert, buf);
+        }
+        let interval = self.settings.lock().unwrap().stats_interval_ms;
+        if interval > 0 && state.last_stats.elapsed() >= Duration::from_millis(interval as u64) {
+            self.post_stats(state);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}

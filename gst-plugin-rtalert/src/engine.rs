@@ -264,6 +264,22 @@ mod tests {
     }
 
     #[test]
+    fn key_by_track_follows_each_tracked_object() {
+        let rules = parse_inline("t: key=track").unwrap().rules;
+        let mut e = Engine::new(rules);
+        let mut d = dets(0, &[("person", 0.9, 0.0, 0.0), ("person", 0.9, 50.0, 0.0)]);
+        d.objects[0].track_id = Some(7);
+        d.objects[1].track_id = Some(8);
+        let ev = e.evaluate(&d, 0);
+        let groups: Vec<&Group> = ev.iter().map(|e| &e.key.2).collect();
+        assert_eq!(groups, vec![&Group::Track(Some(7)), &Group::Track(Some(8))]);
+        // Track 7 stays, track 8 leaves, track 9 arrives: only 9 is new.
+        d.objects[1].track_id = Some(9);
+        let ev = e.evaluate(&d, S);
+        assert_eq!((ev.len(), &ev[0].key.2), (1, &Group::Track(Some(9))));
+    }
+
+    #[test]
     fn key_by_class_tracks_each_class() {
         let rules = parse_inline("k: key=class ended=true").unwrap().rules;
         let mut e = Engine::new(rules);

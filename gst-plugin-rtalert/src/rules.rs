@@ -439,7 +439,7 @@ pub fn parse_inline(text: &str) -> Result<RuleSet, String> {
                 "classes" | "sources" => Value::Sequence(value.split(',').map(scalar).collect()),
                 "zone" => {
                     let nums: Vec<Value> = value.split(',').map(scalar).collect();
-                    if nums.len() % 2 != 0 {
+                    if !nums.len().is_multiple_of(2) {
                         return Err(format!("rule \"{name}\": zone needs x,y pairs"));
                     }
                     Value::Sequence(

@@ -10,6 +10,8 @@ pub fn write_jpeg(buffer: &gst::BufferRef, info: &VideoInfo, path: &Path) -> Res
         return Err(format!("{w}x{h} is too large for JPEG"));
     }
     let rgb_info = VideoInfo::builder(VideoFormat::Rgb, w, h)
+        .fps(info.fps())
+        .par(info.par())
         .build()
         .map_err(|e| e.to_string())?;
     let frame = VideoFrameRef::from_buffer_ref_readable(buffer, info)

@@ -623,6 +623,13 @@ impl BaseTransformImpl for RtAlert {
         if let Some(state) = self.state.lock().unwrap().as_mut() {
             // Snapshots need raw video in system memory; other caps just pass through.
             state.info = gst_video::VideoInfo::from_caps(incaps).ok();
+            if state.info.is_none() && state.snapshot_dir.is_some() {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    ("snapshot-dir is set but {incaps} is not raw video: alerts will have no snapshots")
+                );
+            }
         }
         Ok(())
     }

@@ -1,0 +1,446 @@
+//! rtalert outputs against real files, a real HTTP server and a real MQTT broker, all on
+//! this machine; faults (full disk, unwritable path, dead server, broker restart) keep the
+//! pipeline running and are counted.
+
+mod common;
+use common::*;
+use gst::prelude::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("rtalert-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Pushes `n` activations of rule "p" (a person appearing every other second).
+fn push_activations(h: &mut gst_check::Harness, from: u64, n: u64) {
+    for i in 0..n {
+        let t = (from + i) * 2 * S;
+        push(h, 0, t, &[person(10.0, 10.0)]);
+        push(h, 0, t + S, &[]);
+    }
+}
+
+/// Stops the element (outputs flush) and returns its final stats.
+fn finish(h: gst_check::Harness) -> gst::Structure {
+    let e = h.element().unwrap();
+    drop(h);
+    e.property::<gst::Structure>("stats")
+}
+
+/// delivered and dropped of the output whose name starts with `prefix`.
+fn output_counts(stats: &gst::Structure, prefix: &str) -> (u64, u64) {
+    let outputs = stats.get::<gst::Array>("outputs").unwrap();
+    let o = outputs
+        .iter()
+        .map(|v| v.get::<gst::Structure>().unwrap())
+        .find(|o| o.get::<&str>("name").unwrap().starts_with(prefix))
+        .expect("output listed");
+    (o.get("delivered").unwrap(), o.get("dropped").unwrap())
+}
+
+fn warnings(bus: &gst::Bus) -> Vec<String> {
+    std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !ok() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{}: bad line {l:?}: {e}", path.display()))
+        })
+        .collect()
+}
+
+#[test]
+fn jsonl_file_rotates_by_size_with_whole_lines() {
+    let dir = temp_dir("jsonl");
+    let file = dir.join("alerts.jsonl");
+    let (mut h, _bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("jsonl-file", file.to_str().unwrap()),
+        ("jsonl-max-bytes", "2000"),
+        ("jsonl-max-files", "2"),
+    ]);
+    push_activations(&mut h, 0, 20);
+    let stats = finish(h);
+    assert_eq!(output_counts(&stats, "jsonl:"), (20, 0));
+    let mut kept = 0;
+    for f in [
+        file.clone(),
+        dir.join("alerts.jsonl.1"),
+        dir.join("alerts.jsonl.2"),
+    ] {
+        assert!(f.exists(), "{} missing", f.display());
+        assert!(std::fs::metadata(&f).unwrap().len() <= 2000);
+        kept += lines(&f).len();
+    }
+    assert!(
+        !dir.join("alerts.jsonl.3").exists(),
+        "only 2 rotated files are kept"
+    );
+    // The newest alert is in the live file, and files hold whole lines only.
+    let live = lines(&file);
+    assert_eq!(live.last().unwrap()["stream_time"], 38.0);
+    assert!((6..20).contains(&kept), "{kept}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn full_disk_and_unwritable_path_are_counted_and_reported() {
+    for path in ["/dev/full", "/proc/rtalert-nowhere/alerts.jsonl"] {
+        let (mut h, bus) = harness(&[
+            ("rules", "p: class=person cooldown=0"),
+            ("jsonl-file", path),
+        ]);
+        push_activations(&mut h, 0, 3); // the pipeline keeps running
+        let stats = finish(h);
+        assert_eq!(output_counts(&stats, "jsonl:"), (0, 3), "{path}");
+        assert_eq!(stats.get::<u64>("dropped-outputs").unwrap(), 3);
+        let w = warnings(&bus);
+        assert!(
+            w.iter()
+                .any(|w| w.contains("not delivered") && w.contains(path)),
+            "{path}: {w:?}"
+        );
+    }
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+    record: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn webhook_server(name: &str, args: &[&str]) -> Server {
+    let record = temp_dir(name).join("requests.jsonl");
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(repo().join("tests/servers/webhook_server.py"))
+        .arg(&record)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs the test HTTP server");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    Server {
+        child,
+        port: line.trim().parse().expect("server prints its port"),
+        record,
+    }
+}
+
+#[test]
+fn webhook_retries_until_delivered_with_one_idempotency_key() {
+    let server = webhook_server("webhook", &["--fail-first", "2"]);
+    let url = format!("http://127.0.0.1:{}/alerts", server.port);
+    let (mut h, _bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("webhook-url", &url),
+        ("webhook-retries", "4"),
+        ("flush-timeout", "10000"),
+    ]);
+    push_activations(&mut h, 0, 3);
+    let stats = finish(h);
+    assert_eq!(output_counts(&stats, "webhook:"), (3, 0));
+    let requests = lines(&server.record);
+    assert_eq!(
+        requests.len(),
+        5,
+        "2 failed attempts, then 3 deliveries: {requests:#?}"
+    );
+    // The first alert was tried 3 times with the same key; every key is its alert's id.
+    let first = &requests[0]["idempotency_key"];
+    assert!(requests[..3].iter().all(|r| &r["idempotency_key"] == first));
+    for r in &requests {
+        assert_eq!(r["idempotency_key"], r["body"]["id"]);
+        assert_eq!(r["content_type"], "application/json");
+    }
+    let ids: std::collections::BTreeSet<_> = requests
+        .iter()
+        .map(|r| r["body"]["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+}
+
+#[test]
+fn unreachable_webhook_counts_dropped_alerts_and_warns() {
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/alerts");
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("webhook-url", &url),
+        ("webhook-retries", "1"),
+        ("webhook-timeout", "1000"),
+        ("flush-timeout", "10000"),
+    ]);
+    push_activations(&mut h, 0, 2);
+    let stats = finish(h);
+    assert_eq!(output_counts(&stats, "webhook:"), (0, 2));
+    assert!(
+        warnings(&bus)
+            .iter()
+            .any(|w| w.contains("not delivered") && w.contains("after 2 attempts"))
+    );
+}
+
+#[test]
+fn a_slow_webhook_fills_its_queue_and_the_overflow_is_counted() {
+    let server = webhook_server("slow", &["--delay", "0.5"]);
+    let url = format!("http://127.0.0.1:{}/alerts", server.port);
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("webhook-url", &url),
+        ("webhook-queue", "1"),
+        ("flush-timeout", "10000"),
+    ]);
+    push_activations(&mut h, 0, 6); // pushed far faster than 2 per second
+    let stats = finish(h);
+    let (delivered, dropped) = output_counts(&stats, "webhook:");
+    assert_eq!(delivered + dropped, 6);
+    assert!(dropped >= 3, "{delivered} delivered, {dropped} dropped");
+    assert!(warnings(&bus).iter().any(|w| w.contains("queue full")));
+    assert_eq!(lines(&server.record).len() as u64, delivered);
+}
+
+#[test]
+fn snapshots_are_jpeg_files_named_in_the_alert() {
+    let dir = temp_dir("snapshots");
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person"),
+        ("snapshot-dir", dir.to_str().unwrap()),
+    ]);
+    push(&mut h, 0, 0, &[person(10.0, 10.0)]);
+    let msgs: Vec<gst::Message> = std::iter::from_fn(|| bus.pop()).collect();
+    let problems: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Warning(w) => Some(w.error().to_string()),
+            _ => None,
+        })
+        .collect();
+    let a: Vec<serde_json::Value> = msgs
+        .iter()
+        .filter_map(|m| match m.view() {
+            gst::MessageView::Element(e) => e
+                .structure()
+                .filter(|s| s.name() == "rtalert")
+                .map(|s| serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap()),
+            _ => None,
+        })
+        .collect();
+    let path = a[0]["snapshot"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no snapshot: {problems:?}"));
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..2], &[0xff, 0xd8], "JPEG");
+    assert!(path.ends_with(&format!("{}.jpg", a[0]["id"].as_str().unwrap())));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+struct Broker {
+    child: Child,
+}
+
+impl Broker {
+    fn start(conf: &Path, port: u16) -> Broker {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto (Debian package) is installed");
+        wait_for("the broker to listen", 10, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Broker { child }
+    }
+
+    /// SIGTERM, so the broker saves its sessions as a real restart would.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn mqtt_publishes_and_survives_a_broker_restart() {
+    let dir = temp_dir("mqtt");
+    // Started as root, mosquitto runs as its own user: it must be able to save sessions here.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let broker = Broker::start(&conf, port);
+    // A persistent QoS 1 subscriber, so nothing is lost for it across the restart.
+    let received = dir.join("received.txt");
+    let _sub = Broker {
+        child: Command::new("mosquitto_sub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-t",
+                "rt/alerts",
+                "-q",
+                "1",
+                "-c",
+                "-i",
+                "rt-test-sub",
+            ])
+            .stdout(std::fs::File::create(&received).unwrap())
+            .spawn()
+            .unwrap(),
+    };
+    std::thread::sleep(Duration::from_millis(500));
+
+    let url = format!("mqtt://127.0.0.1:{port}/rt/alerts");
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("mqtt-url", &url),
+        ("flush-timeout", "10000"),
+    ]);
+    let delivered = |h: &gst_check::Harness| output_counts(&stats(h), "mqtt:").0;
+    push_activations(&mut h, 0, 3);
+    wait_for("3 acknowledged publishes", 20, || delivered(&h) == 3);
+
+    broker.stop();
+    push_activations(&mut h, 3, 3); // the broker is gone: these wait in the queue
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(delivered(&h), 3);
+    assert!(
+        warnings(&bus)
+            .iter()
+            .any(|w| w.contains("broker unreachable"))
+    );
+
+    let broker = Broker::start(&conf, port);
+    wait_for("the queued alerts after the restart", 30, || {
+        delivered(&h) == 6
+    });
+    let stats = finish(h);
+    assert_eq!(output_counts(&stats, "mqtt:"), (6, 0));
+    let got = || {
+        lines(&received)
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        &format!("the subscriber to get all 6 (has {:?})", got()),
+        20,
+        || got().len() >= 6,
+    );
+    let ids: std::collections::BTreeSet<String> = lines(&received)
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        6,
+        "every alert arrived (duplicates allowed by QoS 1, not losses)"
+    );
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_broker_that_never_answers_counts_every_alert_as_dropped() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("mqtt://127.0.0.1:{port}/rt/alerts");
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("mqtt-url", &url),
+        ("flush-timeout", "300"),
+    ]);
+    push_activations(&mut h, 0, 3); // the pipeline keeps running
+    let stats = finish(h);
+    assert_eq!(output_counts(&stats, "mqtt:"), (0, 3));
+    assert!(
+        warnings(&bus)
+            .iter()
+            .any(|w| w.contains("broker unreachable"))
+    );
+}
+
+#[test]
+fn a_webhook_slower_than_its_timeout_fails_each_attempt() {
+    let server = webhook_server("timeout", &["--delay", "2"]);
+    let url = format!("http://127.0.0.1:{}/alerts", server.port);
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("webhook-url", &url),
+        ("webhook-timeout", "300"),
+        ("webhook-retries", "1"),
+        ("flush-timeout", "10000"),
+    ]);
+    push_activations(&mut h, 0, 1);
+    let stats = finish(h);
+    assert_eq!(output_counts(&stats, "webhook:"), (0, 1));
+    assert!(
+        warnings(&bus)
+            .iter()
+            .any(|w| w.contains("not delivered") && w.contains("after 2 attempts"))
+    );
+}

@@ -1,0 +1,26 @@
+//! Sources for analytics pipelines:
+//!
+//! * `rturisrcbin`: decodes any URI `uridecodebin` plays (files, RTSP, HTTP...) and, when the
+//!   source fails, ends or stalls, rebuilds it with exponential backoff while the rest of the
+//!   pipeline keeps running. Credentials in URIs never reach logs or messages.
+
+use gst::glib;
+
+pub mod mask;
+mod rturisrcbin;
+
+fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    rturisrcbin::register(plugin)
+}
+
+gst::plugin_define!(
+    rtsrc,
+    env!("CARGO_PKG_DESCRIPTION"),
+    plugin_init,
+    concat!(env!("CARGO_PKG_VERSION"), "-", env!("COMMIT_ID")),
+    "MPL",
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_NAME"),
+    env!("CARGO_PKG_REPOSITORY"),
+    env!("BUILD_REL_DATE")
+);

@@ -1,15 +1,10 @@
 //! Appends alerts to a JSON-lines file, rotating it by size. A line is written whole or
 //! not at all: after a failed write the file is cut back to where the line began.
 
-use super::{Message, Output, Report, Stats, Worker};
+use super::{Message, Report, Worker};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-pub struct JsonlFile {
-    worker: Worker,
-}
 
 struct Writer {
     path: PathBuf,
@@ -82,36 +77,18 @@ impl Writer {
     }
 }
 
-impl JsonlFile {
-    pub fn new(path: PathBuf, max_bytes: u64, max_files: u32, report: Report) -> Self {
-        let mut w = Writer {
-            path: path.clone(),
-            max_bytes,
-            max_files,
-            file: None,
-        };
-        JsonlFile {
-            worker: Worker::spawn(
-                format!("jsonl:{}", path.display()),
-                1024,
-                report,
-                move |m, _| w.write(m),
-            ),
-        }
-    }
-}
-
-impl Output for JsonlFile {
-    fn name(&self) -> &str {
-        self.worker.name()
-    }
-    fn send(&self, msg: &Message) {
-        self.worker.send(msg)
-    }
-    fn stats(&self) -> &Stats {
-        self.worker.stats()
-    }
-    fn shutdown(&mut self, grace: Duration) {
-        self.worker.shutdown(grace)
-    }
+/// A JSON-lines file output: `max_bytes` (0 = no limit) before rotating, `max_files` kept.
+pub fn jsonl_file(path: PathBuf, max_bytes: u64, max_files: u32, report: Report) -> Worker {
+    let mut w = Writer {
+        path: path.clone(),
+        max_bytes,
+        max_files,
+        file: None,
+    };
+    Worker::spawn(
+        format!("jsonl:{}", path.display()),
+        1024,
+        report,
+        move |m, _| w.write(m),
+    )
 }

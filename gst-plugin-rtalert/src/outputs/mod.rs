@@ -7,9 +7,9 @@ mod jsonl;
 mod mqtt;
 mod webhook;
 
-pub use jsonl::JsonlFile;
+pub use jsonl::jsonl_file;
 pub use mqtt::Mqtt;
-pub use webhook::{Webhook, WebhookSettings};
+pub use webhook::{WebhookSettings, webhook};
 
 /// Webhook settings from element properties: first retry after 250 ms, doubling to 30 s.
 pub fn webhook_settings(url: &str, timeout_ms: u32, retries: u32, queue: u32) -> WebhookSettings {
@@ -148,16 +148,18 @@ impl Worker {
             full: AtomicBool::new(false),
         }
     }
+}
 
-    pub fn name(&self) -> &str {
+impl Output for Worker {
+    fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn stats(&self) -> &Stats {
+    fn stats(&self) -> &Stats {
         &self.stats
     }
 
-    pub fn send(&self, msg: &Message) {
+    fn send(&self, msg: &Message) {
         let result = match &self.tx {
             Some(tx) => tx.try_send(msg.clone()),
             None => Err(TrySendError::Disconnected(msg.clone())),
@@ -179,7 +181,7 @@ impl Worker {
         }
     }
 
-    pub fn shutdown(&mut self, grace: Duration) {
+    fn shutdown(&mut self, grace: Duration) {
         self.shutdown.begin(grace);
         self.tx = None;
         if let Some(t) = self.thread.take() {

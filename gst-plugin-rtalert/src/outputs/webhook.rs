@@ -1,12 +1,8 @@
 //! HTTP webhook: POSTs each alert's JSON with its id as `Idempotency-Key`, retrying with
 //! exponential backoff and jitter.
 
-use super::{Message, Output, Report, Shutdown, Stats, Worker};
+use super::{Message, Report, Shutdown, Worker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-pub struct Webhook {
-    worker: Worker,
-}
 
 #[derive(Clone, Debug)]
 pub struct WebhookSettings {
@@ -42,8 +38,9 @@ fn post(agent: &ureq::Agent, url: &str, msg: &Message) -> Result<(), String> {
     }
 }
 
-impl Webhook {
-    pub fn new(s: WebhookSettings, report: Report) -> Self {
+/// A webhook output: POSTs on its own thread, retrying as `s` says.
+pub fn webhook(s: WebhookSettings, report: Report) -> Worker {
+    {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(s.timeout))
             .http_status_as_error(false)
@@ -75,23 +72,6 @@ impl Webhook {
                 delay = (delay * 2).min(s.max_backoff);
             }
         };
-        Webhook {
-            worker: Worker::spawn(name, s.queue, report, deliver),
-        }
-    }
-}
-
-impl Output for Webhook {
-    fn name(&self) -> &str {
-        self.worker.name()
-    }
-    fn send(&self, msg: &Message) {
-        self.worker.send(msg)
-    }
-    fn stats(&self) -> &Stats {
-        self.worker.stats()
-    }
-    fn shutdown(&mut self, grace: Duration) {
-        self.worker.shutdown(grace)
+        Worker::spawn(name, s.queue, report, deliver)
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::alert::Alert;
 use crate::engine::{Engine, Kind};
-use crate::outputs::{self, JsonlFile, Level, Message, Mqtt, Output, Report, Stdout, Webhook};
+use crate::outputs::{self, Level, Message, Mqtt, Output, Report, Stdout};
 use crate::rules::{self, RateLimit, RuleSet};
 use crate::snapshot;
 use crate::throttle::{Throttle, Verdict};
@@ -179,7 +179,7 @@ impl RtAlert {
                 })
             });
         if let Some((path, max_bytes, max_files)) = jsonl {
-            outputs.push(Box::new(JsonlFile::new(
+            outputs.push(Box::new(outputs::jsonl_file(
                 path.into(),
                 max_bytes,
                 max_files,
@@ -209,7 +209,7 @@ impl RtAlert {
                     w.url
                 ));
             }
-            outputs.push(Box::new(Webhook::new(w, report.clone())));
+            outputs.push(Box::new(outputs::webhook(w, report.clone())));
         }
         let mqtt = match (&s.mqtt_url, &file.mqtt) {
             (Some(url), _) => Some((url.clone(), s.mqtt_queue)),

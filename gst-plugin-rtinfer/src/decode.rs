@@ -93,14 +93,14 @@ pub fn layout(
     let (a, b) = (dims[0], dims[1]);
     // Real outputs have far more candidate rows than values per row.
     let rows_first = |format| {
-        (b > 5 && a > b).then_some(OutputLayout {
+        (b > 5 && a > b).then(|| OutputLayout {
             format,
             rows: a,
             classes: b - 5,
         })
     };
     let channels_first = || {
-        (a > 4 && a < b).then_some(OutputLayout {
+        (a > 4 && a < b).then(|| OutputLayout {
             format: Format::Ultralytics,
             rows: b,
             classes: a - 4,

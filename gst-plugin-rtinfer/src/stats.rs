@@ -9,6 +9,7 @@ pub struct Stats {
     pub frames: u64,
     pub inferences: u64,
     pub detections: u64,
+    pub batches: u64,
     total_ms: f64,
     recent: [f32; WINDOW],
     next: usize,
@@ -20,6 +21,7 @@ impl Default for Stats {
             frames: 0,
             inferences: 0,
             detections: 0,
+            batches: 0,
             total_ms: 0.0,
             recent: [0.0; WINDOW],
             next: 0,
@@ -64,6 +66,15 @@ impl Stats {
             .field("detections", self.detections)
             .field("mean-inference-ms", self.mean_ms())
             .field("p95-inference-ms", self.p95_ms())
+            .field("batches", self.batches)
+            .field(
+                "mean-batch-size",
+                if self.batches == 0 {
+                    0.0
+                } else {
+                    self.inferences as f64 / self.batches as f64
+                },
+            )
             .build()
     }
 }

@@ -1,21 +1,29 @@
-//! rtinfer: runs a YOLO-family ONNX model on each frame and attaches the detections as
-//! `RtDetectionMeta`. Uses the `RtTensorMeta` of an upstream rtpreprocess when it fits the
-//! model, and otherwise preprocesses the frame itself with the same code.
+//! rtinfer: runs a YOLO-family ONNX model on the frames of one or many streams and attaches
+//! the detections as `RtDetectionMeta`.
+//!
+//! Streams: the always pads `sink`/`src` for a single stream, and request pads
+//! `sink_%u`/`src_%u` (source id `%u`) for many. Frames from all streams are batched for one
+//! model (see `batcher`); each frame leaves on its own stream's src pad, unchanged but for
+//! the metadata. Each stream uses the `RtTensorMeta` of an upstream rtpreprocess when it
+//! fits the model, and otherwise preprocesses the frame itself with the same code.
 
-use crate::backend::{self, Backend, ErrorKind, OnnxBackend, TensorData};
-use crate::convert::{self, Converter};
-use crate::decode::{self, Candidate, Decoder, FormatProp};
+use super::batcher::Batcher;
+use super::model::{LoadSettings, Model, Thresholds};
+use super::stream::Stream;
+use crate::backend::{self, TensorData};
+use crate::convert;
+use crate::decode::FormatProp;
 use crate::spec::{QUERY_NAME, TensorSpec};
 use crate::stats::Stats;
-use crate::{labels, nms};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
-use gst_base::subclass::prelude::*;
-use rtmeta::{DType, Detection, Detections, TensorMeta, Transform};
+use rtmeta::Detections;
 use std::path::PathBuf;
-use std::sync::{LazyLock, Mutex};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -27,15 +35,9 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const STATS_NAME: &str = "rtinfer-stats";
 
-/// Settings read when the model loads.
 #[derive(Clone, Debug, Default)]
 struct Settings {
-    model_file: Option<PathBuf>,
-    label_file: Option<PathBuf>,
-    model_format: FormatProp,
-    classes: String,
-    threads: u32,
-    library: Option<PathBuf>,
+    load: LoadSettings,
     live: Live,
 }
 
@@ -49,6 +51,8 @@ struct Live {
     source_id: u32,
     stats_interval_ms: u32,
     keep_tensor: bool,
+    batch_size: u32,
+    batch_timeout_ms: u32,
 }
 
 impl Default for Live {
@@ -61,230 +65,380 @@ impl Default for Live {
             source_id: 0,
             stats_interval_ms: 5000,
             keep_tensor: false,
+            batch_size: 4,
+            batch_timeout_ms: 40,
         }
     }
 }
 
-/// The loaded model and everything derived from it.
-struct Model {
-    backend: Box<dyn Backend>,
-    decoder: Decoder,
+impl Live {
+    fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            confidence: self.confidence as f32,
+            iou: self.iou as f32,
+            max_detections: self.max_detections as usize,
+        }
+    }
+}
+
+/// What exists while the element is PAUSED or PLAYING.
+struct Running {
     spec: TensorSpec,
-    labels: Vec<String>,
-    /// Classes to keep, if filtered.
-    class_mask: Option<Vec<bool>>,
+    batcher: Arc<Batcher>,
+    thread: JoinHandle<()>,
 }
 
-/// Per-stream state, reused from frame to frame.
-struct Stream {
-    info: Option<gst_video::VideoInfo>,
-    /// Used when frames come without a matching tensor.
-    converter: Option<Converter>,
-    scratch: Vec<f32>,
-    candidates: Vec<Candidate>,
-    keep: Vec<usize>,
-    last: Option<Detections>,
-    frame_number: u64,
-    stats: Stats,
-    last_stats_post: Instant,
-    warned_tensor: bool,
-}
-
-struct State {
-    model: Model,
-    stream: Stream,
-}
-
-#[derive(Default)]
 pub struct RtInfer {
     settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
-    /// Copy of the statistics for the `stats` property, updated when they are posted.
-    stats: Mutex<Option<gst::Structure>>,
+    /// The always-pad stream first, then the request-pad streams.
+    streams: Mutex<Vec<Arc<Stream>>>,
+    running: Mutex<Option<Running>>,
+    stats: Mutex<Stats>,
+    last_stats_post: Mutex<Instant>,
 }
 
 #[glib::object_subclass]
 impl ObjectSubclass for RtInfer {
     const NAME: &'static str = "GstRtInfer";
     type Type = super::RtInfer;
-    type ParentType = gst_base::BaseTransform;
-}
+    type ParentType = gst::Element;
 
-fn error_message(e: &backend::Error) -> gst::ErrorMessage {
-    match e.kind {
-        ErrorKind::ModelNotFound => {
-            gst::error_msg!(gst::ResourceError::NotFound, ("{}", e.message))
+    fn with_class(klass: &Self::Class) -> Self {
+        let sink = klass.pad_template("sink").expect("sink template");
+        let src = klass.pad_template("src").expect("src template");
+        let stream = make_stream(None, &sink, "sink", &src, "src");
+        RtInfer {
+            settings: Mutex::new(Settings::default()),
+            streams: Mutex::new(vec![stream]),
+            running: Mutex::new(None),
+            stats: Mutex::new(Stats::default()),
+            last_stats_post: Mutex::new(Instant::now()),
         }
-        ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
-        ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
-        ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
     }
 }
 
-/// Preprocessing the model expects, from its family and input.
-fn model_spec(format: decode::Format, info: &backend::ModelInfo) -> TensorSpec {
-    let mut spec = match format {
-        decode::Format::Yolox => TensorSpec::yolox(info.width, info.height),
-        _ => TensorSpec::ultralytics(info.width, info.height),
-    };
-    spec.layout = info.layout;
-    spec.dtype = info.dtype;
-    if info.dtype == DType::U8 {
-        // An 8-bit input takes pixel values as they are.
-        spec.scale = 1.0;
-    }
-    spec
-}
-
-/// Parses the `classes` property: ids or labels, comma-separated.
-fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Vec<bool>>, String> {
-    if text.trim().is_empty() {
-        return Ok(None);
-    }
-    let mut mask = vec![false; classes];
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let id = match item.parse::<usize>() {
-            Ok(id) => id,
-            Err(_) => labels
-                .iter()
-                .position(|l| l == item)
-                .ok_or_else(|| format!("classes: \"{item}\" is neither a class id nor a label"))?,
-        };
-        if id >= classes {
-            return Err(format!(
-                "classes: id {id} is out of range (the model has {classes})"
-            ));
-        }
-        mask[id] = true;
-    }
-    Ok(Some(mask))
+/// A stream with its two pads, their functions bound to it.
+fn make_stream(
+    index: Option<u32>,
+    sink_templ: &gst::PadTemplate,
+    sink_name: &str,
+    src_templ: &gst::PadTemplate,
+    src_name: &str,
+) -> Arc<Stream> {
+    let flags = gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION;
+    Arc::new_cyclic(|weak: &std::sync::Weak<Stream>| {
+        let (w1, w2, w3, w4) = (weak.clone(), weak.clone(), weak.clone(), weak.clone());
+        let sinkpad = gst::Pad::builder_from_template(sink_templ)
+            .name(sink_name)
+            .flags(flags)
+            .chain_function(move |_, parent, buffer| {
+                RtInfer::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| {
+                        let stream = w1.upgrade().ok_or(gst::FlowError::Flushing)?;
+                        imp.chain(&stream, buffer)
+                    },
+                )
+            })
+            .event_function(move |pad, parent, event| {
+                RtInfer::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| match w2.upgrade() {
+                        Some(stream) => imp.sink_event(&stream, pad, event),
+                        None => false,
+                    },
+                )
+            })
+            .query_function(move |pad, parent, query| {
+                RtInfer::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_query(pad, query),
+                )
+            })
+            .iterate_internal_links_function(move |_, _| {
+                gst::Iterator::from_vec(
+                    w3.upgrade()
+                        .map(|s| vec![s.srcpad.clone()])
+                        .unwrap_or_default(),
+                )
+            })
+            .build();
+        let srcpad = gst::Pad::builder_from_template(src_templ)
+            .name(src_name)
+            .flags(flags)
+            .iterate_internal_links_function(move |_, _| {
+                gst::Iterator::from_vec(
+                    w4.upgrade()
+                        .map(|s| vec![s.sinkpad.clone()])
+                        .unwrap_or_default(),
+                )
+            })
+            .build();
+        Stream::new(index, sinkpad, srcpad)
+    })
 }
 
 impl RtInfer {
-    fn load(&self, s: &Settings) -> Result<Model, gst::ErrorMessage> {
-        let Some(path) = s.model_file.clone() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("No model: set the model-file property to an ONNX file")
-            ));
-        };
-        let opts = backend::Options {
-            threads: s.threads,
-            library: s.library.clone(),
-        };
-        let backend = OnnxBackend::open(&path, &opts).map_err(|e| error_message(&e))?;
-        let info = backend.info().clone();
-        let layout = decode::layout(
-            &info.output_shape,
-            info.width,
-            info.height,
-            s.model_format.get(),
-        )
-        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}: {e}", path.display())))?;
-        let labels = match &s.label_file {
-            Some(file) => labels::from_file(file)
-                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?,
-            None => info
-                .names
-                .as_deref()
-                .and_then(labels::from_names_metadata)
-                .unwrap_or_else(|| labels::COCO.iter().map(|s| s.to_string()).collect()),
-        };
-        let class_mask = class_mask(&s.classes, &labels, layout.classes)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
-        let spec = model_spec(layout.format, &info);
-        gst::info!(
-            CAT,
-            imp = self,
-            "loaded {} with {}: {} output {:?}, {} classes, input {}",
-            path.display(),
-            backend.describe(),
-            layout.format.as_str(),
-            info.output_shape,
-            layout.classes,
-            spec.describe()
-        );
-        Ok(Model {
-            decoder: Decoder::new(layout, info.width, info.height),
-            backend: Box::new(backend),
-            spec,
-            labels,
-            class_mask,
-        })
-    }
-
-    fn post_stats(&self, stream: &mut Stream, source_id: u32) {
-        let mut s = stream.stats.to_structure(STATS_NAME);
-        s.set("source-id", source_id);
-        *self.stats.lock().unwrap() = Some(s.clone());
-        stream.last_stats_post = Instant::now();
+    fn post_stats(&self) {
+        *self.last_stats_post.lock().unwrap() = Instant::now();
+        let s = self.stats.lock().unwrap().to_structure(STATS_NAME);
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
+
+    /// How many frames make a full batch now: one per stream still playing, at most `max`.
+    fn full_batch(&self, max: u32) -> usize {
+        let active = self
+            .streams
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.sinkpad.is_linked() && !s.eos.load(Ordering::Relaxed))
+            .count();
+        active.clamp(1, max.max(1) as usize)
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let load = self.settings.lock().unwrap().load.clone();
+        let (model, description) = Model::load(&load)?;
+        gst::info!(CAT, imp = self, "loaded {description}");
+        let spec = model.spec.clone();
+        let batcher = Arc::new(Batcher::default());
+        *self.stats.lock().unwrap() = Stats::default();
+        *self.last_stats_post.lock().unwrap() = Instant::now();
+        let (weak, b) = (self.obj().downgrade(), batcher.clone());
+        let thread = std::thread::Builder::new()
+            .name("rtinfer".into())
+            .spawn(move || run_batches(weak, b, model))
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::CoreError::Thread,
+                    ("Cannot start the inference thread: {e}")
+                )
+            })?;
+        *self.running.lock().unwrap() = Some(Running {
+            spec,
+            batcher,
+            thread,
+        });
+        Ok(())
+    }
+
+    /// Releases every waiting streaming thread (before pads deactivate).
+    fn cancel_all(&self) {
+        if let Some(r) = self.running.lock().unwrap().as_ref() {
+            r.batcher.stop();
+        }
+        for s in self.streams.lock().unwrap().iter() {
+            s.cancel();
+        }
+    }
+
+    fn stop(&self) {
+        if let Some(r) = self.running.lock().unwrap().take() {
+            r.batcher.stop();
+            let _ = r.thread.join();
+        }
+        for s in self.streams.lock().unwrap().iter() {
+            s.state.lock().unwrap().reset_converter();
+        }
+    }
+
+    fn chain(
+        &self,
+        stream: &Arc<Stream>,
+        mut buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let live = self.settings.lock().unwrap().live;
+        let (spec, batcher) = {
+            let running = self.running.lock().unwrap();
+            let r = running.as_ref().ok_or(gst::FlowError::Flushing)?;
+            (r.spec.clone(), r.batcher.clone())
+        };
+        self.stats.lock().unwrap().frames += 1;
+        let source_id = stream.index.unwrap_or(live.source_id);
+
+        let mut st = stream.state.lock().unwrap();
+        let n = st.frame_number;
+        st.frame_number += 1;
+        let stale = match st.last.as_mut() {
+            Some(last) if n % live.interval as u64 != 0 => {
+                last.frame_number = n;
+                last.stale = true;
+                Some(last.clone())
+            }
+            _ => None,
+        };
+        let detections = match stale {
+            Some(d) => {
+                drop(st);
+                d
+            }
+            None => {
+                let input = st.input(&buffer, &spec, |msg| {
+                    gst::element_imp_warning!(self, gst::StreamError::Format, ("{msg}"));
+                });
+                let (width, height) = st.info.as_ref().map_or((0, 0), |i| (i.width(), i.height()));
+                drop(st);
+                let input = input.map_err(|e| {
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("Cannot prepare the model input: {e}")
+                    );
+                    gst::FlowError::Error
+                })?;
+                stream.begin();
+                batcher.submit(stream.clone(), input);
+                let objects = match stream.wait() {
+                    None => return Err(gst::FlowError::Flushing),
+                    Some(Err(e)) => {
+                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
+                        return Err(gst::FlowError::Error);
+                    }
+                    Some(Ok(objects)) => objects,
+                };
+                let d = Detections {
+                    source_id,
+                    frame_number: n,
+                    width,
+                    height,
+                    stale: false,
+                    objects,
+                };
+                stream.state.lock().unwrap().last = Some(d.clone());
+                d
+            }
+        };
+        {
+            let b = buffer.make_mut();
+            detections.attach(b).map_err(|_| gst::FlowError::Error)?;
+            if !live.keep_tensor
+                && let Ok(meta) = gst::meta::CustomMeta::from_mut_buffer(b, rtmeta::TENSOR_META)
+            {
+                let _ = meta.remove();
+            }
+        }
+        if live.stats_interval_ms > 0
+            && self.last_stats_post.lock().unwrap().elapsed()
+                >= Duration::from_millis(live.stats_interval_ms as u64)
+        {
+            self.post_stats();
+        }
+        stream.srcpad.push(buffer)
+    }
+
+    fn sink_event(&self, stream: &Arc<Stream>, pad: &gst::Pad, event: gst::Event) -> bool {
+        match event.view() {
+            gst::EventView::Caps(c) => {
+                let mut st = stream.state.lock().unwrap();
+                st.info = gst_video::VideoInfo::from_caps(c.caps()).ok();
+                st.reset_converter();
+            }
+            gst::EventView::FlushStart(_) => {
+                if let Some(r) = self.running.lock().unwrap().as_ref() {
+                    r.batcher.withdraw(stream);
+                }
+                stream.cancel();
+            }
+            gst::EventView::StreamStart(_) | gst::EventView::FlushStop(_) => {
+                stream.eos.store(false, Ordering::Relaxed);
+            }
+            gst::EventView::Eos(_) => {
+                // Only this stream ends; the others go on.
+                stream.eos.store(true, Ordering::Relaxed);
+                self.post_stats();
+            }
+            _ => {}
+        }
+        gst::Pad::event_default(pad, Some(&*self.obj()), event)
+    }
+
+    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if let gst::QueryViewMut::Custom(q) = query.view_mut()
+            && q.structure().is_some_and(|s| s.name() == QUERY_NAME)
+        {
+            let Some(spec) = self
+                .running
+                .lock()
+                .unwrap()
+                .as_ref()
+                .map(|r| r.spec.clone())
+            else {
+                return false;
+            };
+            let answer = q.structure_mut();
+            for (field, value) in spec.to_structure().iter() {
+                answer.set_value(field, value.clone());
+            }
+            return true;
+        }
+        gst::Pad::query_default(pad, Some(&*self.obj()), query)
+    }
 }
 
-/// Runs the model on one frame and returns its detections.
-fn infer(
-    model: &mut Model,
-    stream: &mut Stream,
-    input: TensorData<'_>,
-    transform: &Transform,
-    s: &Live,
-) -> Result<Vec<Detection>, backend::Error> {
-    let Model {
-        backend,
-        decoder,
-        labels,
-        class_mask,
-        ..
-    } = model;
-    let conf = s.confidence as f32;
-    let keep_class = |c: u32| class_mask.as_ref().is_none_or(|m| m[c as usize]);
-    stream.candidates.clear();
-    let candidates = &mut stream.candidates;
-    let start = Instant::now();
-    backend.run(input, &mut |_, data| {
-        decoder.candidates(data, conf, &keep_class, candidates)
-    })?;
-    nms::per_class(
-        candidates,
-        s.iou as f32,
-        s.max_detections as usize,
-        &mut stream.keep,
-    );
-    let (fw, fh) = (transform.frame_width as f64, transform.frame_height as f64);
-    let objects: Vec<Detection> = stream
-        .keep
-        .iter()
-        .map(|&i| {
-            let c = &candidates[i];
-            let (x1, y1) = transform.to_frame(c.x1 as f64, c.y1 as f64);
-            let (x2, y2) = transform.to_frame(c.x2 as f64, c.y2 as f64);
-            let (x1, x2) = (x1.clamp(0.0, fw), x2.clamp(0.0, fw));
-            let (y1, y2) = (y1.clamp(0.0, fh), y2.clamp(0.0, fh));
-            Detection {
-                class_id: c.class,
-                label: labels
-                    .get(c.class as usize)
-                    .cloned()
-                    .unwrap_or_else(|| c.class.to_string()),
-                confidence: c.score,
-                x: x1 as f32,
-                y: y1 as f32,
-                w: (x2 - x1) as f32,
-                h: (y2 - y1) as f32,
-                track_id: None,
+/// The inference thread: runs batches until the batcher stops.
+fn run_batches(element: glib::WeakRef<super::RtInfer>, batcher: Arc<Batcher>, mut model: Model) {
+    loop {
+        let Some(obj) = element.upgrade() else { return };
+        let imp = obj.imp();
+        let live = imp.settings.lock().unwrap().live;
+        drop(obj);
+        let full = || {
+            element
+                .upgrade()
+                .map_or(1, |o| o.imp().full_batch(live.batch_size))
+        };
+        let Some(batch) =
+            batcher.next_batch(full, Duration::from_millis(live.batch_timeout_ms as u64))
+        else {
+            return;
+        };
+        // The shared models have a fixed batch of 1: the frames of a batch run one after
+        // another on the one session (on 2 cores ONNX Runtime already uses both).
+        let results: Vec<_> = batch
+            .iter()
+            .map(|job| {
+                let map = job.input.tensor.map_readable().ok();
+                let input = map
+                    .as_ref()
+                    .and_then(|m| TensorData::from_bytes(m, job.input.dtype));
+                match input {
+                    Some(input) => model.detect(input, &job.input.transform, live.thresholds()),
+                    None => Err(backend::Error::new(
+                        backend::ErrorKind::Run,
+                        "the tensor cannot be read",
+                    )),
+                }
+            })
+            .collect();
+        // Count before releasing the streams, so that stats posted at their EOS are complete.
+        if let Some(obj) = element.upgrade() {
+            let mut stats = obj.imp().stats.lock().unwrap();
+            stats.batches += 1;
+            for (objects, ms) in results.iter().flatten() {
+                stats.record_inference(*ms, objects.len());
             }
-        })
-        .collect();
-    stream
-        .stats
-        .record_inference(start.elapsed().as_secs_f64() * 1000.0, objects.len());
-    Ok(objects)
+        }
+        for (job, result) in batch.into_iter().zip(results) {
+            job.stream.finish(result.map(|(objects, _)| objects));
+        }
+    }
 }
 
 impl ObjectImpl for RtInfer {
+    fn constructed(&self) {
+        self.parent_constructed();
+        let s = self.streams.lock().unwrap()[0].clone();
+        let obj = self.obj();
+        obj.add_pad(&s.sinkpad).expect("adding sink pad");
+        obj.add_pad(&s.srcpad).expect("adding src pad");
+    }
+
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
@@ -340,15 +494,33 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
-                    .blurb("Run the model on every Nth frame; frames in between carry the last detections, flagged stale")
+                    .blurb("Run the model on every Nth frame of each stream; frames in between carry the last detections, flagged stale")
                     .minimum(1)
                     .maximum(1000)
                     .default_value(1)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Most frames (from the sink_%u streams) run as one batch. A batch goes as soon as every playing \
+                            stream has a frame in it or it is full; larger batches raise throughput when many streams share \
+                            the model")
+                    .minimum(1)
+                    .maximum(256)
+                    .default_value(4)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("batch-timeout")
+                    .nick("Batch timeout")
+                    .blurb("Milliseconds a frame waits for a batch to fill before it runs anyway: the most latency a slow or \
+                            stalled stream adds to the others (lower = less latency, higher = fuller batches)")
+                    .maximum(10_000)
+                    .default_value(40)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecUInt::builder("source-id")
                     .nick("Source id")
-                    .blurb("Source id written into the detection metadata of this stream")
+                    .blurb("Source id written into the detections of the always-pad stream (request pad sink_N uses N)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("stats-interval")
@@ -370,7 +542,7 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, inferences, detections, mean-inference-ms and p95-inference-ms so far")
+                    .blurb("frames, inferences, detections, mean-inference-ms, p95-inference-ms, batches and mean-batch-size so far")
                     .read_only()
                     .build(),
             ]
@@ -387,18 +559,22 @@ impl ObjectImpl for RtInfer {
                 .map(PathBuf::from)
         };
         match pspec.name() {
-            "model-file" => s.model_file = path(value),
-            "label-file" => s.label_file = path(value),
-            "model-format" => s.model_format = value.get().unwrap(),
+            "model-file" => s.load.model_file = path(value),
+            "label-file" => s.load.label_file = path(value),
+            "model-format" => s.load.model_format = value.get().unwrap(),
             "confidence-threshold" => s.live.confidence = value.get().unwrap(),
             "iou-threshold" => s.live.iou = value.get().unwrap(),
             "max-detections" => s.live.max_detections = value.get().unwrap(),
-            "classes" => s.classes = value.get::<Option<String>>().unwrap().unwrap_or_default(),
-            "threads" => s.threads = value.get().unwrap(),
+            "classes" => {
+                s.load.classes = value.get::<Option<String>>().unwrap().unwrap_or_default()
+            }
+            "threads" => s.load.threads = value.get().unwrap(),
             "interval" => s.live.interval = value.get().unwrap(),
+            "batch-size" => s.live.batch_size = value.get().unwrap(),
+            "batch-timeout" => s.live.batch_timeout_ms = value.get().unwrap(),
             "source-id" => s.live.source_id = value.get().unwrap(),
             "stats-interval" => s.live.stats_interval_ms = value.get().unwrap(),
-            "onnxruntime-library" => s.library = path(value),
+            "onnxruntime-library" => s.load.library = path(value),
             "keep-tensor" => s.live.keep_tensor = value.get().unwrap(),
             _ => unreachable!(),
         }
@@ -408,31 +584,27 @@ impl ObjectImpl for RtInfer {
         let s = self.settings.lock().unwrap();
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string()).to_value();
         match pspec.name() {
-            "model-file" => path(&s.model_file),
-            "label-file" => path(&s.label_file),
-            "model-format" => s.model_format.to_value(),
+            "model-file" => path(&s.load.model_file),
+            "label-file" => path(&s.load.label_file),
+            "model-format" => s.load.model_format.to_value(),
             "confidence-threshold" => s.live.confidence.to_value(),
             "iou-threshold" => s.live.iou.to_value(),
             "max-detections" => s.live.max_detections.to_value(),
-            "classes" => s.classes.to_value(),
-            "threads" => s.threads.to_value(),
+            "classes" => s.load.classes.to_value(),
+            "threads" => s.load.threads.to_value(),
             "interval" => s.live.interval.to_value(),
+            "batch-size" => s.live.batch_size.to_value(),
+            "batch-timeout" => s.live.batch_timeout_ms.to_value(),
             "source-id" => s.live.source_id.to_value(),
             "stats-interval" => s.live.stats_interval_ms.to_value(),
-            "onnxruntime-library" => path(&s.library),
+            "onnxruntime-library" => path(&s.load.library),
             "keep-tensor" => s.live.keep_tensor.to_value(),
-            "stats" => {
-                drop(s);
-                let current = self.state.lock().unwrap().as_ref().map(|st| {
-                    let mut s = st.stream.stats.to_structure(STATS_NAME);
-                    s.set("source-id", self.settings.lock().unwrap().live.source_id);
-                    s
-                });
-                current
-                    .or_else(|| self.stats.lock().unwrap().clone())
-                    .unwrap_or_else(|| Stats::default().to_structure(STATS_NAME))
-                    .to_value()
-            }
+            "stats" => self
+                .stats
+                .lock()
+                .unwrap()
+                .to_structure(STATS_NAME)
+                .to_value(),
             _ => unreachable!(),
         }
     }
@@ -446,9 +618,10 @@ impl ElementImpl for RtInfer {
             gst::subclass::ElementMetadata::new(
                 "YOLO object detection",
                 "Filter/Analyzer/Video",
-                "Runs a YOLOX, YOLOv5 or Ultralytics YOLOv8/YOLO11 ONNX model with ONNX Runtime and \
-                 attaches the detections to each frame as RtDetectionMeta (readable from C, Python \
-                 and Rust). Uses the tensor of an upstream rtpreprocess, or preprocesses itself.",
+                "Runs a YOLOX, YOLOv5 or Ultralytics YOLOv8/YOLO11 ONNX model with ONNX Runtime and attaches the \
+                 detections to each frame as RtDetectionMeta (readable from C, Python and Rust). One stream on the \
+                 sink/src pads, or many on request pads sink_%u/src_%u batched through one model. Uses the tensor of \
+                 an upstream rtpreprocess, or preprocesses itself.",
                 "rt analytics developers",
             )
         });
@@ -460,6 +633,13 @@ impl ElementImpl for RtInfer {
             let caps = convert::caps();
             vec![
                 gst::PadTemplate::new(
+                    "sink",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Always,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
                     "src",
                     gst::PadDirection::Src,
                     gst::PadPresence::Always,
@@ -467,9 +647,16 @@ impl ElementImpl for RtInfer {
                 )
                 .unwrap(),
                 gst::PadTemplate::new(
-                    "sink",
+                    "sink_%u",
                     gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
+                    gst::PadPresence::Request,
+                    &caps,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "src_%u",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
                     &caps,
                 )
                 .unwrap(),
@@ -477,209 +664,84 @@ impl ElementImpl for RtInfer {
         });
         TEMPLATES.as_ref()
     }
-}
 
-impl BaseTransformImpl for RtInfer {
-    const MODE: gst_base::subclass::BaseTransformMode =
-        gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
-    const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
-
-    fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let settings = self.settings.lock().unwrap().clone();
-        let model = self.load(&settings)?;
-        *self.state.lock().unwrap() = Some(State {
-            model,
-            stream: Stream {
-                info: None,
-                converter: None,
-                scratch: Vec::new(),
-                candidates: Vec::with_capacity(1024),
-                keep: Vec::with_capacity(settings.live.max_detections as usize),
-                last: None,
-                frame_number: 0,
-                stats: Stats::default(),
-                last_stats_post: Instant::now(),
-                warned_tensor: false,
-            },
-        });
-        Ok(())
-    }
-
-    fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(state) = self.state.lock().unwrap().take() {
-            let mut s = state.stream.stats.to_structure(STATS_NAME);
-            s.set("source-id", self.settings.lock().unwrap().live.source_id);
-            *self.stats.lock().unwrap() = Some(s);
-        }
-        Ok(())
-    }
-
-    fn query(&self, direction: gst::PadDirection, query: &mut gst::QueryRef) -> bool {
-        if direction == gst::PadDirection::Sink
-            && let gst::QueryViewMut::Custom(q) = query.view_mut()
-            && q.structure().is_some_and(|s| s.name() == QUERY_NAME)
-        {
-            let Some(spec) = self
-                .state
-                .lock()
-                .unwrap()
-                .as_ref()
-                .map(|s| s.model.spec.clone())
-            else {
-                return false;
-            };
-            let answer = q.structure_mut();
-            for (field, value) in spec.to_structure().iter() {
-                answer.set_value(field, value.clone());
-            }
-            return true;
-        }
-        BaseTransformImplExt::parent_query(self, direction, query)
-    }
-
-    fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        let info = gst_video::VideoInfo::from_caps(incaps)
-            .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
-        if let Some(state) = self.state.lock().unwrap().as_mut() {
-            state.stream.info = Some(info);
-            state.stream.converter = None; // rebuilt for the new caps if needed
-        }
-        Ok(())
-    }
-
-    fn sink_event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            let source_id = self.settings.lock().unwrap().live.source_id;
-            if let Some(state) = self.state.lock().unwrap().as_mut() {
-                self.post_stats(&mut state.stream, source_id);
-            }
-        }
-        self.parent_sink_event(event)
-    }
-
-    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let settings = self.settings.lock().unwrap().live;
-        let mut guard = self.state.lock().unwrap();
-        let Some(State { model, stream }) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
-        };
-        let n = stream.frame_number;
-        stream.frame_number += 1;
-        stream.stats.frames += 1;
-
-        let reuse_last = n % settings.interval as u64 != 0;
-        let detections = match (&mut stream.last, reuse_last) {
-            (Some(last), true) => {
-                last.frame_number = n;
-                last.stale = true;
-                last.clone()
-            }
-            _ => {
-                let objects = match self.run_model(model, stream, buf, &settings) {
-                    Ok(objects) => objects,
-                    Err(e) => {
-                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
-                        return Err(gst::FlowError::Error);
-                    }
-                };
-                let info = stream.info.as_ref().ok_or(gst::FlowError::NotNegotiated)?;
-                let d = Detections {
-                    source_id: settings.source_id,
-                    frame_number: n,
-                    width: info.width(),
-                    height: info.height(),
-                    stale: false,
-                    objects,
-                };
-                stream.last = Some(d.clone());
-                d
-            }
-        };
-        detections.attach(buf).map_err(|_| gst::FlowError::Error)?;
-        if !settings.keep_tensor {
-            remove_tensor(buf);
-        }
-        if settings.stats_interval_ms > 0
-            && stream.last_stats_post.elapsed().as_millis() >= settings.stats_interval_ms as u128
-        {
-            self.post_stats(stream, settings.source_id);
-        }
-        Ok(gst::FlowSuccess::Ok)
-    }
-}
-
-fn remove_tensor(buf: &mut gst::BufferRef) {
-    if let Ok(meta) = gst::meta::CustomMeta::from_mut_buffer(buf, rtmeta::TENSOR_META) {
-        let _ = meta.remove();
-    }
-}
-
-impl RtInfer {
-    /// Gets the input tensor (upstream's if it fits, else our own) and runs the model.
-    fn run_model(
+    fn request_new_pad(
         &self,
-        model: &mut Model,
-        stream: &mut Stream,
-        buf: &gst::BufferRef,
-        settings: &Live,
-    ) -> Result<Vec<Detection>, backend::Error> {
-        let run_err = |m: String| backend::Error::new(ErrorKind::Run, m);
-        let spec = &model.spec;
-        if let Some(t) = TensorMeta::from_buffer(buf) {
-            let fits = t.width == spec.width
-                && t.height == spec.height
-                && t.dtype == spec.dtype
-                && t.layout == spec.layout;
-            if fits {
-                let map = t
-                    .data
-                    .map_readable()
-                    .map_err(|_| run_err("cannot map tensor".into()))?;
-                let bytes = &map[..t.byte_size()];
-                let input = TensorData::from_bytes(bytes, t.dtype)
-                    .ok_or_else(|| run_err("upstream tensor is misaligned".into()))?;
-                return infer(model, stream, input, &t.transform, settings);
+        templ: &gst::PadTemplate,
+        name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let mut streams = self.streams.lock().unwrap();
+        let used = |i: u32| streams.iter().any(|s| s.index == Some(i));
+        let index = match name.and_then(|n| n.strip_prefix("sink_")) {
+            Some(n) => n.parse::<u32>().ok().filter(|i| !used(*i))?,
+            None => (0..).find(|i| !used(*i))?,
+        };
+        let src_templ = self.obj().class().pad_template("src_%u")?;
+        let stream = make_stream(
+            Some(index),
+            templ,
+            &format!("sink_{index}"),
+            &src_templ,
+            &format!("src_{index}"),
+        );
+        streams.push(stream.clone());
+        drop(streams);
+        let obj = self.obj();
+        if obj.current_state() > gst::State::Ready {
+            let _ = stream.srcpad.set_active(true);
+        }
+        obj.add_pad(&stream.srcpad).ok()?;
+        obj.add_pad(&stream.sinkpad).ok()?;
+        gst::debug!(CAT, imp = self, "new stream {index}");
+        Some(stream.sinkpad.clone())
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let stream = {
+            let mut streams = self.streams.lock().unwrap();
+            let Some(i) = streams
+                .iter()
+                .position(|s| s.index.is_some() && &s.sinkpad == pad)
+            else {
+                return;
+            };
+            streams.remove(i)
+        };
+        if let Some(r) = self.running.lock().unwrap().as_ref() {
+            r.batcher.withdraw(&stream);
+        }
+        stream.cancel();
+        let obj = self.obj();
+        let _ = stream.sinkpad.set_active(false);
+        let _ = stream.srcpad.set_active(false);
+        let _ = obj.remove_pad(&stream.sinkpad);
+        let _ = obj.remove_pad(&stream.srcpad);
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        match transition {
+            gst::StateChange::ReadyToPaused => {
+                if let Err(e) = self.start() {
+                    self.post_error_message(e);
+                    return Err(gst::StateChangeError);
+                }
             }
-            if !stream.warned_tensor {
-                stream.warned_tensor = true;
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Format,
-                    (
-                        "Upstream tensor ({}x{} {} {}) does not fit the model ({}); preprocessing here instead",
-                        t.width,
-                        t.height,
-                        t.layout.as_str(),
-                        t.dtype.as_str(),
-                        spec.describe()
-                    )
-                );
+            gst::StateChange::PausedToReady => self.cancel_all(),
+            _ => {}
+        }
+        let result = self.parent_change_state(transition);
+        if transition == gst::StateChange::PausedToReady
+            || (transition == gst::StateChange::ReadyToPaused && result.is_err())
+        {
+            self.stop();
+            if transition == gst::StateChange::PausedToReady {
+                self.post_stats();
             }
         }
-        let info = stream
-            .info
-            .as_ref()
-            .ok_or_else(|| run_err("no caps".into()))?;
-        if stream.converter.is_none() {
-            let conv = Converter::new(spec, info).map_err(run_err)?;
-            stream.scratch = vec![0.0; conv.byte_size().div_ceil(4)];
-            stream.converter = Some(conv);
-        }
-        let conv = stream.converter.as_mut().expect("converter was just built");
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info)
-            .map_err(|_| run_err("cannot map the video frame".into()))?;
-        let n = conv.byte_size();
-        let bytes = &mut convert::as_bytes_mut(&mut stream.scratch)[..n];
-        conv.convert(&frame, bytes).map_err(run_err)?;
-        let transform = conv.geometry().transform;
-        let dtype = conv.spec().dtype;
-        // Move the scratch out while `infer` borrows the stream mutably.
-        let scratch = std::mem::take(&mut stream.scratch);
-        let input = TensorData::from_bytes(&convert::as_bytes(&scratch)[..n], dtype)
-            .ok_or_else(|| run_err("tensor is misaligned".into()));
-        let result = input.and_then(|input| infer(model, stream, input, &transform, settings));
-        stream.scratch = scratch;
         result
     }
 }

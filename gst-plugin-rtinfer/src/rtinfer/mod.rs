@@ -1,10 +1,13 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod batcher;
 mod imp;
+mod model;
+mod stream;
 
 glib::wrapper! {
-    pub struct RtInfer(ObjectSubclass<imp::RtInfer>) @extends gst_base::BaseTransform, gst::Element, gst::Object;
+    pub struct RtInfer(ObjectSubclass<imp::RtInfer>) @extends gst::Element, gst::Object;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

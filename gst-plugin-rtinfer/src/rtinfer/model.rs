@@ -1,0 +1,197 @@
+//! The loaded model: backend, output decoder, labels, and detection of one input.
+
+use crate::backend::{self, Backend, ErrorKind, OnnxBackend, TensorData};
+use crate::decode::{self, Candidate, Decoder, FormatProp};
+use crate::labels;
+use crate::nms;
+use crate::spec::TensorSpec;
+use rtmeta::{DType, Detection, Transform};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// What loading needs.
+#[derive(Clone, Debug, Default)]
+pub struct LoadSettings {
+    pub model_file: Option<PathBuf>,
+    pub label_file: Option<PathBuf>,
+    pub model_format: FormatProp,
+    pub classes: String,
+    pub threads: u32,
+    pub library: Option<PathBuf>,
+}
+
+/// Thresholds applied to each inference.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub confidence: f32,
+    pub iou: f32,
+    pub max_detections: usize,
+}
+
+pub struct Model {
+    backend: Box<dyn Backend>,
+    decoder: Decoder,
+    pub spec: TensorSpec,
+    labels: Vec<String>,
+    /// Classes to keep, if filtered.
+    class_mask: Option<Vec<bool>>,
+    candidates: Vec<Candidate>,
+    keep: Vec<usize>,
+}
+
+pub fn error_message(e: &backend::Error) -> gst::ErrorMessage {
+    match e.kind {
+        ErrorKind::ModelNotFound => {
+            gst::error_msg!(gst::ResourceError::NotFound, ("{}", e.message))
+        }
+        ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
+        ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
+        ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
+    }
+}
+
+/// Preprocessing the model expects, from its family and input.
+fn model_spec(format: decode::Format, info: &backend::ModelInfo) -> TensorSpec {
+    let mut spec = match format {
+        decode::Format::Yolox => TensorSpec::yolox(info.width, info.height),
+        _ => TensorSpec::ultralytics(info.width, info.height),
+    };
+    spec.layout = info.layout;
+    spec.dtype = info.dtype;
+    if info.dtype == DType::U8 {
+        // An 8-bit input takes pixel values as they are.
+        spec.scale = 1.0;
+    }
+    spec
+}
+
+/// Parses the `classes` property: ids or labels, comma-separated.
+fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Vec<bool>>, String> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let mut mask = vec![false; classes];
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let id = match item.parse::<usize>() {
+            Ok(id) => id,
+            Err(_) => labels
+                .iter()
+                .position(|l| l == item)
+                .ok_or_else(|| format!("classes: \"{item}\" is neither a class id nor a label"))?,
+        };
+        if id >= classes {
+            return Err(format!(
+                "classes: id {id} is out of range (the model has {classes})"
+            ));
+        }
+        mask[id] = true;
+    }
+    Ok(Some(mask))
+}
+
+impl Model {
+    /// Loads the model; the string describes what was loaded, for the log.
+    pub fn load(s: &LoadSettings) -> Result<(Model, String), gst::ErrorMessage> {
+        let Some(path) = s.model_file.clone() else {
+            return Err(gst::error_msg!(
+                gst::ResourceError::NotFound,
+                ("No model: set the model-file property to an ONNX file")
+            ));
+        };
+        let opts = backend::Options {
+            threads: s.threads,
+            library: s.library.clone(),
+        };
+        let backend = OnnxBackend::open(&path, &opts).map_err(|e| error_message(&e))?;
+        let info = backend.info().clone();
+        let layout = decode::layout(
+            &info.output_shape,
+            info.width,
+            info.height,
+            s.model_format.get(),
+        )
+        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}: {e}", path.display())))?;
+        let labels = match &s.label_file {
+            Some(file) => labels::from_file(file)
+                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?,
+            None => info
+                .names
+                .as_deref()
+                .and_then(labels::from_names_metadata)
+                .unwrap_or_else(|| labels::COCO.iter().map(|s| s.to_string()).collect()),
+        };
+        let class_mask = class_mask(&s.classes, &labels, layout.classes)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
+        let spec = model_spec(layout.format, &info);
+        let description = format!(
+            "{} with {}: {} output {:?}, {} classes, input {}",
+            path.display(),
+            backend.describe(),
+            layout.format.as_str(),
+            info.output_shape,
+            layout.classes,
+            spec.describe()
+        );
+        let model = Model {
+            decoder: Decoder::new(layout, info.width, info.height),
+            backend: Box::new(backend),
+            spec,
+            labels,
+            class_mask,
+            candidates: Vec::with_capacity(1024),
+            keep: Vec::new(),
+        };
+        Ok((model, description))
+    }
+
+    /// Runs one image; returns its detections in frame pixels and the inference time (ms).
+    pub fn detect(
+        &mut self,
+        input: TensorData<'_>,
+        transform: &Transform,
+        t: Thresholds,
+    ) -> Result<(Vec<Detection>, f64), backend::Error> {
+        let Model {
+            backend,
+            decoder,
+            labels,
+            class_mask,
+            candidates,
+            keep,
+            ..
+        } = self;
+        let keep_class = |c: u32| class_mask.as_ref().is_none_or(|m| m[c as usize]);
+        candidates.clear();
+        let start = Instant::now();
+        backend.run(input, &mut |_, data| {
+            decoder.candidates(data, t.confidence, &keep_class, candidates)
+        })?;
+        let ms = start.elapsed().as_secs_f64() * 1000.0;
+        nms::per_class(candidates, t.iou, t.max_detections, keep);
+        let (fw, fh) = (transform.frame_width as f64, transform.frame_height as f64);
+        let objects = keep
+            .iter()
+            .map(|&i| {
+                let c = &candidates[i];
+                let (x1, y1) = transform.to_frame(c.x1 as f64, c.y1 as f64);
+                let (x2, y2) = transform.to_frame(c.x2 as f64, c.y2 as f64);
+                let (x1, x2) = (x1.clamp(0.0, fw), x2.clamp(0.0, fw));
+                let (y1, y2) = (y1.clamp(0.0, fh), y2.clamp(0.0, fh));
+                Detection {
+                    class_id: c.class,
+                    label: labels
+                        .get(c.class as usize)
+                        .cloned()
+                        .unwrap_or_else(|| c.class.to_string()),
+                    confidence: c.score,
+                    x: x1 as f32,
+                    y: y1 as f32,
+                    w: (x2 - x1) as f32,
+                    h: (y2 - y1) as f32,
+                    track_id: None,
+                }
+            })
+            .collect();
+        Ok((objects, ms))
+    }
+}

@@ -1,0 +1,280 @@
+//! Many sources through one rtinfer on request pads: batching, per-stream EOS, a stalled
+//! source, and sources added and removed while PLAYING.
+
+mod common;
+use common::*;
+use gst::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Collects the detections reaching each appsink named `out<N>`.
+fn collect(pipeline: &gst::Pipeline, n: usize) -> Vec<Arc<Mutex<Vec<rtmeta::Detections>>>> {
+    (0..n)
+        .map(|i| {
+            let found = Arc::new(Mutex::new(Vec::new()));
+            let f = found.clone();
+            let sink = pipeline
+                .by_name(&format!("out{i}"))
+                .unwrap()
+                .downcast::<gst_app::AppSink>()
+                .unwrap();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        f.lock().unwrap().push(
+                            rtmeta::Detections::from_buffer(sample.buffer().unwrap()).unwrap(),
+                        );
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            found
+        })
+        .collect()
+}
+
+fn photo(image: &str, frames: u32, pad: u32) -> String {
+    format!(
+        "filesrc location={DARKNET}/{image}.jpg ! jpegdec ! videoconvert ! imagefreeze num-buffers={frames} ! rtpreprocess ! i.sink_{pad} "
+    )
+}
+
+#[test]
+fn four_sources_of_different_sizes_through_one_model() {
+    init();
+    let line = format!(
+        "rtinfer name=i batch-size=4 batch-timeout=200 stats-interval=0 model-file={} \
+         {} {} {} videotestsrc num-buffers=5 ! video/x-raw,width=320,height=240 ! i.sink_3 \
+         i.src_0 ! appsink name=out0 i.src_1 ! appsink name=out1 i.src_2 ! appsink name=out2 i.src_3 ! appsink name=out3",
+        model("yolox_nano.onnx"),
+        photo("dog", 5, 0),
+        photo("person", 5, 1),
+        photo("horses", 5, 2)
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let outs = collect(&pipeline, 4);
+    let (end, messages) = run(&pipeline);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    for (i, image) in ["dog", "person", "horses"].iter().enumerate() {
+        let dets = outs[i].lock().unwrap();
+        assert_eq!(dets.len(), 5, "{image}");
+        for d in dets.iter() {
+            assert_eq!(d.source_id, i as u32, "the source id is the pad's");
+            let problems = compare(&golden("yolox_nano", image), &d.objects);
+            assert!(problems.is_empty(), "{image}: {problems:#?}");
+        }
+    }
+    let test = outs[3].lock().unwrap();
+    assert_eq!((test.len(), test[0].width, test[0].source_id), (5, 320, 3));
+    let stats = messages
+        .iter()
+        .rev()
+        .find(|s| s.name() == "rtinfer-stats")
+        .unwrap();
+    assert_eq!(stats.get::<u64>("inferences").unwrap(), 20);
+    let mean_batch = stats.get::<f64>("mean-batch-size").unwrap();
+    assert!(
+        mean_batch > 1.5,
+        "frames of the 4 streams were batched: mean batch {mean_batch}"
+    );
+}
+
+#[test]
+fn eos_on_one_stream_ends_only_that_stream() {
+    init();
+    let line = format!(
+        "rtinfer name=i model-file={} {} {} i.src_0 ! appsink name=out0 i.src_1 ! appsink name=out1",
+        model("yolox_nano.onnx"),
+        photo("dog", 2, 0),
+        photo("person", 12, 1)
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let outs = collect(&pipeline, 2);
+    let (end, _) = run(&pipeline);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    assert_eq!(outs[0].lock().unwrap().len(), 2);
+    let second: Vec<u64> = outs[1]
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.frame_number)
+        .collect();
+    assert_eq!(
+        second,
+        (0..12).collect::<Vec<_>>(),
+        "the other stream ran to its end"
+    );
+}
+
+#[test]
+fn a_stalled_source_does_not_stall_the_others() {
+    init();
+    // sink_0 is linked but never gets a frame; sink_1 must still flow (each frame waits at
+    // most batch-timeout for a batch partner).
+    let line = format!(
+        "rtinfer name=i batch-timeout=30 model-file={} \
+         appsrc name=stalled caps=video/x-raw,format=RGB,width=64,height=48,framerate=10/1 format=time ! i.sink_0 \
+         {} i.src_0 ! appsink name=out0 async=false i.src_1 ! appsink name=out1",
+        model("yolox_nano.onnx"),
+        photo("dog", 10, 1)
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let outs = collect(&pipeline, 2);
+    let stalled = pipeline
+        .by_name("stalled")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let done = outs[1].clone();
+    let watcher = std::thread::spawn(move || {
+        let until = Instant::now() + Duration::from_secs(60);
+        while done.lock().unwrap().len() < 10 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = stalled.end_of_stream();
+    });
+    let (end, _) = run(&pipeline);
+    watcher.join().unwrap();
+    assert!(matches!(end, End::Eos), "{end:?}");
+    assert_eq!(
+        outs[1].lock().unwrap().len(),
+        10,
+        "the live stream got all its frames"
+    );
+    assert!(outs[0].lock().unwrap().is_empty());
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Adds a source on a new request pad, lets it run to its end, and removes it again.
+fn add_run_remove(pipeline: &gst::Pipeline, infer: &gst::Element) {
+    let src = gst::ElementFactory::make("videotestsrc")
+        .property("num-buffers", 2i32)
+        .build()
+        .unwrap();
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "RGB")
+                .field("width", 64)
+                .field("height", 48)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("async", false)
+        .build()
+        .unwrap();
+    pipeline.add_many([&src, &filter, &sink]).unwrap();
+    src.link(&filter).unwrap();
+    let sinkpad = infer.request_pad_simple("sink_%u").expect("a new stream");
+    filter.static_pad("src").unwrap().link(&sinkpad).unwrap();
+    let name = sinkpad.name().replace("sink_", "src_");
+    let srcpad = infer.static_pad(&name).expect("its src pad");
+    srcpad.link(&sink.static_pad("sink").unwrap()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    sink.static_pad("sink").unwrap().add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Event(e)) = &info.data
+                && e.type_() == gst::EventType::Eos
+            {
+                let _ = tx.send(());
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    for e in [&sink, &filter, &src] {
+        e.sync_state_with_parent().unwrap();
+    }
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the added source ran to its end");
+    for e in [&src, &filter, &sink] {
+        e.set_state(gst::State::Null).unwrap();
+    }
+    infer.release_request_pad(&sinkpad);
+    pipeline.remove_many([&src, &filter, &sink]).unwrap();
+}
+
+#[test]
+fn sources_added_and_removed_while_playing() {
+    init();
+    let line = format!(
+        "rtinfer name=i batch-timeout=10 model-file={} \
+         videotestsrc is-live=true ! video/x-raw,format=RGB,width=64,height=48,framerate=50/1 ! i.sink_100 \
+         i.src_100 ! fakesink name=main",
+        model("yolox_nano.onnx")
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let infer = pipeline.by_name("i").unwrap();
+    let main = Arc::new(AtomicU64::new(0));
+    let m = main.clone();
+    pipeline
+        .by_name("main")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            m.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let rounds: usize = std::env::var("RT_ADD_REMOVE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    add_run_remove(&pipeline, &infer); // warm-up before measuring memory
+    let rss_before = rss_kib();
+    let mut last_main = main.load(Ordering::Relaxed);
+    for round in 0..rounds {
+        add_run_remove(&pipeline, &infer);
+        if round % 20 == 19 {
+            let now = main.load(Ordering::Relaxed);
+            assert!(
+                now > last_main,
+                "the main stream kept flowing (round {round})"
+            );
+            last_main = now;
+        }
+    }
+    let rss_after = rss_kib();
+    assert_eq!(
+        infer.pads().len(),
+        4,
+        "only the always pads and the main stream's pads remain"
+    );
+    let bus = pipeline.bus().unwrap();
+    let error = std::iter::from_fn(|| bus.pop()).find(|m| m.type_() == gst::MessageType::Error);
+    assert!(error.is_none(), "{error:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!("{rounds} add/remove rounds: RSS {rss_before} KiB before, {rss_after} KiB after");
+    assert!(
+        rss_after < rss_before + 20 * 1024,
+        "memory grew from {rss_before} to {rss_after} KiB"
+    );
+}

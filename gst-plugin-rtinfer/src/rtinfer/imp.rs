@@ -266,7 +266,7 @@ impl RtInfer {
         let n = st.frame_number;
         st.frame_number += 1;
         let stale = match st.last.as_mut() {
-            Some(last) if n % live.interval as u64 != 0 => {
+            Some(last) if !n.is_multiple_of(live.interval as u64) => {
                 last.frame_number = n;
                 last.stale = true;
                 Some(last.clone())

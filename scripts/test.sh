@@ -26,5 +26,9 @@ cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 echo "== cargo test"
 cargo test --release --workspace
 
+# After cargo test: it builds the plugin crates again as dev-dependencies and copies that
+# build over target/release/*.so, which the Python tests load.
+cargo build --release --quiet
+
 echo "== pytest"
 "$VENV/bin/python" -m pytest -q tests

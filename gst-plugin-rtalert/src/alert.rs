@@ -27,22 +27,7 @@ pub struct Alert {
 
 impl Alert {
     pub fn to_json(&self) -> String {
-        let objects: Vec<serde_json::Value> = self
-            .objects
-            .iter()
-            .map(|o| {
-                serde_json::json!({
-                    "class_id": o.class_id,
-                    "label": o.label,
-                    "confidence": (o.confidence as f64 * 1e4).round() / 1e4,
-                    "x": (o.x as f64 * 100.0).round() / 100.0,
-                    "y": (o.y as f64 * 100.0).round() / 100.0,
-                    "w": (o.w as f64 * 100.0).round() / 100.0,
-                    "h": (o.h as f64 * 100.0).round() / 100.0,
-                    "track_id": o.track_id,
-                })
-            })
-            .collect();
+        let objects: Vec<serde_json::Value> = self.objects.iter().map(|o| o.to_json()).collect();
         let mut v = serde_json::json!({
             "id": self.id,
             "kind": self.kind,

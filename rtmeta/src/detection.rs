@@ -43,7 +43,26 @@ pub struct Detections {
     pub objects: Vec<Detection>,
 }
 
+fn round(v: f32, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (v as f64 * m).round() / m
+}
+
 impl Detection {
+    /// The JSON form used by rtjsonenc and rtalert: confidence to 4 decimals, box to 2.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "class_id": self.class_id,
+            "label": self.label,
+            "confidence": round(self.confidence, 4),
+            "x": round(self.x, 2),
+            "y": round(self.y, 2),
+            "w": round(self.w, 2),
+            "h": round(self.h, 2),
+            "track_id": self.track_id,
+        })
+    }
+
     fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder("object")
             .field("class-id", self.class_id as i32)

@@ -310,7 +310,8 @@ impl RtInfer {
                     stale: false,
                     objects,
                 };
-                stream.state.lock().unwrap().last = Some(d.clone());
+                // Kept only for the frames in between when the model skips some.
+                stream.state.lock().unwrap().last = (live.interval > 1).then(|| d.clone());
                 d
             }
         };

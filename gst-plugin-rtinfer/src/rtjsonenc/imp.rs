@@ -18,22 +18,7 @@ const OUT_CAPS: &str = "application/x-ndjson";
 
 /// The JSON document of one frame (no trailing newline).
 pub fn to_json(d: &Detections, pts: Option<gst::ClockTime>) -> serde_json::Value {
-    let objects: Vec<serde_json::Value> = d
-        .objects
-        .iter()
-        .map(|o| {
-            serde_json::json!({
-                "class_id": o.class_id,
-                "label": o.label,
-                "confidence": round(o.confidence as f64, 4),
-                "x": round(o.x as f64, 2),
-                "y": round(o.y as f64, 2),
-                "w": round(o.w as f64, 2),
-                "h": round(o.h as f64, 2),
-                "track_id": o.track_id,
-            })
-        })
-        .collect();
+    let objects: Vec<serde_json::Value> = d.objects.iter().map(|o| o.to_json()).collect();
     serde_json::json!({
         "source_id": d.source_id,
         "frame": d.frame_number,
@@ -43,11 +28,6 @@ pub fn to_json(d: &Detections, pts: Option<gst::ClockTime>) -> serde_json::Value
         "stale": d.stale,
         "objects": objects,
     })
-}
-
-fn round(v: f64, digits: i32) -> f64 {
-    let m = 10f64.powi(digits);
-    (v * m).round() / m
 }
 
 #[derive(Default)]

@@ -4,6 +4,9 @@
   bad_output.onnx    image input [1,3,32,32], output [1,10]: fits no YOLO layout
   dynamic_input.onnx image input [1,3,H,W] with dynamic H and W
   not_a_model.onnx   text, not ONNX at all
+  dynamic_batch.onnx a YOLOX-layout toy with a dynamic batch: input [N,3,32,32], output
+                     [N,21,7] (21 = 4x4 + 2x2 + 1x1 grid cells, 2 classes), each image's
+                     output a fixed function of that image alone
 
 Needs `pip install onnx`. Run: python3 tests/make_bad_models.py
 """
@@ -38,6 +41,25 @@ def main():
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "h", "w"])
     nodes = [helper.make_node("Identity", ["images"], ["output"])]
     save(helper.make_graph(nodes, "dynamic_input", [x], [y]), "dynamic_input.onnx")
+
+    # Resize to 7x7 (147 = 21 x 7 values per image), reshape, squash into 0..1.
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 32, 32])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 21, 7])
+    inits = [
+        helper.make_tensor("roi", TensorProto.FLOAT, [0], []),
+        helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 7 / 32, 7 / 32]),
+        helper.make_tensor("shape", TensorProto.INT64, [3], [-1, 21, 7]),
+        helper.make_tensor("k", TensorProto.FLOAT, [], [0.02]),
+        helper.make_tensor("b", TensorProto.FLOAT, [], [-2.0]),
+    ]
+    nodes = [
+        helper.make_node("Resize", ["images", "roi", "scales"], ["small"], mode="nearest"),
+        helper.make_node("Reshape", ["small", "shape"], ["rows"]),
+        helper.make_node("Mul", ["rows", "k"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "b"], ["shifted"]),
+        helper.make_node("Sigmoid", ["shifted"], ["output"]),
+    ]
+    save(helper.make_graph(nodes, "dynamic_batch", [x], [y], inits), "dynamic_batch.onnx")
 
     with open(os.path.join(HERE, "not_a_model.onnx"), "w") as f:
         f.write("this is not an ONNX model\n")

@@ -81,6 +81,12 @@ pub fn as_bytes(v: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
 }
 
+/// The bytes of a slice of tensor elements.
+pub fn as_raw_bytes<T: Element>(v: &[T]) -> &[u8] {
+    // SAFETY: u8 has no alignment or validity requirements; the length covers `v` exactly.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
+}
+
 /// Read-only counterpart of [`cast_mut`].
 pub fn cast<T: Element>(bytes: &[u8]) -> Option<&[T]> {
     // SAFETY: as in cast_mut.

@@ -10,6 +10,8 @@ pub struct Stats {
     pub inferences: u64,
     pub detections: u64,
     pub batches: u64,
+    /// Runs of the model: one per batch for dynamic-batch models, one per frame otherwise.
+    pub model_runs: u64,
     total_ms: f64,
     recent: [f32; WINDOW],
     next: usize,
@@ -22,6 +24,7 @@ impl Default for Stats {
             inferences: 0,
             detections: 0,
             batches: 0,
+            model_runs: 0,
             total_ms: 0.0,
             recent: [0.0; WINDOW],
             next: 0,
@@ -67,6 +70,7 @@ impl Stats {
             .field("mean-inference-ms", self.mean_ms())
             .field("p95-inference-ms", self.p95_ms())
             .field("batches", self.batches)
+            .field("model-runs", self.model_runs)
             .field(
                 "mean-batch-size",
                 if self.batches == 0 {

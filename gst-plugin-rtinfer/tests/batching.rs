@@ -278,3 +278,66 @@ fn sources_added_and_removed_while_playing() {
         "memory grew from {rss_before} to {rss_after} KiB"
     );
 }
+
+/// Detections of 3 test-pattern streams through the dynamic-batch toy model.
+fn dynamic_batch_run(batch_size: u32) -> (Vec<Vec<rtmeta::Detections>>, gst::Structure) {
+    init();
+    let mut line = format!(
+        "rtinfer name=i batch-size={batch_size} batch-timeout=500 stats-interval=0 confidence-threshold=0.3 model-file={} ",
+        test_data("dynamic_batch.onnx")
+    );
+    for (k, pattern) in ["smpte", "ball", "checkers-8"].iter().enumerate() {
+        line += &format!(
+            "videotestsrc num-buffers=6 pattern={pattern} ! video/x-raw,format=RGB,width=96,height=64 ! i.sink_{k} \
+             i.src_{k} ! appsink name=out{k} "
+        );
+    }
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let outs = collect(&pipeline, 3);
+    let (end, messages) = run(&pipeline);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    let stats = messages
+        .iter()
+        .rev()
+        .find(|s| s.name() == "rtinfer-stats")
+        .unwrap()
+        .clone();
+    (
+        outs.iter()
+            .map(|o| std::mem::take(&mut *o.lock().unwrap()))
+            .collect(),
+        stats,
+    )
+}
+
+#[test]
+fn dynamic_batch_models_run_a_real_batch_with_the_same_results() {
+    let (single, single_stats) = dynamic_batch_run(1);
+    let (batched, batched_stats) = dynamic_batch_run(3);
+    assert_eq!(
+        single_stats.get::<u64>("model-runs").unwrap(),
+        18,
+        "one run per frame"
+    );
+    let runs = batched_stats.get::<u64>("model-runs").unwrap();
+    assert!(
+        runs < 18,
+        "frames of the 3 streams ran together: {runs} runs for 18 frames"
+    );
+    for k in 0..3 {
+        assert_eq!(batched[k].len(), 6);
+        assert!(
+            batched[k].iter().any(|d| !d.objects.is_empty()),
+            "the toy model detects something"
+        );
+        assert_eq!(
+            batched[k], single[k],
+            "stream {k}: a batch gives each frame its own detections"
+        );
+    }
+    // The streams really differ, so mixing them up would show.
+    assert_ne!(single[0][0].objects, single[1][0].objects);
+}

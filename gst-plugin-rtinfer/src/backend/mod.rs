@@ -55,6 +55,8 @@ pub struct ModelInfo {
     pub output_shape: Vec<i64>,
     /// The model's `names` metadata (Ultralytics exports), if any.
     pub names: Option<String>,
+    /// Whether the batch dimension is dynamic, so several images can run as one batch.
+    pub dynamic_batch: bool,
 }
 
 /// Input tensor data of one image, in the model's layout.
@@ -66,6 +68,23 @@ pub enum TensorData<'a> {
 }
 
 impl<'a> TensorData<'a> {
+    pub fn bytes(&self) -> &'a [u8] {
+        use crate::convert::as_raw_bytes;
+        match *self {
+            TensorData::F32(d) => as_raw_bytes(d),
+            TensorData::F16(d) => as_raw_bytes(d),
+            TensorData::U8(d) => d,
+        }
+    }
+
+    pub fn dtype(&self) -> DType {
+        match self {
+            TensorData::F32(_) => DType::F32,
+            TensorData::F16(_) => DType::F16,
+            TensorData::U8(_) => DType::U8,
+        }
+    }
+
     /// Views tensor bytes as `dtype` elements; `None` if misaligned.
     pub fn from_bytes(bytes: &'a [u8], dtype: DType) -> Option<Self> {
         use crate::convert::cast;
@@ -85,6 +104,9 @@ pub struct Options {
     pub library: Option<PathBuf>,
 }
 
+/// Receives each image's output of a batch: image index, output shape (batch 1), data.
+pub type BatchOutput<'a> = dyn FnMut(usize, &[i64], &[f32]) + 'a;
+
 pub trait Backend: Send {
     fn info(&self) -> &ModelInfo;
     /// Human-readable description, e.g. the library version and device.
@@ -95,4 +117,17 @@ pub trait Backend: Send {
         input: TensorData<'_>,
         on_output: &mut dyn FnMut(&[i64], &[f32]),
     ) -> Result<(), Error>;
+
+    /// Runs several images (of the same type); `on_output` sees each image's index, output
+    /// shape (batch 1) and data. By default one run per image.
+    fn run_batch(
+        &mut self,
+        inputs: &[TensorData<'_>],
+        on_output: &mut BatchOutput,
+    ) -> Result<(), Error> {
+        for (i, input) in inputs.iter().enumerate() {
+            self.run(*input, &mut |shape, data| on_output(i, shape, data))?;
+        }
+        Ok(())
+    }
 }

@@ -1,6 +1,6 @@
 //! The ONNX Runtime backend (CPU execution provider).
 
-use super::{Backend, Error, ErrorKind, ModelInfo, Options, TensorData, ortlib};
+use super::{Backend, BatchOutput, Error, ErrorKind, ModelInfo, Options, TensorData, ortlib};
 use ort::session::{Session, builder::GraphOptimizationLevel};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use rtmeta::{DType, Layout};
@@ -12,6 +12,8 @@ pub struct OnnxBackend {
     /// Input shape of a batch-1 run, in the model's layout.
     input_shape: [i64; 4],
     version: String,
+    /// Batched input, reused (f32 storage keeps every element type aligned).
+    batch: Vec<f32>,
 }
 
 fn bad(message: String) -> Error {
@@ -84,6 +86,7 @@ impl OnnxBackend {
                 input.name()
             )));
         }
+        let dynamic_batch = dims[0] < 0;
         let input_shape = match layout {
             Layout::Nchw => [1, 3, h, w],
             Layout::Nhwc => [1, h, w, 3],
@@ -101,9 +104,11 @@ impl OnnxBackend {
                 dtype,
                 output_shape: Vec::new(),
                 names,
+                dynamic_batch,
             },
             input_shape,
             version,
+            batch: Vec::new(),
         };
         backend.warm_up()?;
         Ok(backend)
@@ -126,7 +131,77 @@ impl OnnxBackend {
     }
 }
 
+impl OnnxBackend {
+    /// One run over `inputs` stacked into an [N, ...] tensor (dynamic-batch models only).
+    fn run_stacked(
+        &mut self,
+        inputs: &[TensorData<'_>],
+        on_output: &mut BatchOutput,
+    ) -> Result<(), Error> {
+        let err = |e: ort::Error| Error::new(ErrorKind::Run, format!("inference failed: {e}"));
+        let dtype = inputs[0].dtype();
+        if inputs.iter().any(|i| i.dtype() != dtype) {
+            return Err(Error::new(ErrorKind::Run, "a batch mixes tensor types"));
+        }
+        let one = inputs[0].bytes().len();
+        let total = one * inputs.len();
+        self.batch.resize(total.div_ceil(4), 0.0);
+        let bytes = &mut crate::convert::as_bytes_mut(&mut self.batch)[..total];
+        for (chunk, input) in bytes.chunks_exact_mut(one).zip(inputs) {
+            chunk.copy_from_slice(input.bytes());
+        }
+        let mut shape = self.input_shape;
+        shape[0] = inputs.len() as i64;
+        let stacked = TensorData::from_bytes(bytes, dtype).expect("f32 storage is aligned");
+        let outputs = match stacked {
+            TensorData::F32(d) => self.session.run(ort::inputs![
+                TensorRef::from_array_view((shape, d)).map_err(err)?
+            ]),
+            TensorData::F16(d) => self.session.run(ort::inputs![
+                TensorRef::from_array_view((shape, d)).map_err(err)?
+            ]),
+            TensorData::U8(d) => self.session.run(ort::inputs![
+                TensorRef::from_array_view((shape, d)).map_err(err)?
+            ]),
+        }
+        .map_err(err)?;
+        let (out_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| {
+            Error::new(
+                ErrorKind::BadModel,
+                format!("first model output is not float32: {e}"),
+            )
+        })?;
+        if out_shape.first() != Some(&(inputs.len() as i64)) {
+            return Err(Error::new(
+                ErrorKind::BadModel,
+                format!("batched output has shape {out_shape:?}"),
+            ));
+        }
+        let mut image_shape: Vec<i64> = out_shape.to_vec();
+        image_shape[0] = 1;
+        let per_image = data.len() / inputs.len();
+        for (i, chunk) in data.chunks_exact(per_image).enumerate() {
+            on_output(i, &image_shape, chunk);
+        }
+        Ok(())
+    }
+}
+
 impl Backend for OnnxBackend {
+    fn run_batch(
+        &mut self,
+        inputs: &[TensorData<'_>],
+        on_output: &mut BatchOutput,
+    ) -> Result<(), Error> {
+        if self.info.dynamic_batch && inputs.len() > 1 {
+            return self.run_stacked(inputs, on_output);
+        }
+        for (i, input) in inputs.iter().enumerate() {
+            self.run(*input, &mut |shape, data| on_output(i, shape, data))?;
+        }
+        Ok(())
+    }
+
     fn info(&self) -> &ModelInfo {
         &self.info
     }

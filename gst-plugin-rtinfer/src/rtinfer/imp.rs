@@ -399,28 +399,46 @@ fn run_batches(element: glib::WeakRef<super::RtInfer>, batcher: Arc<Batcher>, mu
         else {
             return;
         };
-        // The shared models have a fixed batch of 1: the frames of a batch run one after
-        // another on the one session (on 2 cores ONNX Runtime already uses both).
-        let results: Vec<_> = batch
+        // Models with a dynamic batch run the frames as one [N, ...] tensor; the shared
+        // models have a fixed batch of 1, so theirs run one after another on the one session
+        // (on 2 cores ONNX Runtime already uses both, so parallel sessions would not help).
+        let maps: Vec<_> = batch
             .iter()
-            .map(|job| {
-                let map = job.input.tensor.map_readable().ok();
-                let input = map
-                    .as_ref()
-                    .and_then(|m| TensorData::from_bytes(m, job.input.dtype));
-                match input {
-                    Some(input) => model.detect(input, &job.input.transform, live.thresholds()),
-                    None => Err(backend::Error::new(
-                        backend::ErrorKind::Run,
-                        "the tensor cannot be read",
-                    )),
-                }
+            .map(|j| j.input.tensor.map_readable().ok())
+            .collect();
+        let inputs: Option<Vec<TensorData>> = maps
+            .iter()
+            .zip(&batch)
+            .map(|(m, j)| {
+                m.as_ref()
+                    .and_then(|m| TensorData::from_bytes(m, j.input.dtype))
             })
             .collect();
+        let transforms: Vec<_> = batch.iter().map(|j| j.input.transform).collect();
+        let results: Vec<Result<(Vec<rtmeta::Detection>, f64), backend::Error>> = match inputs {
+            None => vec![
+                Err(backend::Error::new(
+                    backend::ErrorKind::Run,
+                    "a tensor cannot be read"
+                ));
+                batch.len()
+            ],
+            Some(inputs) => match model.detect_batch(&inputs, &transforms, live.thresholds()) {
+                Ok(per_image) => per_image.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e); batch.len()],
+            },
+        };
+        drop(maps);
+        let runs = if model.batches() {
+            1
+        } else {
+            batch.len() as u64
+        };
         // Count before releasing the streams, so that stats posted at their EOS are complete.
         if let Some(obj) = element.upgrade() {
             let mut stats = obj.imp().stats.lock().unwrap();
             stats.batches += 1;
+            stats.model_runs += runs;
             for (objects, ms) in results.iter().flatten() {
                 stats.record_inference(*ms, objects.len());
             }

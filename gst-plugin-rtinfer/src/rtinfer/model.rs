@@ -35,7 +35,8 @@ pub struct Model {
     labels: Vec<String>,
     /// Classes to keep, if filtered.
     class_mask: Option<Vec<bool>>,
-    candidates: Vec<Candidate>,
+    /// Candidates of each image of a batch, reused.
+    candidates: Vec<Vec<Candidate>>,
     keep: Vec<usize>,
 }
 
@@ -138,48 +139,65 @@ impl Model {
             spec,
             labels,
             class_mask,
-            candidates: Vec::with_capacity(1024),
+            candidates: Vec::new(),
             keep: Vec::new(),
         };
         Ok((model, description))
     }
 
-    /// Runs one image; returns its detections in frame pixels and the inference time (ms).
-    pub fn detect(
+    /// Whether a batch of several images runs as one model run.
+    pub fn batches(&self) -> bool {
+        self.backend.info().dynamic_batch
+    }
+
+    /// Runs a batch of images; returns each one's detections in frame pixels and its share
+    /// of the inference time (ms).
+    pub fn detect_batch(
         &mut self,
-        input: TensorData<'_>,
-        transform: &Transform,
+        inputs: &[TensorData<'_>],
+        transforms: &[Transform],
         t: Thresholds,
-    ) -> Result<(Vec<Detection>, f64), backend::Error> {
+    ) -> Result<Vec<(Vec<Detection>, f64)>, backend::Error> {
+        let n = inputs.len();
+        if self.candidates.len() < n {
+            self.candidates.resize_with(n, || Vec::with_capacity(1024));
+        }
         let Model {
             backend,
             decoder,
-            labels,
             class_mask,
             candidates,
-            keep,
             ..
         } = self;
         let keep_class = |c: u32| class_mask.as_ref().is_none_or(|m| m[c as usize]);
-        candidates.clear();
+        candidates.iter_mut().for_each(Vec::clear);
         let start = Instant::now();
-        backend.run(input, &mut |_, data| {
-            decoder.candidates(data, t.confidence, &keep_class, candidates)
+        backend.run_batch(inputs, &mut |i, _, data| {
+            decoder.candidates(data, t.confidence, &keep_class, &mut candidates[i])
         })?;
-        let ms = start.elapsed().as_secs_f64() * 1000.0;
-        nms::per_class(candidates, t.iou, t.max_detections, keep);
+        let ms = start.elapsed().as_secs_f64() * 1000.0 / n.max(1) as f64;
+        Ok((0..n)
+            .map(|i| (self.detections(i, &transforms[i], t), ms))
+            .collect())
+    }
+
+    /// NMS over image `i`'s candidates, boxes mapped back to its frame.
+    fn detections(&mut self, i: usize, transform: &Transform, t: Thresholds) -> Vec<Detection> {
+        let candidates = &mut self.candidates[i];
+        nms::per_class(candidates, t.iou, t.max_detections, &mut self.keep);
         let (fw, fh) = (transform.frame_width as f64, transform.frame_height as f64);
-        let objects = keep
+        self.keep
             .iter()
-            .map(|&i| {
-                let c = &candidates[i];
+            .map(|&k| {
+                let c = &candidates[k];
                 let (x1, y1) = transform.to_frame(c.x1 as f64, c.y1 as f64);
                 let (x2, y2) = transform.to_frame(c.x2 as f64, c.y2 as f64);
                 let (x1, x2) = (x1.clamp(0.0, fw), x2.clamp(0.0, fw));
                 let (y1, y2) = (y1.clamp(0.0, fh), y2.clamp(0.0, fh));
                 Detection {
                     class_id: c.class,
-                    label: labels
+                    label: self
+                        .labels
                         .get(c.class as usize)
                         .cloned()
                         .unwrap_or_else(|| c.class.to_string()),
@@ -191,7 +209,6 @@ impl Model {
                     track_id: None,
                 }
             })
-            .collect();
-        Ok((objects, ms))
+            .collect()
     }
 }

@@ -6,6 +6,9 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use rtmeta::{DType, Layout};
 use std::path::Path;
 
+/// Sees the first output (shape, data) of a run and may reject it.
+type OutputCheck<'a> = dyn FnMut(&[i64], &[f32]) -> Result<(), Error> + 'a;
+
 pub struct OnnxBackend {
     session: Session,
     info: ModelInfo,
@@ -132,28 +135,16 @@ impl OnnxBackend {
 }
 
 impl OnnxBackend {
-    /// One run over `inputs` stacked into an [N, ...] tensor (dynamic-batch models only).
-    fn run_stacked(
+    /// Runs the session on `input` with the given input shape; `on_output` sees the first
+    /// output while it is valid.
+    fn run_shaped(
         &mut self,
-        inputs: &[TensorData<'_>],
-        on_output: &mut BatchOutput,
+        input: TensorData<'_>,
+        shape: [i64; 4],
+        on_output: &mut OutputCheck,
     ) -> Result<(), Error> {
         let err = |e: ort::Error| Error::new(ErrorKind::Run, format!("inference failed: {e}"));
-        let dtype = inputs[0].dtype();
-        if inputs.iter().any(|i| i.dtype() != dtype) {
-            return Err(Error::new(ErrorKind::Run, "a batch mixes tensor types"));
-        }
-        let one = inputs[0].bytes().len();
-        let total = one * inputs.len();
-        self.batch.resize(total.div_ceil(4), 0.0);
-        let bytes = &mut crate::convert::as_bytes_mut(&mut self.batch)[..total];
-        for (chunk, input) in bytes.chunks_exact_mut(one).zip(inputs) {
-            chunk.copy_from_slice(input.bytes());
-        }
-        let mut shape = self.input_shape;
-        shape[0] = inputs.len() as i64;
-        let stacked = TensorData::from_bytes(bytes, dtype).expect("f32 storage is aligned");
-        let outputs = match stacked {
+        let outputs = match input {
             TensorData::F32(d) => self.session.run(ort::inputs![
                 TensorRef::from_array_view((shape, d)).map_err(err)?
             ]),
@@ -171,19 +162,47 @@ impl OnnxBackend {
                 format!("first model output is not float32: {e}"),
             )
         })?;
-        if out_shape.first() != Some(&(inputs.len() as i64)) {
-            return Err(Error::new(
-                ErrorKind::BadModel,
-                format!("batched output has shape {out_shape:?}"),
-            ));
+        on_output(out_shape, data)
+    }
+
+    /// One run over `inputs` stacked into an [N, ...] tensor (dynamic-batch models only).
+    fn run_stacked(
+        &mut self,
+        inputs: &[TensorData<'_>],
+        on_output: &mut BatchOutput,
+    ) -> Result<(), Error> {
+        let dtype = inputs[0].dtype();
+        if inputs.iter().any(|i| i.dtype() != dtype) {
+            return Err(Error::new(ErrorKind::Run, "a batch mixes tensor types"));
         }
-        let mut image_shape: Vec<i64> = out_shape.to_vec();
-        image_shape[0] = 1;
-        let per_image = data.len() / inputs.len();
-        for (i, chunk) in data.chunks_exact(per_image).enumerate() {
-            on_output(i, &image_shape, chunk);
+        let n = inputs.len();
+        let one = inputs[0].bytes().len();
+        // Taken out while the session runs on it, and put back for the next batch.
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.resize((one * n).div_ceil(4), 0.0);
+        let bytes = &mut crate::convert::as_bytes_mut(&mut batch)[..one * n];
+        for (chunk, input) in bytes.chunks_exact_mut(one).zip(inputs) {
+            chunk.copy_from_slice(input.bytes());
         }
-        Ok(())
+        let mut shape = self.input_shape;
+        shape[0] = n as i64;
+        let stacked = TensorData::from_bytes(bytes, dtype).expect("f32 storage is aligned");
+        let result = self.run_shaped(stacked, shape, &mut |out_shape, data| {
+            if out_shape.first() != Some(&(n as i64)) {
+                return Err(Error::new(
+                    ErrorKind::BadModel,
+                    format!("batched output has shape {out_shape:?}"),
+                ));
+            }
+            let mut image_shape = out_shape.to_vec();
+            image_shape[0] = 1;
+            for (i, chunk) in data.chunks_exact(data.len() / n).enumerate() {
+                on_output(i, &image_shape, chunk);
+            }
+            Ok(())
+        });
+        self.batch = batch;
+        result
     }
 }
 
@@ -215,27 +234,10 @@ impl Backend for OnnxBackend {
         input: TensorData<'_>,
         on_output: &mut dyn FnMut(&[i64], &[f32]),
     ) -> Result<(), Error> {
-        let err = |e: ort::Error| Error::new(ErrorKind::Run, format!("inference failed: {e}"));
         let shape = self.input_shape;
-        let outputs = match input {
-            TensorData::F32(d) => self.session.run(ort::inputs![
-                TensorRef::from_array_view((shape, d)).map_err(err)?
-            ]),
-            TensorData::F16(d) => self.session.run(ort::inputs![
-                TensorRef::from_array_view((shape, d)).map_err(err)?
-            ]),
-            TensorData::U8(d) => self.session.run(ort::inputs![
-                TensorRef::from_array_view((shape, d)).map_err(err)?
-            ]),
-        }
-        .map_err(err)?;
-        let (shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(|e| {
-            Error::new(
-                ErrorKind::BadModel,
-                format!("first model output is not float32: {e}"),
-            )
-        })?;
-        on_output(shape, data);
-        Ok(())
+        self.run_shaped(input, shape, &mut |out_shape, data| {
+            on_output(out_shape, data);
+            Ok(())
+        })
     }
 }

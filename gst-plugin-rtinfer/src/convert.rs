@@ -43,6 +43,15 @@ pub fn caps() -> gst::Caps {
         .build()
 }
 
+/// A pad template for the raw video the converter reads.
+pub fn pad_template(
+    name: &str,
+    direction: gst::PadDirection,
+    presence: gst::PadPresence,
+) -> gst::PadTemplate {
+    gst::PadTemplate::new(name, direction, presence, &caps()).expect("valid pad template")
+}
+
 /// Element types a tensor can be written as.
 pub trait Element: Copy + Default + 'static {
     fn from_f32(v: f32) -> Self;
@@ -74,11 +83,6 @@ pub fn cast_mut<T: Element>(bytes: &mut [u8]) -> Option<&mut [T]> {
 pub fn as_bytes_mut(v: &mut [f32]) -> &mut [u8] {
     // SAFETY: u8 has no alignment or validity requirements.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), std::mem::size_of_val(v)) }
-}
-
-pub fn as_bytes(v: &[f32]) -> &[u8] {
-    // SAFETY: as above.
-    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), std::mem::size_of_val(v)) }
 }
 
 /// The bytes of a slice of tensor elements.

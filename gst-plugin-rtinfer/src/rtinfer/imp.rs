@@ -649,36 +649,12 @@ impl ElementImpl for RtInfer {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = convert::caps();
+            use gst::{PadDirection::*, PadPresence::*};
             vec![
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink_%u",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Request,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "src_%u",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Sometimes,
-                    &caps,
-                )
-                .unwrap(),
+                convert::pad_template("sink", Sink, Always),
+                convert::pad_template("src", Src, Always),
+                convert::pad_template("sink_%u", Sink, Request),
+                convert::pad_template("src_%u", Src, Sometimes),
             ]
         });
         TEMPLATES.as_ref()

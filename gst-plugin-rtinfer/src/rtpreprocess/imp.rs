@@ -304,22 +304,10 @@ impl ElementImpl for RtPreprocess {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let caps = convert::caps();
+            use gst::{PadDirection::*, PadPresence::*};
             vec![
-                gst::PadTemplate::new(
-                    "src",
-                    gst::PadDirection::Src,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "sink",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Always,
-                    &caps,
-                )
-                .unwrap(),
+                convert::pad_template("src", Src, Always),
+                convert::pad_template("sink", Sink, Always),
             ]
         });
         TEMPLATES.as_ref()

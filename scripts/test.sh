@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 export RT_SHARED=$(realpath "${RT_SHARED:-../shared}")
 VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
 
-echo "== test tools (numpy, OpenCV, pytest for the reference comparison)"
-"$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest
+echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server)"
+"$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest \
+  aiortc==1.16.0 aiohttp
 # An ONNX Runtime older than 1.20, to test that it is refused with a clear message.
 old_ort=target/old-ort/libonnxruntime.so.1.19.2
 if [ ! -f "$old_ort" ]; then

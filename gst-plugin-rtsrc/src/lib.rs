@@ -3,14 +3,18 @@
 //! * `rturisrcbin`: decodes any URI `uridecodebin` plays (files, RTSP, HTTP...) and, when the
 //!   source fails, ends or stalls, rebuilds it with exponential backoff while the rest of the
 //!   pipeline keeps running. Credentials in URIs never reach logs or messages.
+//! * `rtwhepsrc`: receives and decodes video from a WHEP (WebRTC-HTTP Egress) server;
+//!   `whep://` URIs, so `rturisrcbin uri=whep://...` reconnects it.
 
 use gst::glib;
 
 pub mod mask;
 mod rturisrcbin;
+mod rtwhepsrc;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
-    rturisrcbin::register(plugin)
+    rturisrcbin::register(plugin)?;
+    rtwhepsrc::register(plugin)
 }
 
 gst::plugin_define!(

@@ -1,0 +1,82 @@
+"""The many-source descriptions run for real: pipelines/multi-4-sources.pipeline (2 files and
+2 RTSP streams, over UDP and TCP, from a real RTSP server) and pipelines/multi-mosaic.pipeline
+(the compositor mosaic), stopped with Ctrl-C as a user would."""
+import json
+import signal
+import socket
+import subprocess
+import time
+
+import cv2
+import pytest
+
+from conftest import REPO, SHARED, VTEST, gst_env
+
+MEGAMIND = VTEST.parent / "Megamind.avi"
+
+
+@pytest.fixture
+def rtsp():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/servers/rtsp_server.py"),
+                             str(port), str(VTEST)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    yield port
+    proc.kill()
+    proc.wait()
+
+
+def run_for(name, seconds, until=None, **vars):
+    """Runs pipelines/NAME.pipeline, then interrupts it (EOS, as gst-launch -e does on
+    Ctrl-C) after `seconds`, or as soon as `until()` holds."""
+    env = {**gst_env(), "RT_SHARED": str(SHARED)}
+    proc = subprocess.Popen([str(REPO / "pipelines/run.sh"), name,
+                             *(f"{k}={v}" for k, v in vars.items())],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + seconds
+    while time.time() < deadline and proc.poll() is None and not (until and until()):
+        time.sleep(0.5)
+    assert proc.poll() is None, f"ended early: {proc.stderr.read()[-3000:]}"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-3000:]
+    assert "ERROR" not in err, err[-3000:]
+    return out
+
+
+def lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_four_mixed_sources_through_one_rtinfer(rtsp, tmp_path):
+    out = tmp_path / "dets"
+    files = [tmp_path / f"dets-{i}.jsonl" for i in range(4)]
+    run_for("multi-4-sources", 90, until=lambda: all(len(lines(f)) >= 30 for f in files),
+            OUT=out, VIDEO0=VTEST, VIDEO1=MEGAMIND,
+            URI2=f"rtsp://127.0.0.1:{rtsp}/test", URI3=f"rtspt://127.0.0.1:{rtsp}/test")
+    sizes = {0: (768, 576), 1: (720, 528), 2: (384, 288), 3: (384, 288)}
+    for i, f in enumerate(files):
+        frames = lines(f)
+        assert len(frames) >= 30, f"source {i}: {len(frames)} frames"
+        assert {d["source_id"] for d in frames} == {i}
+        assert {(d["width"], d["height"]) for d in frames} == {sizes[i]}
+        if i != 1:  # vtest.avi, directly or over RTSP: pedestrians throughout
+            people = [d for d in frames if any(o["label"] == "person" for o in d["objects"])]
+            assert len(people) >= 0.9 * len(frames), f"source {i}"
+
+
+def test_mosaic_of_four_sources(rtsp, tmp_path):
+    run_for("multi-mosaic", 20, VIDEO0=VTEST, VIDEO1=MEGAMIND,
+            URI3=f"rtsp://127.0.0.1:{rtsp}/test",
+            SINK=f"jpegenc ! multifilesink location={tmp_path}/m-%05d.jpg")
+    shots = sorted(tmp_path.glob("m-*.jpg"))
+    assert len(shots) > 20
+    # A frame from the middle of the run (at the end, inputs leave as their EOS arrives).
+    img = cv2.imread(str(shots[len(shots) // 2]))
+    assert img.shape[:2] == (960, 1280)
+    # Every quarter has a picture in it: none left black by a source that never arrived.
+    for y in (0, 480):
+        for x in (0, 640):
+            assert img[y:y + 480, x:x + 640].std() > 10, (x, y)

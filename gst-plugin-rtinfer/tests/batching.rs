@@ -341,3 +341,191 @@ fn dynamic_batch_models_run_a_real_batch_with_the_same_results() {
     // The streams really differ, so mixing them up would show.
     assert_ne!(single[0][0].objects, single[1][0].objects);
 }
+
+#[test]
+fn a_flushing_seek_on_one_stream_leaves_the_other_alone() {
+    init();
+    // Stream 0 is vtest.avi (seekable), stream 1 a photo. After 10 frames, stream 0 alone is
+    // seeked (the event goes upstream from its own sink through src_0/sink_0), to 70 s.
+    let line = format!(
+        "rtinfer name=i model-file={} \
+         filesrc location={VTEST} ! decodebin ! videoconvert ! rtpreprocess ! i.sink_0 {} \
+         i.src_0 ! appsink name=out0 sync=false i.src_1 ! appsink name=out1 sync=false",
+        model("yolox_nano.onnx"),
+        photo("person", 40, 1)
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    type Seen = Arc<Mutex<Vec<(gst::ClockTime, rtmeta::Detections)>>>;
+    let outs: Vec<Seen> = (0..2)
+        .map(|i| {
+            let seen: Seen = Arc::default();
+            let s2 = seen.clone();
+            let sink = pipeline.by_name(&format!("out{i}")).unwrap();
+            let sink = sink.downcast::<gst_app::AppSink>().unwrap();
+            sink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let buf = sample.buffer().unwrap();
+                        let d = rtmeta::Detections::from_buffer(buf).unwrap();
+                        s2.lock().unwrap().push((buf.pts().unwrap(), d));
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+            seen
+        })
+        .collect();
+    let out0 = pipeline.by_name("out0").unwrap();
+    let target = gst::ClockTime::from_seconds(70);
+    let seeker = {
+        let seen = outs[0].clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while seen.lock().unwrap().len() < 10 {
+                assert!(
+                    Instant::now() < deadline,
+                    "stream 0 never reached 10 frames"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let seek = gst::event::Seek::new(
+                1.0,
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::SeekType::Set,
+                target,
+                gst::SeekType::None,
+                gst::ClockTime::NONE,
+            );
+            assert!(out0.send_event(seek), "the seek reached the file source");
+        })
+    };
+    let (end, _) = run(&pipeline);
+    seeker.join().unwrap();
+    assert!(matches!(end, End::Eos), "{end:?}");
+
+    let first = outs[0].lock().unwrap();
+    let jump = first
+        .iter()
+        .position(|(pts, _)| *pts >= target)
+        .expect("stream 0 played on from the seek target");
+    assert!((10..30).contains(&jump), "frames before the seek: {jump}");
+    let after = &first[jump..];
+    // vtest.avi is 10 fps and 79.5 s long: 95 frames from 70 s to the end.
+    assert!((90..=96).contains(&after.len()), "{} frames", after.len());
+    assert!(after.windows(2).all(|w| w[0].0 < w[1].0), "in order");
+    let people = after
+        .iter()
+        .filter(|(_, d)| d.objects.iter().any(|o| o.label == "person"))
+        .count();
+    assert!(people >= after.len() * 9 / 10, "detections after the seek");
+
+    let second: Vec<u64> = outs[1]
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, d)| d.frame_number)
+        .collect();
+    assert_eq!(
+        second,
+        (0..40).collect::<Vec<_>>(),
+        "stream 1 was not touched"
+    );
+}
+
+#[test]
+fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
+    init();
+    // Stream 1 is live and has sent nothing, so stream 0's first frame waits up to
+    // batch-timeout (10 s) for a batch partner. A flushing seek on stream 0 must take that
+    // frame back at once: it is never inferred and never pushed.
+    let line = format!(
+        "rtinfer name=i batch-size=2 batch-timeout=10000 stats-interval=0 model-file={} \
+         filesrc location={VTEST} ! decodebin ! videoconvert ! rtpreprocess ! i.sink_0 \
+         appsrc name=stalled is-live=true format=time \
+           caps=video/x-raw,format=RGB,width=64,height=48,framerate=10/1 ! i.sink_1 \
+         i.src_0 ! appsink name=out0 sync=false async=false \
+         i.src_1 ! appsink name=out1 async=false",
+        model("yolox_nano.onnx"),
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let seen: Arc<Mutex<Vec<gst::ClockTime>>> = Arc::default();
+    let s2 = seen.clone();
+    let out0 = pipeline.by_name("out0").unwrap();
+    out0.clone()
+        .downcast::<gst_app::AppSink>()
+        .unwrap()
+        .set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    s2.lock()
+                        .unwrap()
+                        .push(sample.buffer().unwrap().pts().unwrap());
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    let stalled = pipeline
+        .by_name("stalled")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let infer = pipeline.by_name("i").unwrap();
+    let target = gst::ClockTime::from_seconds(75);
+    let seeker = std::thread::spawn(move || {
+        // Until stream 0's first frame is waiting in rtinfer.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while infer
+            .property::<gst::Structure>("stats")
+            .get::<u64>("frames")
+            != Ok(1)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "stream 0's first frame never arrived"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let seek = gst::event::Seek::new(
+            1.0,
+            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+            gst::SeekType::Set,
+            target,
+            gst::SeekType::None,
+            gst::ClockTime::NONE,
+        );
+        assert!(out0.send_event(seek));
+        // Now let stream 0 run freely to its end.
+        let _ = stalled.end_of_stream();
+    });
+    let (end, messages) = run(&pipeline);
+    seeker.join().unwrap();
+    assert!(matches!(end, End::Eos), "{end:?}");
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().all(|pts| *pts >= target),
+        "a frame from before the seek"
+    );
+    assert!(
+        (40..=46).contains(&seen.len()),
+        "{} frames after 75 s",
+        seen.len()
+    );
+    let stats = messages
+        .iter()
+        .rev()
+        .find(|s| s.name() == "rtinfer-stats")
+        .unwrap();
+    assert_eq!(
+        stats.get::<u64>("inferences").unwrap(),
+        seen.len() as u64,
+        "the withdrawn frame was not inferred"
+    );
+}

@@ -197,19 +197,70 @@ enum Source {
     Yuv420(Box<YuvToRgb>),
 }
 
+/// A packed RGB format's bytes per pixel and the offsets of R, G and B.
+pub fn packed_layout(format: VideoFormat) -> Option<(usize, [usize; 3])> {
+    use VideoFormat::*;
+    Some(match format {
+        Rgb => (3, [0, 1, 2]),
+        Bgr => (3, [2, 1, 0]),
+        Rgba | Rgbx => (4, [0, 1, 2]),
+        Bgra | Bgrx => (4, [2, 1, 0]),
+        Argb | Xrgb => (4, [1, 2, 3]),
+        Abgr | Xbgr => (4, [3, 2, 1]),
+        _ => return None,
+    })
+}
+
 impl Source {
     fn for_format(format: VideoFormat, info: &VideoInfo) -> Option<Self> {
         use VideoFormat::*;
-        let packed = |bpp, rgb| Some(Source::Packed { bpp, rgb });
+        if let Some((bpp, rgb)) = packed_layout(format) {
+            return Some(Source::Packed { bpp, rgb });
+        }
         match format {
-            Rgb => packed(3, [0, 1, 2]),
-            Bgr => packed(3, [2, 1, 0]),
-            Rgba | Rgbx => packed(4, [0, 1, 2]),
-            Bgra | Bgrx => packed(4, [2, 1, 0]),
-            Argb | Xrgb => packed(4, [1, 2, 3]),
-            Abgr | Xbgr => packed(4, [3, 2, 1]),
             Nv12 | Nv21 | I420 | Yv12 => Some(Source::Yuv420(Box::new(YuvToRgb::new(info)))),
             _ => None,
+        }
+    }
+}
+
+/// YCbCr to RGB for a frame's colour matrix and range:
+/// `R = L + r_v*V'`, `G = L + g_u*U' + g_v*V'`, `B = L + b_u*U'`, with
+/// `L = (Y - y_off) * y_mul` and `U' = (U - 128) * c_mul` (likewise V').
+#[derive(Clone, Copy, Debug)]
+pub struct YuvCoefficients {
+    pub y_off: f64,
+    pub y_mul: f64,
+    pub c_mul: f64,
+    pub r_v: f64,
+    pub g_u: f64,
+    pub g_v: f64,
+    pub b_u: f64,
+}
+
+impl YuvCoefficients {
+    pub fn new(info: &VideoInfo) -> Self {
+        let c = info.colorimetry();
+        let (kr, kb) = match c.matrix() {
+            VideoColorMatrix::Bt709 => (0.2126, 0.0722),
+            VideoColorMatrix::Bt2020 => (0.2627, 0.0593),
+            _ => (0.299, 0.114),
+        };
+        let full = c.range() == VideoColorRange::Range0_255;
+        let (y_off, y_mul, c_mul) = if full {
+            (0.0, 1.0, 1.0)
+        } else {
+            (16.0, 255.0 / 219.0, 255.0 / 224.0)
+        };
+        let kg = 1.0 - kr - kb;
+        YuvCoefficients {
+            y_off,
+            y_mul,
+            c_mul,
+            r_v: 2.0 * (1.0 - kr),
+            g_u: -2.0 * (1.0 - kb) * kb / kg,
+            g_v: -2.0 * (1.0 - kr) * kr / kg,
+            b_u: 2.0 * (1.0 - kb),
         }
     }
 }
@@ -226,30 +277,18 @@ struct YuvToRgb {
 
 impl YuvToRgb {
     fn new(info: &VideoInfo) -> Self {
-        let c = info.colorimetry();
-        let (kr, kb) = match c.matrix() {
-            VideoColorMatrix::Bt709 => (0.2126, 0.0722),
-            VideoColorMatrix::Bt2020 => (0.2627, 0.0593),
-            _ => (0.299, 0.114),
-        };
-        let full = c.range() == VideoColorRange::Range0_255;
-        let (y_off, y_mul, c_mul) = if full {
-            (0.0, 1.0, 1.0)
-        } else {
-            (16.0, 255.0 / 219.0, 255.0 / 224.0)
-        };
-        let kg = 1.0 - kr - kb;
+        let k = YuvCoefficients::new(info);
         let table = |f: &dyn Fn(f64) -> f64| -> [i32; 256] {
             std::array::from_fn(|v| (f(v as f64) * 65536.0).round() as i32)
         };
-        let chroma = |v: f64| (v - 128.0) * c_mul;
+        let chroma = |v: f64| (v - 128.0) * k.c_mul;
         YuvToRgb {
             // The rounding offset is folded into the luma table.
-            y: table(&|v| (v - y_off) * y_mul + 0.5),
-            r_v: table(&|v| 2.0 * (1.0 - kr) * chroma(v)),
-            g_u: table(&|v| -2.0 * (1.0 - kb) * kb / kg * chroma(v)),
-            g_v: table(&|v| -2.0 * (1.0 - kr) * kr / kg * chroma(v)),
-            b_u: table(&|v| 2.0 * (1.0 - kb) * chroma(v)),
+            y: table(&|v| (v - k.y_off) * k.y_mul + 0.5),
+            r_v: table(&|v| k.r_v * chroma(v)),
+            g_u: table(&|v| k.g_u * chroma(v)),
+            g_v: table(&|v| k.g_v * chroma(v)),
+            b_u: table(&|v| k.b_u * chroma(v)),
         }
     }
 

@@ -9,7 +9,9 @@ use gst::glib;
 
 pub mod backend;
 pub mod convert;
+pub mod cuda;
 pub mod decode;
+pub mod device;
 pub mod labels;
 pub mod letterbox;
 pub mod nms;

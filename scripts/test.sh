@@ -7,9 +7,13 @@ cd "$(dirname "$0")/.."
 export RT_SHARED=$(realpath "${RT_SHARED:-../shared}")
 VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
 
-echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server)"
+echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server; NVRTC for the CUDA kernel)"
 "$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest \
-  aiortc==1.16.0 aiohttp
+  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*"
+# NVRTC compiles the preprocessing kernel without a GPU, so CI checks that it compiles.
+nvrtc_lib=$("$VENV/bin/python" -c "import nvidia, os; print(os.path.join(nvidia.__path__[0], 'cu13', 'lib'))")
+export LD_LIBRARY_PATH=$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export RT_REQUIRE_NVRTC=1
 # An ONNX Runtime older than 1.20, to test that it is refused with a clear message.
 old_ort=target/old-ort/libonnxruntime.so.1.19.2
 if [ ! -f "$old_ort" ]; then

@@ -127,7 +127,7 @@ fn main() {
         model.as_ref(),
         &Options {
             threads,
-            library: None,
+            ..Default::default()
         },
     )
     .unwrap();

@@ -71,6 +71,20 @@ impl Selection {
     }
 }
 
+/// Posts why an element runs on `active` rather than where `device` asked: a warning when
+/// CUDA was named, an info message for `auto`. Nothing when there is no reason to give.
+pub fn report(element: &gst::Element, request: DeviceRequest, active: &str, why: &[String]) {
+    if why.is_empty() {
+        return;
+    }
+    let text = format!("device={request}: running on {active}: {}", why.join("; "));
+    if matches!(request, DeviceRequest::Cuda(_)) {
+        gst::element_warning!(element, gst::LibraryError::Init, ("{}", text));
+    } else {
+        gst::element_info!(element, gst::LibraryError::Init, ("{}", text));
+    }
+}
+
 pub fn select(request: DeviceRequest) -> Selection {
     let ordinal = match request {
         DeviceRequest::Cpu => {
@@ -92,7 +106,7 @@ pub fn select(request: DeviceRequest) -> Selection {
         Err(why) => Selection {
             request,
             cuda: None,
-            why_cpu: Some(format!("CUDA not used ({why}); running on the CPU")),
+            why_cpu: Some(format!("no usable CUDA device ({why})")),
         },
     }
 }
@@ -131,7 +145,7 @@ mod tests {
         }
         let s = select(DeviceRequest::Auto);
         assert!(s.cuda.is_none() && !s.fallback_is_warning());
-        assert!(s.why_cpu.unwrap().starts_with("CUDA not used ("));
+        assert!(s.why_cpu.unwrap().starts_with("no usable CUDA device ("));
         assert!(select(DeviceRequest::Cuda(0)).fallback_is_warning());
     }
 }

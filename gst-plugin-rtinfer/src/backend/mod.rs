@@ -1,5 +1,5 @@
-//! Inference backends behind one small trait, so execution providers plug in later with the
-//! same element properties.
+//! Inference backends behind one small trait: the element sees the same interface whichever
+//! execution provider runs the model.
 
 mod onnx;
 pub mod ortlib;
@@ -102,6 +102,14 @@ pub struct Options {
     pub threads: u32,
     /// Explicit ONNX Runtime library to load.
     pub library: Option<PathBuf>,
+    /// Run on this CUDA device (TensorRT, then CUDA execution provider), else the CPU.
+    pub cuda: Option<u32>,
+    /// Try TensorRT before plain CUDA.
+    pub tensorrt: bool,
+    /// TensorRT builds FP16 engines.
+    pub trt_fp16: bool,
+    /// Where TensorRT keeps built engines (built once, then loaded).
+    pub trt_cache: Option<PathBuf>,
 }
 
 /// Receives each image's output of a batch: image index, output shape (batch 1), data.
@@ -111,6 +119,10 @@ pub trait Backend: Send {
     fn info(&self) -> &ModelInfo;
     /// Human-readable description, e.g. the library version and device.
     fn describe(&self) -> String;
+    /// Where the model runs: `cpu`, or `cuda:N (CUDA)` / `cuda:N (TensorRT)`.
+    fn device(&self) -> String;
+    /// Why a requested accelerator was not used, one line each.
+    fn fallbacks(&self) -> &[String];
     /// Runs one image; `on_output` sees the output shape and data while they are valid.
     fn run(
         &mut self,

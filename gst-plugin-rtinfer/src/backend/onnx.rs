@@ -1,7 +1,9 @@
-//! The ONNX Runtime backend (CPU execution provider).
+//! The ONNX Runtime backend: the CPU execution provider, or TensorRT / CUDA on a GPU with
+//! the CPU as the fallback.
 
 use super::{Backend, BatchOutput, Error, ErrorKind, ModelInfo, Options, TensorData, ortlib};
-use ort::session::{Session, builder::GraphOptimizationLevel};
+use ort::ep::{self, ExecutionProvider};
+use ort::session::{Session, builder::GraphOptimizationLevel, builder::SessionBuilder};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 use rtmeta::{DType, Layout};
 use std::path::Path;
@@ -15,6 +17,8 @@ pub struct OnnxBackend {
     /// Input shape of a batch-1 run, in the model's layout.
     input_shape: [i64; 4],
     version: String,
+    device: String,
+    fallbacks: Vec<String>,
     /// Batched input, reused (f32 storage keeps every element type aligned).
     batch: Vec<f32>,
 }
@@ -36,24 +40,46 @@ impl OnnxBackend {
         }
         let (env, library) = ortlib::environment(opts.library.as_deref())?;
         let lib_err = |e: ort::Error| Error::new(ErrorKind::Library, format!("ONNX Runtime: {e}"));
-        let mut builder = Session::builder(&env)
-            .map_err(lib_err)?
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(|e| lib_err(e.into()))?
-            .with_inter_threads(1)
-            .map_err(|e| lib_err(e.into()))?;
-        if opts.threads > 0 {
-            builder = builder
-                .with_intra_threads(opts.threads as usize)
+        let builder = || -> Result<SessionBuilder, Error> {
+            let mut b = Session::builder(&env)
+                .map_err(lib_err)?
+                .with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(|e| lib_err(e.into()))?
+                .with_inter_threads(1)
                 .map_err(|e| lib_err(e.into()))?;
+            if opts.threads > 0 {
+                b = b
+                    .with_intra_threads(opts.threads as usize)
+                    .map_err(|e| lib_err(e.into()))?;
+            }
+            Ok(b)
+        };
+        let mut fallbacks = Vec::new();
+        let mut device = "cpu".to_string();
+        let mut session = None;
+        if let Some(n) = opts.cuda {
+            let mut b = builder()?;
+            if let Some(name) = register_gpu(&mut b, n, opts, &library, &mut fallbacks) {
+                // A provider library may load and still fail on this model or device.
+                match b.commit_from_file(model) {
+                    Ok(s) => {
+                        session = Some(s);
+                        device = format!("cuda:{n} ({name})");
+                    }
+                    Err(e) => fallbacks.push(format!("{name} could not run the model: {e}")),
+                }
+            }
         }
-        let session = builder.commit_from_file(model).map_err(|e| {
-            bad(format!(
-                "{} is not a model ONNX Runtime can load: {e}",
-                model.display()
-            ))
-        })?;
-        let version = format!("ONNX Runtime CPU ({})", library.display());
+        let session = match session {
+            Some(s) => s,
+            None => builder()?.commit_from_file(model).map_err(|e| {
+                bad(format!(
+                    "{} is not a model ONNX Runtime can load: {e}",
+                    model.display()
+                ))
+            })?,
+        };
+        let version = format!("ONNX Runtime on {device} ({})", library.display());
 
         if session.inputs().len() != 1 {
             return Err(bad(format!(
@@ -111,6 +137,8 @@ impl OnnxBackend {
             },
             input_shape,
             version,
+            device,
+            fallbacks,
             batch: Vec::new(),
         };
         backend.warm_up()?;
@@ -132,6 +160,55 @@ impl OnnxBackend {
         self.info.output_shape = shape;
         Ok(())
     }
+}
+
+/// Registers TensorRT (if asked for) and CUDA for device `n`; returns the first provider
+/// that registered, noting why each one that did not.
+fn register_gpu(
+    b: &mut SessionBuilder,
+    n: u32,
+    opts: &Options,
+    library: &Path,
+    fallbacks: &mut Vec<String>,
+) -> Option<&'static str> {
+    if matches!(ep::CUDA::is_available(), Ok(false)) {
+        fallbacks.push(format!(
+            "the ONNX Runtime at {} is a CPU-only build (no CUDA or TensorRT provider): install \
+             onnxruntime-gpu 1.31 and point onnxruntime-library or ORT_DYLIB_PATH at its \
+             libonnxruntime.so",
+            library.display()
+        ));
+        return None;
+    }
+    let mut first = None;
+    if opts.tensorrt {
+        let mut trt = ep::TensorRT::default()
+            .with_device_id(n as i32)
+            .with_fp16(opts.trt_fp16);
+        if let Some(dir) = &opts.trt_cache {
+            trt = trt
+                .with_engine_cache(true)
+                .with_engine_cache_path(dir.display())
+                .with_timing_cache(true)
+                .with_timing_cache_path(dir.display());
+        }
+        match trt.register(b) {
+            Err(e) => fallbacks.push(format!(
+                "TensorRT not used ({e}); it needs TensorRT 10 (libnvinfer.so.10) on the \
+                 library path"
+            )),
+            Ok(()) => first = Some("TensorRT"),
+        }
+    }
+    // Also behind TensorRT: it takes the nodes TensorRT cannot run.
+    let cuda = ep::CUDA::default().with_device_id(n as i32);
+    match cuda.register(b) {
+        Err(e) => fallbacks.push(format!(
+            "CUDA not used ({e}); it needs the NVIDIA driver, CUDA 13 and cuDNN 9 libraries"
+        )),
+        Ok(()) => first = first.or(Some("CUDA")),
+    }
+    first
 }
 
 impl OnnxBackend {
@@ -227,6 +304,14 @@ impl Backend for OnnxBackend {
 
     fn describe(&self) -> String {
         self.version.clone()
+    }
+
+    fn device(&self) -> String {
+        self.device.clone()
+    }
+
+    fn fallbacks(&self) -> &[String] {
+        &self.fallbacks
     }
 
     fn run(

@@ -209,8 +209,12 @@ impl Preprocessor {
         launch(&self.stream, &self.func, upload, p, out)
     }
 
-    pub fn synchronize(&self) -> Result<(), String> {
-        self.stream.synchronize().map_err(|e| e.to_string())
+    /// Copies a tensor back to host memory (waits for the kernel).
+    pub fn download(&self, tensor: &CudaSlice<u8>, out: &mut [u8]) -> Result<(), String> {
+        self.stream
+            .memcpy_dtoh(tensor, out)
+            .and_then(|()| self.stream.synchronize())
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -13,6 +13,7 @@ use super::stream::Stream;
 use crate::backend::{self, TensorData};
 use crate::convert;
 use crate::decode::FormatProp;
+use crate::device::{self, DeviceRequest};
 use crate::spec::{QUERY_NAME, TensorSpec};
 use crate::stats::Stats;
 use gst::glib;
@@ -38,6 +39,8 @@ const STATS_NAME: &str = "rtinfer-stats";
 #[derive(Clone, Debug, Default)]
 struct Settings {
     load: LoadSettings,
+    /// The `device` property as set; parsed when the element starts.
+    device: String,
     live: Live,
 }
 
@@ -95,6 +98,8 @@ pub struct RtInfer {
     running: Mutex<Option<Running>>,
     stats: Mutex<Stats>,
     last_stats_post: Mutex<Instant>,
+    /// `active-device`: where the model runs.
+    active_device: Mutex<String>,
 }
 
 #[glib::object_subclass]
@@ -108,11 +113,15 @@ impl ObjectSubclass for RtInfer {
         let src = klass.pad_template("src").expect("src template");
         let stream = make_stream(None, &sink, "sink", &src, "src");
         RtInfer {
-            settings: Mutex::new(Settings::default()),
+            settings: Mutex::new(Settings {
+                device: "auto".into(),
+                ..Default::default()
+            }),
             streams: Mutex::new(vec![stream]),
             running: Mutex::new(None),
             stats: Mutex::new(Stats::default()),
             last_stats_post: Mutex::new(Instant::now()),
+            active_device: Mutex::new(String::new()),
         }
     }
 }
@@ -203,9 +212,16 @@ impl RtInfer {
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let load = self.settings.lock().unwrap().load.clone();
+        let (mut load, device) = {
+            let s = self.settings.lock().unwrap();
+            (s.load.clone(), s.device.clone())
+        };
+        load.device = device
+            .parse()
+            .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         let (model, description) = Model::load(&load)?;
         gst::info!(CAT, imp = self, "loaded {description}");
+        self.report_device(load.device, &model);
         let spec = model.spec.clone();
         let batcher = Arc::new(Batcher::default());
         *self.stats.lock().unwrap() = Stats::default();
@@ -226,6 +242,12 @@ impl RtInfer {
             thread,
         });
         Ok(())
+    }
+
+    fn report_device(&self, request: DeviceRequest, model: &Model) {
+        let active = model.device();
+        *self.active_device.lock().unwrap() = active.clone();
+        device::report(self.obj().upcast_ref(), request, &active, &model.fallbacks);
     }
 
     /// Releases every waiting streaming thread (before pads deactivate).
@@ -554,6 +576,34 @@ impl ObjectImpl for RtInfer {
                     .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the setup's and Python's onnxruntime packages, then the system)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb(device::BLURB)
+                    .default_value(Some("auto"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("tensorrt")
+                    .nick("TensorRT")
+                    .blurb("On CUDA, try ONNX Runtime's TensorRT execution provider first (needs onnxruntime-gpu and TensorRT 10); the CUDA provider takes what TensorRT cannot run")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("tensorrt-fp16")
+                    .nick("TensorRT FP16")
+                    .blurb("Let TensorRT build FP16 engines (faster; detections may differ slightly from FP32)")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("tensorrt-cache-dir")
+                    .nick("TensorRT engine cache")
+                    .blurb("Folder where TensorRT engines are kept, so each is built once (minutes) and then loaded (default: ~/.cache/rtinfer/tensorrt; empty: no cache)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-device")
+                    .nick("Active device")
+                    .blurb("Where the model runs once started: cpu, cuda:N (CUDA) or cuda:N (TensorRT)")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecBoolean::builder("keep-tensor")
                     .nick("Keep tensor")
                     .blurb("Leave the RtTensorMeta on buffers after inference (default: remove it so its memory is reused at once)")
@@ -595,6 +645,15 @@ impl ObjectImpl for RtInfer {
             "stats-interval" => s.live.stats_interval_ms = value.get().unwrap(),
             "onnxruntime-library" => s.load.library = path(value),
             "keep-tensor" => s.live.keep_tensor = value.get().unwrap(),
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| "auto".into())
+            }
+            "tensorrt" => s.load.tensorrt = value.get().unwrap(),
+            "tensorrt-fp16" => s.load.trt_fp16 = value.get().unwrap(),
+            "tensorrt-cache-dir" => s.load.trt_cache = path(value),
             _ => unreachable!(),
         }
     }
@@ -618,6 +677,11 @@ impl ObjectImpl for RtInfer {
             "stats-interval" => s.live.stats_interval_ms.to_value(),
             "onnxruntime-library" => path(&s.load.library),
             "keep-tensor" => s.live.keep_tensor.to_value(),
+            "device" => s.device.to_value(),
+            "tensorrt" => s.load.tensorrt.to_value(),
+            "tensorrt-fp16" => s.load.trt_fp16.to_value(),
+            "tensorrt-cache-dir" => path(&s.load.trt_cache),
+            "active-device" => self.active_device.lock().unwrap().to_value(),
             "stats" => self
                 .stats
                 .lock()

@@ -2,6 +2,7 @@
 
 use crate::backend::{self, Backend, ErrorKind, OnnxBackend, TensorData};
 use crate::decode::{self, Candidate, Decoder, FormatProp};
+use crate::device::{self, DeviceRequest};
 use crate::labels;
 use crate::nms;
 use crate::spec::TensorSpec;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// What loading needs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LoadSettings {
     pub model_file: Option<PathBuf>,
     pub label_file: Option<PathBuf>,
@@ -18,6 +19,35 @@ pub struct LoadSettings {
     pub classes: String,
     pub threads: u32,
     pub library: Option<PathBuf>,
+    pub device: DeviceRequest,
+    pub tensorrt: bool,
+    pub trt_fp16: bool,
+    pub trt_cache: Option<PathBuf>,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        LoadSettings {
+            model_file: None,
+            label_file: None,
+            model_format: FormatProp::default(),
+            classes: String::new(),
+            threads: 0,
+            library: None,
+            device: DeviceRequest::Auto,
+            tensorrt: true,
+            trt_fp16: true,
+            trt_cache: default_trt_cache(),
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/rtinfer/tensorrt`, else `~/.cache/rtinfer/tensorrt`.
+pub fn default_trt_cache() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("rtinfer").join("tensorrt"))
 }
 
 /// Thresholds applied to each inference.
@@ -38,6 +68,8 @@ pub struct Model {
     /// Candidates of each image of a batch, reused.
     candidates: Vec<Vec<Candidate>>,
     keep: Vec<usize>,
+    /// Why the model does not run where `device` asked, one line each.
+    pub fallbacks: Vec<String>,
 }
 
 pub fn error_message(e: &backend::Error) -> gst::ErrorMessage {
@@ -99,9 +131,21 @@ impl Model {
                 ("No model: set the model-file property to an ONNX file")
             ));
         };
+        let selected = device::select(s.device);
+        let cuda = match (s.device, &selected.cuda) {
+            (_, Some(d)) => Some(d.ordinal),
+            // Named but not found by the driver probe: ONNX Runtime tries too, so its own
+            // reason is reported as well.
+            (DeviceRequest::Cuda(n), None) => Some(n),
+            _ => None,
+        };
         let opts = backend::Options {
             threads: s.threads,
             library: s.library.clone(),
+            cuda,
+            tensorrt: s.tensorrt,
+            trt_fp16: s.trt_fp16,
+            trt_cache: s.trt_cache.clone(),
         };
         let backend = OnnxBackend::open(&path, &opts).map_err(|e| error_message(&e))?;
         let info = backend.info().clone();
@@ -133,7 +177,13 @@ impl Model {
             layout.classes,
             spec.describe()
         );
+        let fallbacks = selected
+            .why_cpu
+            .into_iter()
+            .chain(backend.fallbacks().iter().cloned())
+            .collect();
         let model = Model {
+            fallbacks,
             decoder: Decoder::new(layout, info.width, info.height),
             backend: Box::new(backend),
             spec,
@@ -143,6 +193,11 @@ impl Model {
             keep: Vec::new(),
         };
         Ok((model, description))
+    }
+
+    /// Where the model runs: `cpu`, `cuda:N (CUDA)` or `cuda:N (TensorRT)`.
+    pub fn device(&self) -> String {
+        self.backend.device()
     }
 
     /// Whether a batch of several images runs as one model run.

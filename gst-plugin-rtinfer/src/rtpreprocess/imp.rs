@@ -2,6 +2,8 @@
 //! itself passes through unchanged.
 
 use crate::convert::{self, Converter};
+use crate::cuda::{self, kernel};
+use crate::device::{self, DeviceRequest};
 use crate::spec::{ChannelOrderProp, DTypeProp, LayoutProp, LetterboxProp, QUERY_NAME, TensorSpec};
 use gst::glib;
 use gst::prelude::*;
@@ -31,12 +33,15 @@ struct Settings {
     std: String,
     layout: LayoutProp,
     dtype: DTypeProp,
+    /// The `device` property as set; parsed when caps arrive.
+    device: String,
 }
 
 impl Settings {
     fn new() -> Self {
         Settings {
             pad_value: -1,
+            device: "auto".into(),
             ..Default::default()
         }
     }
@@ -98,12 +103,46 @@ struct State {
     info: gst_video::VideoInfo,
     converter: Converter,
     pool: gst::BufferPool,
+    /// The CUDA kernel, when it runs this stream.
+    cuda: Option<Gpu>,
+}
+
+/// The kernel, its parameters for the negotiated caps, and its device output buffer.
+struct Gpu {
+    pre: kernel::Preprocessor,
+    params: kernel::Params,
+    out: cudarc::driver::CudaSlice<u8>,
+}
+
+impl Gpu {
+    fn new(
+        dev: &cuda::Device,
+        info: &gst_video::VideoInfo,
+        spec: &TensorSpec,
+    ) -> Result<Self, String> {
+        let params = kernel::Params::new(info, spec)?;
+        let pre = kernel::Preprocessor::new(dev)?;
+        let out = dev
+            .ctx
+            .default_stream()
+            .alloc_zeros::<u8>(params.output_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(Gpu { pre, params, out })
+    }
+
+    /// Runs the kernel on the frame and copies the tensor into `tensor` (host memory).
+    fn convert(&mut self, frame: &[u8], tensor: &mut [u8]) -> Result<(), String> {
+        self.pre.run(frame, &self.params, &mut self.out)?;
+        self.pre.download(&self.out, tensor)
+    }
 }
 
 #[derive(Default)]
 pub struct RtPreprocess {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// `active-device`: where the tensor is made.
+    active_device: Mutex<String>,
 }
 
 #[glib::object_subclass]
@@ -116,6 +155,7 @@ impl ObjectSubclass for RtPreprocess {
         RtPreprocess {
             settings: Mutex::new(Settings::new()),
             state: Mutex::new(None),
+            active_device: Mutex::new(String::new()),
         }
     }
 }
@@ -154,6 +194,20 @@ impl RtPreprocess {
         };
         let spec = settings.resolve(base)?;
         let converter = Converter::new(&spec, info)?;
+        let request: DeviceRequest = settings.device.parse()?;
+        let selected = device::select(request);
+        let mut why: Vec<String> = selected.why_cpu.clone().into_iter().collect();
+        let cuda = selected
+            .cuda
+            .as_ref()
+            .and_then(|d| Gpu::new(d, info, &spec).map_err(|e| why.push(e)).ok());
+        let active = if cuda.is_some() {
+            selected.name()
+        } else {
+            "cpu".into()
+        };
+        device::report(self.obj().upcast_ref(), request, &active, &why);
+        *self.active_device.lock().unwrap() = active;
         let pool = gst::BufferPool::new();
         let mut config = pool.config();
         config.set_params(None, converter.byte_size() as u32, 2, 0);
@@ -174,6 +228,7 @@ impl RtPreprocess {
             info: info.clone(),
             converter,
             pool,
+            cuda,
         })
     }
 }
@@ -245,6 +300,17 @@ impl ObjectImpl for RtPreprocess {
                     .blurb("Tensor element type")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb(device::BLURB)
+                    .default_value(Some("auto"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("active-device")
+                    .nick("Active device")
+                    .blurb("Where the tensor is made, once caps are set: cpu or cuda:N")
+                    .read_only()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -263,6 +329,12 @@ impl ObjectImpl for RtPreprocess {
             "std" => s.std = value.get::<Option<String>>().unwrap().unwrap_or_default(),
             "layout" => s.layout = value.get().unwrap(),
             "dtype" => s.dtype = value.get().unwrap(),
+            "device" => {
+                s.device = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| "auto".into())
+            }
             _ => unreachable!(),
         }
     }
@@ -280,6 +352,8 @@ impl ObjectImpl for RtPreprocess {
             "std" => s.std.to_value(),
             "layout" => s.layout.to_value(),
             "dtype" => s.dtype.to_value(),
+            "device" => s.device.to_value(),
+            "active-device" => self.active_device.lock().unwrap().to_value(),
             _ => unreachable!(),
         }
     }
@@ -379,7 +453,15 @@ impl BaseTransformImpl for RtPreprocess {
                 .unwrap()
                 .map_writable()
                 .map_err(|_| gst::FlowError::Error)?;
-            state.converter.convert(&frame, &mut map)
+            match state.cuda.as_mut() {
+                // One upload of the whole (single-memory) frame: plane offsets are the caps'.
+                Some(gpu) if buf.n_memory() == 1 => {
+                    drop(frame);
+                    let bytes = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    gpu.convert(&bytes, &mut map)
+                }
+                _ => state.converter.convert(&frame, &mut map),
+            }
         };
         if let Err(msg) = result {
             gst::element_imp_error!(

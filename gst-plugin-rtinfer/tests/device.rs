@@ -1,0 +1,171 @@
+//! The `device` property on a host without a usable GPU (CI): everything runs on the CPU with
+//! the same results, and a message says why CUDA was not used: a warning when CUDA was named,
+//! info for `auto`, nothing for `cpu`. On a GPU host these fallbacks do not happen; the GPU
+//! tests in cuda.rs cover it.
+
+mod common;
+use common::*;
+use gst::prelude::*;
+use gstrtinfer::cuda;
+
+struct Outcome {
+    end: End,
+    warnings: Vec<String>,
+    infos: Vec<String>,
+    detections: Vec<rtmeta::Detections>,
+    active: Vec<(String, String)>,
+}
+
+/// Runs the dog photo through `rtpreprocess {pre} ! rtinfer {infer}`.
+fn run_dog(pre: &str, infer: &str) -> Outcome {
+    init();
+    let line = format!(
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! rtpreprocess name=pre {pre} \
+         ! rtinfer name=infer model-file={} {infer} ! appsink name=out",
+        model("yolox_nano.onnx")
+    );
+    let pipeline = gst::parse::launch(&line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let (mut warnings, mut infos, mut detections) = (vec![], vec![], vec![]);
+    let end = loop {
+        if let Some(s) = sink.try_pull_sample(gst::ClockTime::ZERO) {
+            detections.push(rtmeta::Detections::from_buffer(s.buffer().unwrap()).unwrap());
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(20)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Info(i) => infos.push(i.error().to_string()),
+            gst::MessageView::Eos(_) => break End::Eos,
+            gst::MessageView::Error(e) => {
+                break End::Error {
+                    message: e.error().to_string(),
+                    debug: String::new(),
+                };
+            }
+            _ => {}
+        }
+    };
+    while let Some(s) = sink.try_pull_sample(gst::ClockTime::ZERO) {
+        detections.push(rtmeta::Detections::from_buffer(s.buffer().unwrap()).unwrap());
+    }
+    let active = ["pre", "infer"]
+        .iter()
+        .map(|n| {
+            let e = pipeline.by_name(n).unwrap();
+            (
+                e.property::<String>("device"),
+                e.property::<Option<String>>("active-device")
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    pipeline.set_state(gst::State::Null).unwrap();
+    Outcome {
+        end,
+        warnings,
+        infos,
+        detections,
+        active,
+    }
+}
+
+fn gpu_host() -> bool {
+    cuda::Device::open(0).is_ok()
+}
+
+fn assert_golden(o: &Outcome) {
+    assert!(matches!(o.end, End::Eos), "{:?}", o.end);
+    assert_eq!(o.detections.len(), 1);
+    let problems = compare(&golden("yolox_nano", "dog"), &o.detections[0].objects);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn cpu_runs_quietly_on_the_cpu() {
+    let o = run_dog("device=cpu", "device=cpu");
+    assert_golden(&o);
+    assert!(
+        o.warnings.is_empty() && o.infos.is_empty(),
+        "{:?} {:?}",
+        o.warnings,
+        o.infos
+    );
+    assert_eq!(
+        o.active,
+        [("cpu".into(), "cpu".into()), ("cpu".into(), "cpu".into())]
+    );
+}
+
+#[test]
+fn cuda_by_name_without_a_gpu_warns_and_runs_on_the_cpu() {
+    if gpu_host() {
+        return;
+    }
+    let o = run_dog("device=cuda:0", "device=cuda:0");
+    assert_golden(&o);
+    assert!(o.infos.is_empty(), "{:?}", o.infos);
+    assert_eq!(o.warnings.len(), 2, "{:?}", o.warnings);
+    for w in &o.warnings {
+        assert!(
+            w.starts_with("device=cuda:0: running on cpu: no usable CUDA device ("),
+            "{w}"
+        );
+    }
+    // rtinfer also says what ONNX Runtime lacks (the setup installs the CPU package).
+    assert!(
+        o.warnings
+            .iter()
+            .any(|w| w.contains("CPU-only build") && w.contains("onnxruntime-gpu"))
+    );
+    assert_eq!(o.active[1], ("cuda:0".into(), "cpu".into()));
+}
+
+#[test]
+fn auto_without_a_gpu_only_informs() {
+    if gpu_host() {
+        return;
+    }
+    let o = run_dog("", "");
+    assert_golden(&o);
+    assert!(o.warnings.is_empty(), "{:?}", o.warnings);
+    assert_eq!(o.infos.len(), 2, "{:?}", o.infos);
+    assert!(
+        o.infos
+            .iter()
+            .all(|i| i.starts_with("device=auto: running on cpu: no usable CUDA device"))
+    );
+    assert_eq!(
+        o.active,
+        [("auto".into(), "cpu".into()), ("auto".into(), "cpu".into())]
+    );
+}
+
+#[test]
+fn an_unknown_device_is_a_clear_error() {
+    for (pre, infer) in [
+        ("device=tpu", "device=cpu"),
+        ("device=cpu", "device=cuda:x"),
+    ] {
+        let o = run_dog(pre, infer);
+        match o.end {
+            End::Error { message, .. } => {
+                assert!(
+                    message.contains("expected auto, cpu or cuda:N"),
+                    "{message}"
+                )
+            }
+            End::Eos => panic!("{pre} {infer}: expected an error"),
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! what it resolves to on this host.
 
 use crate::cuda;
+use gst::prelude::*;
 use std::fmt;
 use std::str::FromStr;
 
@@ -14,9 +15,28 @@ pub enum DeviceRequest {
     Cuda(u32),
 }
 
-pub const BLURB: &str = "Where to run: 'auto' (CUDA device 0 when an NVIDIA GPU and driver are \
-     usable, else the CPU), 'cpu', or 'cuda:N'. When CUDA cannot be used the element runs on the \
-     CPU and says why (a warning when CUDA was asked for by name)";
+/// The `device` property, the same on every element that has one.
+pub fn property() -> gst::glib::ParamSpec {
+    gst::glib::ParamSpecString::builder("device")
+        .nick("Device")
+        .blurb(
+            "Where to run: 'auto' (CUDA device 0 when an NVIDIA GPU and driver are usable, else \
+             the CPU), 'cpu', or 'cuda:N'. When CUDA cannot be used the element runs on the CPU \
+             and says why (a warning when CUDA was asked for by name)",
+        )
+        .default_value(Some("auto"))
+        .mutable_ready()
+        .build()
+}
+
+/// The value a `device` property was set to (`None` means `auto`).
+pub fn property_value(value: &gst::glib::Value) -> String {
+    value
+        .get::<Option<String>>()
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "auto".into())
+}
 
 impl FromStr for DeviceRequest {
     type Err = String;

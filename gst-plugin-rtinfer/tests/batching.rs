@@ -342,6 +342,18 @@ fn dynamic_batch_models_run_a_real_batch_with_the_same_results() {
     assert_ne!(single[0][0].objects, single[1][0].objects);
 }
 
+/// An accurate flushing seek to `target`.
+fn flushing_seek(target: gst::ClockTime) -> gst::Event {
+    gst::event::Seek::new(
+        1.0,
+        gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+        gst::SeekType::Set,
+        target,
+        gst::SeekType::None,
+        gst::ClockTime::NONE,
+    )
+}
+
 #[test]
 fn a_flushing_seek_on_one_stream_leaves_the_other_alone() {
     init();
@@ -392,14 +404,7 @@ fn a_flushing_seek_on_one_stream_leaves_the_other_alone() {
                 );
                 std::thread::sleep(Duration::from_millis(5));
             }
-            let seek = gst::event::Seek::new(
-                1.0,
-                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
-                gst::SeekType::Set,
-                target,
-                gst::SeekType::None,
-                gst::ClockTime::NONE,
-            );
+            let seek = flushing_seek(target);
             assert!(out0.send_event(seek), "the seek reached the file source");
         })
     };
@@ -493,14 +498,7 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        let seek = gst::event::Seek::new(
-            1.0,
-            gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
-            gst::SeekType::Set,
-            target,
-            gst::SeekType::None,
-            gst::ClockTime::NONE,
-        );
+        let seek = flushing_seek(target);
         assert!(out0.send_event(seek));
         // Now let stream 0 run freely to its end.
         let _ = stalled.end_of_stream();

@@ -576,12 +576,7 @@ impl ObjectImpl for RtInfer {
                     .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the setup's and Python's onnxruntime packages, then the system)")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("device")
-                    .nick("Device")
-                    .blurb(device::BLURB)
-                    .default_value(Some("auto"))
-                    .mutable_ready()
-                    .build(),
+                device::property(),
                 glib::ParamSpecBoolean::builder("tensorrt")
                     .nick("TensorRT")
                     .blurb("On CUDA, try ONNX Runtime's TensorRT execution provider first (needs onnxruntime-gpu and TensorRT 10); the CUDA provider takes what TensorRT cannot run")
@@ -645,12 +640,7 @@ impl ObjectImpl for RtInfer {
             "stats-interval" => s.live.stats_interval_ms = value.get().unwrap(),
             "onnxruntime-library" => s.load.library = path(value),
             "keep-tensor" => s.live.keep_tensor = value.get().unwrap(),
-            "device" => {
-                s.device = value
-                    .get::<Option<String>>()
-                    .unwrap()
-                    .unwrap_or_else(|| "auto".into())
-            }
+            "device" => s.device = device::property_value(value),
             "tensorrt" => s.load.tensorrt = value.get().unwrap(),
             "tensorrt-fp16" => s.load.trt_fp16 = value.get().unwrap(),
             "tensorrt-cache-dir" => s.load.trt_cache = path(value),

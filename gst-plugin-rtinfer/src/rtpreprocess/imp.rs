@@ -300,12 +300,7 @@ impl ObjectImpl for RtPreprocess {
                     .blurb("Tensor element type")
                     .mutable_ready()
                     .build(),
-                glib::ParamSpecString::builder("device")
-                    .nick("Device")
-                    .blurb(device::BLURB)
-                    .default_value(Some("auto"))
-                    .mutable_ready()
-                    .build(),
+                device::property(),
                 glib::ParamSpecString::builder("active-device")
                     .nick("Active device")
                     .blurb("Where the tensor is made, once caps are set: cpu or cuda:N")
@@ -329,12 +324,7 @@ impl ObjectImpl for RtPreprocess {
             "std" => s.std = value.get::<Option<String>>().unwrap().unwrap_or_default(),
             "layout" => s.layout = value.get().unwrap(),
             "dtype" => s.dtype = value.get().unwrap(),
-            "device" => {
-                s.device = value
-                    .get::<Option<String>>()
-                    .unwrap()
-                    .unwrap_or_else(|| "auto".into())
-            }
+            "device" => s.device = device::property_value(value),
             _ => unreachable!(),
         }
     }

@@ -84,11 +84,11 @@ impl Selection {
             None => "cpu".into(),
         }
     }
+}
 
-    /// Whether falling back to the CPU deserves a warning (CUDA was named), not just info.
-    pub fn fallback_is_warning(&self) -> bool {
-        matches!(self.request, DeviceRequest::Cuda(_)) && self.cuda.is_none()
-    }
+/// Whether running on the CPU deserves a warning rather than info: CUDA was named.
+pub fn warns(request: DeviceRequest) -> bool {
+    matches!(request, DeviceRequest::Cuda(_))
 }
 
 /// Posts why an element runs on `active` rather than where `device` asked: a warning when
@@ -98,7 +98,7 @@ pub fn report(element: &gst::Element, request: DeviceRequest, active: &str, why:
         return;
     }
     let text = format!("device={request}: running on {active}: {}", why.join("; "));
-    if matches!(request, DeviceRequest::Cuda(_)) {
+    if warns(request) {
         gst::element_warning!(element, gst::LibraryError::Init, ("{}", text));
     } else {
         gst::element_info!(element, gst::LibraryError::Init, ("{}", text));
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn cpu_is_never_a_fallback() {
         let s = select(DeviceRequest::Cpu);
-        assert!(s.cuda.is_none() && s.why_cpu.is_none() && !s.fallback_is_warning());
+        assert!(s.cuda.is_none() && s.why_cpu.is_none() && !warns(s.request));
         assert_eq!(s.name(), "cpu");
     }
 
@@ -164,8 +164,8 @@ mod tests {
             return; // a GPU host: covered by the GPU tests
         }
         let s = select(DeviceRequest::Auto);
-        assert!(s.cuda.is_none() && !s.fallback_is_warning());
+        assert!(s.cuda.is_none() && !warns(s.request));
         assert!(s.why_cpu.unwrap().starts_with("no usable CUDA device ("));
-        assert!(select(DeviceRequest::Cuda(0)).fallback_is_warning());
+        assert!(warns(select(DeviceRequest::Cuda(0)).request));
     }
 }

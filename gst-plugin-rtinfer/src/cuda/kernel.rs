@@ -148,6 +148,13 @@ pub struct Params {
 // SAFETY: plain old data with the C layout the kernel declares.
 unsafe impl DeviceRepr for Params {}
 
+/// The kernel as PTX, compiled once per process (NVRTC takes a noticeable fraction of a
+/// second, and every stream's rtpreprocess needs the same PTX).
+pub fn ptx() -> Result<Ptx, String> {
+    static PTX: std::sync::OnceLock<Result<Ptx, String>> = std::sync::OnceLock::new();
+    PTX.get_or_init(compile).clone()
+}
+
 /// Compiles the kernel to PTX with NVRTC (no GPU needed for this step).
 pub fn compile() -> Result<Ptx, String> {
     if !super::nvrtc_present() {
@@ -176,7 +183,7 @@ pub struct Preprocessor {
 
 impl Preprocessor {
     pub fn new(device: &Device) -> Result<Self, String> {
-        let ptx = compile()?;
+        let ptx = ptx()?;
         super::guarded(|| {
             let module = device
                 .ctx
@@ -206,7 +213,22 @@ impl Preprocessor {
         self.stream
             .memcpy_htod(frame, upload)
             .map_err(|e| e.to_string())?;
-        launch(&self.stream, &self.func, upload, p, out)
+        let cfg = LaunchConfig {
+            grid_dim: (
+                (p.out_w as u32).div_ceil(16),
+                (p.out_h as u32).div_ceil(16),
+                1,
+            ),
+            block_dim: (16, 16, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut args = self.stream.launch_builder(&self.func);
+        args.arg(&*upload).arg(out).arg(p);
+        // SAFETY: the arguments match the kernel's signature; the kernel writes only inside
+        // `out`, which the caller sized with `Params::output_bytes`.
+        unsafe { args.launch(cfg) }
+            .map(|_| ())
+            .map_err(|e| format!("rt_preprocess launch: {e}"))
     }
 
     /// Copies a tensor back to host memory (waits for the kernel).
@@ -216,33 +238,6 @@ impl Preprocessor {
             .and_then(|()| self.stream.synchronize())
             .map_err(|e| e.to_string())
     }
-}
-
-/// Launches the kernel on frame bytes already in device memory (uploaded, or a
-/// `memory:CUDAMemory` frame's device pointer).
-pub fn launch(
-    stream: &CudaStream,
-    func: &CudaFunction,
-    src: &CudaSlice<u8>,
-    p: &Params,
-    out: &mut CudaSlice<u8>,
-) -> Result<(), String> {
-    let cfg = LaunchConfig {
-        grid_dim: (
-            (p.out_w as u32).div_ceil(16),
-            (p.out_h as u32).div_ceil(16),
-            1,
-        ),
-        block_dim: (16, 16, 1),
-        shared_mem_bytes: 0,
-    };
-    let mut args = stream.launch_builder(func);
-    args.arg(src).arg(out).arg(p);
-    // SAFETY: the argument list matches the kernel's signature; the kernel writes only
-    // inside `out`, which the caller sized for out_w * out_h * 3 elements of `dtype`.
-    unsafe { args.launch(cfg) }
-        .map(|_| ())
-        .map_err(|e| format!("rt_preprocess launch: {e}"))
 }
 
 impl Params {

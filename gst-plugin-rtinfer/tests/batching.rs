@@ -14,11 +14,7 @@ fn collect(pipeline: &gst::Pipeline, n: usize) -> Vec<Arc<Mutex<Vec<rtmeta::Dete
         .map(|i| {
             let found = Arc::new(Mutex::new(Vec::new()));
             let f = found.clone();
-            let sink = pipeline
-                .by_name(&format!("out{i}"))
-                .unwrap()
-                .downcast::<gst_app::AppSink>()
-                .unwrap();
+            let sink = appsink(pipeline, &format!("out{i}"));
             sink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |s| {
@@ -53,10 +49,7 @@ fn four_sources_of_different_sizes_through_one_model() {
         photo("person", 5, 1),
         photo("horses", 5, 2)
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let outs = collect(&pipeline, 4);
     let (end, messages) = run(&pipeline);
     assert!(matches!(end, End::Eos), "{end:?}");
@@ -93,10 +86,7 @@ fn eos_on_one_stream_ends_only_that_stream() {
         photo("dog", 2, 0),
         photo("person", 12, 1)
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let outs = collect(&pipeline, 2);
     let (end, _) = run(&pipeline);
     assert!(matches!(end, End::Eos), "{end:?}");
@@ -126,10 +116,7 @@ fn a_stalled_source_does_not_stall_the_others() {
         model("yolox_nano.onnx"),
         photo("dog", 10, 1)
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let outs = collect(&pipeline, 2);
     let stalled = pipeline
         .by_name("stalled")
@@ -227,10 +214,7 @@ fn sources_added_and_removed_while_playing() {
          i.src_100 ! fakesink name=main",
         model("yolox_nano.onnx")
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let infer = pipeline.by_name("i").unwrap();
     let main = Arc::new(AtomicU64::new(0));
     let m = main.clone();
@@ -292,10 +276,7 @@ fn dynamic_batch_run(batch_size: u32) -> (Vec<Vec<rtmeta::Detections>>, gst::Str
              i.src_{k} ! appsink name=out{k} "
         );
     }
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let outs = collect(&pipeline, 3);
     let (end, messages) = run(&pipeline);
     assert!(matches!(end, End::Eos), "{end:?}");
@@ -366,10 +347,7 @@ fn a_flushing_seek_on_one_stream_leaves_the_other_alone() {
         model("yolox_nano.onnx"),
         photo("person", 40, 1)
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     type Seen = Arc<Mutex<Vec<(gst::ClockTime, rtmeta::Detections)>>>;
     let outs: Vec<Seen> = (0..2)
         .map(|i| {
@@ -456,10 +434,7 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
          i.src_1 ! appsink name=out1 async=false",
         model("yolox_nano.onnx"),
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let seen: Arc<Mutex<Vec<gst::ClockTime>>> = Arc::default();
     let s2 = seen.clone();
     let out0 = pipeline.by_name("out0").unwrap();

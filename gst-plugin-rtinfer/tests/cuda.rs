@@ -42,15 +42,8 @@ fn photo_frame(image: &str, format: gst_video::VideoFormat) -> (gst::Buffer, gst
          ! video/x-raw,format={} ! appsink name=out",
         format.to_str()
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
+    let sink = appsink(&pipeline, "out");
     pipeline.set_state(gst::State::Playing).unwrap();
     let sample = sink.pull_sample().unwrap();
     pipeline.set_state(gst::State::Null).unwrap();

@@ -24,15 +24,8 @@ fn run_dog(pre: &str, infer: &str) -> Outcome {
          ! rtinfer name=infer model-file={} {infer} ! appsink name=out",
         model("yolox_nano.onnx")
     );
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
+    let sink = appsink(&pipeline, "out");
     let bus = pipeline.bus().unwrap();
     let _ = pipeline.set_state(gst::State::Playing);
     let (mut warnings, mut infos, mut detections) = (vec![], vec![], vec![]);

@@ -103,10 +103,7 @@ fn bad_normalisation_settings() {
 fn push_with_caps(caps: &str, chain: &str) -> End {
     init();
     let line = format!("appsrc name=src caps={caps} ! {chain} ! fakesink");
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let src = pipeline
         .by_name("src")
         .unwrap()
@@ -157,10 +154,7 @@ fn eos_before_any_frame() {
         "appsrc caps=video/x-raw,format=RGB,width=64,height=48,framerate=1/1 ! rtpreprocess ! rtinfer model-file={yolox} ! rtjsonenc ! fakesink"
     );
     init();
-    let pipeline = gst::parse::launch(&line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(&line);
     let src = pipeline
         .by_name("appsrc0")
         .unwrap()

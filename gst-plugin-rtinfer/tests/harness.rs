@@ -141,16 +141,9 @@ fn rtinfer_posts_stats_and_filters_classes() {
     );
     let pipeline = {
         init();
-        gst::parse::launch(&line)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap()
+        launch_pipeline(&line)
     };
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = appsink(&pipeline, "out");
     let labels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = labels.clone();
     sink.set_callbacks(

@@ -80,14 +80,28 @@ pub fn run(pipeline: &gst::Pipeline) -> (End, Vec<gst::Structure>) {
     (end.unwrap(), elements)
 }
 
+/// Parses a launch line into a pipeline.
+pub fn launch_pipeline(line: &str) -> gst::Pipeline {
+    gst::parse::launch(line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+/// The appsink named `name` in `pipeline`.
+pub fn appsink(pipeline: &gst::Pipeline, name: &str) -> gst_app::AppSink {
+    pipeline
+        .by_name(name)
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap()
+}
+
 /// Parses and runs a launch line; returns the end state and the detections seen by the
 /// appsink named `out` (if there is one).
 pub fn run_launch(line: &str) -> (End, Vec<rtmeta::Detections>) {
     init();
-    let pipeline = gst::parse::launch(line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    let pipeline = launch_pipeline(line);
     let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     if let Some(sink) = pipeline.by_name("out") {
         let sink = sink.downcast::<gst_app::AppSink>().unwrap();

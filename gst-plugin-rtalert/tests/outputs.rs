@@ -253,16 +253,7 @@ fn snapshots_are_jpeg_files_named_in_the_alert() {
             _ => None,
         })
         .collect();
-    let a: Vec<serde_json::Value> = msgs
-        .iter()
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Element(e) => e
-                .structure()
-                .filter(|s| s.name() == "rtalert")
-                .map(|s| serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap()),
-            _ => None,
-        })
-        .collect();
+    let a: Vec<serde_json::Value> = msgs.iter().filter_map(alert_of).collect();
     let path = a[0]["snapshot"]
         .as_str()
         .unwrap_or_else(|| panic!("no snapshot: {problems:?}"));

@@ -94,16 +94,21 @@ pub fn push(h: &mut Harness, source: u32, t: u64, objects: &[Obj]) {
     );
 }
 
+/// The alert a bus message carries, if it is one, as a JSON document.
+pub fn alert_of(m: &gst::Message) -> Option<serde_json::Value> {
+    match m.view() {
+        gst::MessageView::Element(e) => e
+            .structure()
+            .filter(|s| s.name() == "rtalert")
+            .map(|s| serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap()),
+        _ => None,
+    }
+}
+
 /// Alerts posted on `bus` so far, as JSON documents.
 pub fn alerts(bus: &gst::Bus) -> Vec<serde_json::Value> {
     std::iter::from_fn(|| bus.pop())
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Element(e) => e
-                .structure()
-                .filter(|s| s.name() == "rtalert")
-                .map(|s| serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap()),
-            _ => None,
-        })
+        .filter_map(|m| alert_of(&m))
         .collect()
 }
 

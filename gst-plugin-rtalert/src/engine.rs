@@ -87,21 +87,23 @@ impl Engine {
             if !rule.sources.is_empty() && !rule.sources.contains(&d.source_id) {
                 continue;
             }
-            let mut groups: BTreeMap<Group, Vec<Detection>> = BTreeMap::new();
+            // Indices into d.objects: detections are cloned only into the events emitted.
+            let mut groups: BTreeMap<Group, Vec<usize>> = BTreeMap::new();
             if rule.key == KeyBy::Rule {
                 groups.insert(Group::All, Vec::new());
             }
-            for o in d
+            for (i, o) in d
                 .objects
                 .iter()
-                .filter(|o| object_matches(rule, o, d.width, d.height))
+                .enumerate()
+                .filter(|(_, o)| object_matches(rule, o, d.width, d.height))
             {
                 let g = match rule.key {
                     KeyBy::Rule => Group::All,
                     KeyBy::Class => Group::Class(o.class_id),
                     KeyBy::Track => Group::Track(o.track_id),
                 };
-                groups.entry(g).or_default().push(o.clone());
+                groups.entry(g).or_default().push(i);
             }
             // Conditions seen before but with nothing matching now.
             let absent: Vec<Group> = self
@@ -113,16 +115,24 @@ impl Engine {
             for g in absent {
                 groups.insert(g, Vec::new());
             }
-            for (g, objects) in groups {
-                self.step((ri, d.source_id, g), objects, t, &mut events);
+            for (g, matched) in groups {
+                self.step((ri, d.source_id, g), &d.objects, &matched, t, &mut events);
             }
         }
         events
     }
 
-    fn step(&mut self, key: Key, objects: Vec<Detection>, t: u64, events: &mut Vec<Event>) {
+    fn step(
+        &mut self,
+        key: Key,
+        all: &[Detection],
+        matched: &[usize],
+        t: u64,
+        events: &mut Vec<Event>,
+    ) {
         let rule = &self.rules[key.0];
-        let count = objects.len() as u32;
+        let count = matched.len() as u32;
+        let objects = || matched.iter().map(|&i| all[i].clone()).collect();
         let holds = count >= rule.min_count && rule.max_count.is_none_or(|m| count <= m);
         if !holds {
             if let Some(c) = self.conditions.remove(&key)
@@ -133,7 +143,7 @@ impl Engine {
                     kind: Kind::Ended,
                     key,
                     count,
-                    objects,
+                    objects: objects(),
                 });
             }
             return;
@@ -151,7 +161,7 @@ impl Engine {
                 kind: Kind::Start,
                 key,
                 count,
-                objects,
+                objects: objects(),
             });
         }
     }

@@ -105,7 +105,8 @@ def test_whep_stream_gets_detections_and_session_is_ended(server, tmp_path):
     assert "rtwhepsrc-connected" in r.stdout
     assert TOKEN not in r.stdout + r.stderr
     frames = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(frames) == 39  # eos-after counts the EOS-triggering buffer
+    # identity's eos-after lets 39 or 40 buffers through, depending on upstream timing.
+    assert len(frames) in (39, 40), len(frames)
     assert all((f["width"], f["height"]) == (768, 576) for f in frames)
     # vtest.avi always shows pedestrians; the VP8 round trip keeps them detectable.
     with_people = [f for f in frames if any(o["label"] == "person" for o in f["objects"])]

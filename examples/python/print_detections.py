@@ -7,6 +7,7 @@
 Needs python3-gi and python3-gst-1.0 (Debian/Ubuntu); use the system /usr/bin/python3.
 """
 import sys
+import threading
 
 import gi
 
@@ -44,16 +45,22 @@ def main(argv):
     video, model = argv[1], argv[2]
     max_frames = int(argv[3]) if len(argv) > 3 else 0
     Gst.init(None)
-    limit = f"identity eos-after={max_frames} ! " if max_frames > 0 else ""
+    # sync=false: analysis runs as fast as it can. A clock-synced sink would make
+    # videoconvert drop frames (QoS) whenever inference falls behind real time.
     pipeline = Gst.parse_launch(
-        f'filesrc location="{video}" ! decodebin ! {limit}videoconvert ! rtpreprocess ! '
-        f'rtinfer model-file="{model}" ! fakesink name=sink'
+        f'filesrc location="{video}" ! decodebin ! videoconvert ! rtpreprocess ! '
+        f'rtinfer model-file="{model}" ! fakesink name=sink sync=false'
     )
     seen = {"frames": 0, "with_meta": 0}
 
     def on_buffer(pad, info):
+        if max_frames and seen["frames"] >= max_frames:
+            return Gst.PadProbeReturn.DROP  # frames in flight after the EOS was asked for
         d = detections(info.get_buffer())
         seen["frames"] += 1
+        if seen["frames"] == max_frames:
+            # Not from the streaming thread: the EOS travels down from the source.
+            threading.Thread(target=pipeline.send_event, args=(Gst.Event.new_eos(),)).start()
         if d is not None:
             seen["with_meta"] += 1
             labels = ", ".join(f"{o['label']} {o['confidence']:.2f}" for o in d["objects"])

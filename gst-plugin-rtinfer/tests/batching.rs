@@ -502,3 +502,87 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
         "the withdrawn frame was not inferred"
     );
 }
+
+#[test]
+fn a_batch_does_not_wait_for_a_stream_whose_next_frame_interval_skips() {
+    init();
+    // interval=2: the model runs on frames 0, 2, 4... of each stream. Once stream 1's frame 0
+    // is done its next frame is skipped, so stream 0's frame 2 must run at once, not after
+    // waiting batch-timeout (10 s) for a partner that cannot come.
+    let src = |name: &str, pad: u32| {
+        format!(
+            "appsrc name={name} is-live=true format=time \
+             caps=video/x-raw,format=RGB,width=64,height=48,framerate=10/1 ! i.sink_{pad} "
+        )
+    };
+    let line = format!(
+        "rtinfer name=i batch-size=2 batch-timeout=10000 interval=2 stats-interval=0 model-file={} \
+         {} {} i.src_0 ! appsink name=out0 sync=false async=false \
+         i.src_1 ! appsink name=out1 sync=false async=false",
+        model("yolox_nano.onnx"),
+        src("a", 0),
+        src("b", 1),
+    );
+    let pipeline = launch_pipeline(&line);
+    let outs = collect(&pipeline, 2);
+    let appsrc = |name: &str| {
+        pipeline
+            .by_name(name)
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap()
+    };
+    let (a, b) = (appsrc("a"), appsrc("b"));
+    let counts = outs.clone();
+    let driver = std::thread::spawn(move || {
+        let frame = |i: u64| {
+            let mut buf = gst::Buffer::from_mut_slice(vec![0u8; 64 * 48 * 3]);
+            buf.get_mut()
+                .unwrap()
+                .set_pts(gst::ClockTime::from_mseconds(100 * i));
+            buf
+        };
+        let wait_for = |what: &str, a_frames: usize, b_frames: usize| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while counts[0].lock().unwrap().len() < a_frames
+                || counts[1].lock().unwrap().len() < b_frames
+            {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        a.push_buffer(frame(0)).unwrap();
+        b.push_buffer(frame(0)).unwrap();
+        wait_for("the first batch", 1, 1);
+        let start = Instant::now();
+        a.push_buffer(frame(1)).unwrap();
+        a.push_buffer(frame(2)).unwrap();
+        wait_for("stream 0's frame 2", 3, 1);
+        let waited = start.elapsed();
+        b.push_buffer(frame(1)).unwrap();
+        b.push_buffer(frame(2)).unwrap();
+        wait_for("stream 1's frame 2", 3, 3);
+        let _ = a.end_of_stream();
+        let _ = b.end_of_stream();
+        waited
+    });
+    let (end, messages) = run(&pipeline);
+    let waited = driver.join().unwrap();
+    assert!(matches!(end, End::Eos), "{end:?}");
+    assert!(
+        waited < Duration::from_secs(5),
+        "stream 0's frame 2 waited {waited:?} for stream 1"
+    );
+    for out in &outs {
+        let stale: Vec<bool> = out.lock().unwrap().iter().map(|d| d.stale).collect();
+        assert_eq!(stale, [false, true, false]);
+    }
+    let stats = messages
+        .iter()
+        .rev()
+        .find(|s| s.name() == "rtinfer-stats")
+        .unwrap();
+    // Frames 0 of both streams together, then each stream's frame 2 on its own.
+    assert_eq!(stats.get::<u64>("inferences").unwrap(), 4);
+    assert_eq!(stats.get::<u64>("batches").unwrap(), 3);
+}

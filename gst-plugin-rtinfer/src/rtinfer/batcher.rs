@@ -1,9 +1,10 @@
 //! Gathers frames from all streams into batches for the inference thread.
 //!
 //! A batch is taken when it is full, that is when it holds `batch-size` frames or one frame
-//! from every stream that is still playing (a stream has at most one frame in flight), or
-//! when its oldest frame has waited `batch-timeout`. A slow or stalled stream therefore
-//! delays the others by at most the timeout.
+//! from every stream that is still playing (a stream has at most one frame in flight) and
+//! whose next frame is not one that `interval` skips, or when its oldest frame has waited
+//! `batch-timeout`. A slow or stalled stream therefore delays the others by at most the
+//! timeout.
 
 use super::stream::{Input, Stream};
 use std::collections::VecDeque;
@@ -12,6 +13,8 @@ use std::time::{Duration, Instant};
 
 pub struct Job {
     pub stream: Arc<Stream>,
+    /// The stream's frame number, for `Stream::finish`.
+    pub frame: u64,
     pub input: Input,
     enqueued: Instant,
 }
@@ -29,14 +32,22 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    pub fn submit(&self, stream: Arc<Stream>, input: Input) {
+    /// Queues a frame; false once stopped, when nothing would ever run it (a streaming
+    /// thread can get here just after `stop`, while the element shuts down).
+    #[must_use]
+    pub fn submit(&self, stream: Arc<Stream>, frame: u64, input: Input) -> bool {
         let mut q = self.queue.lock().unwrap();
+        if q.stop {
+            return false;
+        }
         q.jobs.push_back(Job {
             stream,
+            frame,
             input,
             enqueued: Instant::now(),
         });
         self.wake.notify_all();
+        true
     }
 
     /// Takes the queued frame of `stream` back (on flush), if it is not being run yet.

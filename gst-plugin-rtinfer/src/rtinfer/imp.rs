@@ -199,14 +199,19 @@ impl RtInfer {
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    /// How many frames make a full batch now: one per stream still playing, at most `max`.
+    /// How many frames make a full batch now: one per stream still playing whose frame goes
+    /// to the model next (see `Stream::due`), at most `max`.
     fn full_batch(&self, max: u32) -> usize {
         let active = self
             .streams
             .lock()
             .unwrap()
             .iter()
-            .filter(|s| s.sinkpad.is_linked() && !s.eos.load(Ordering::Relaxed))
+            .filter(|s| {
+                s.sinkpad.is_linked()
+                    && !s.eos.load(Ordering::Relaxed)
+                    && s.due.load(Ordering::Relaxed)
+            })
             .count();
         active.clamp(1, max.max(1) as usize)
     }
@@ -295,9 +300,12 @@ impl RtInfer {
             }
             _ => None,
         };
+        // With `interval`, a stream's skipped frames never join a batch; say which is next.
+        let next_is_due = (n + 1).is_multiple_of(live.interval as u64);
         let detections = match stale {
             Some(d) => {
                 drop(st);
+                stream.due.store(next_is_due, Ordering::Relaxed);
                 d
             }
             None => {
@@ -314,9 +322,14 @@ impl RtInfer {
                     );
                     gst::FlowError::Error
                 })?;
-                stream.begin();
-                batcher.submit(stream.clone(), input);
-                let objects = match stream.wait() {
+                stream.begin(n);
+                stream.due.store(true, Ordering::Relaxed);
+                if !batcher.submit(stream.clone(), n, input) {
+                    stream.cancel(); // stopping: wait() below returns at once
+                }
+                let result = stream.wait();
+                stream.due.store(next_is_due, Ordering::Relaxed);
+                let objects = match result {
                     None => return Err(gst::FlowError::Flushing),
                     Some(Err(e)) => {
                         gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
@@ -466,7 +479,8 @@ fn run_batches(element: glib::WeakRef<super::RtInfer>, batcher: Arc<Batcher>, mu
             }
         }
         for (job, result) in batch.into_iter().zip(results) {
-            job.stream.finish(result.map(|(objects, _)| objects));
+            job.stream
+                .finish(job.frame, result.map(|(objects, _)| objects));
         }
     }
 }

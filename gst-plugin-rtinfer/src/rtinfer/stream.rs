@@ -18,7 +18,8 @@ pub struct Input {
 /// Where a stream's streaming thread waits for the result of its frame.
 pub enum Slot {
     Idle,
-    Waiting,
+    /// For the result of this frame number (a job of a cancelled frame may still finish).
+    Waiting(u64),
     Done(Result<Vec<Detection>, backend::Error>),
     Cancelled,
 }
@@ -40,6 +41,9 @@ pub struct Stream {
     pub srcpad: gst::Pad,
     pub state: Mutex<StreamState>,
     pub eos: AtomicBool,
+    /// Whether the frame in flight or the next one goes to the model (not one that `interval`
+    /// skips): a batch waits only for such streams.
+    pub due: AtomicBool,
     slot: Mutex<Slot>,
     done: Condvar,
 }
@@ -52,20 +56,22 @@ impl Stream {
             srcpad,
             state: Mutex::new(StreamState::default()),
             eos: AtomicBool::new(false),
+            due: AtomicBool::new(true),
             slot: Mutex::new(Slot::Idle),
             done: Condvar::new(),
         }
     }
 
-    /// Marks a frame as submitted; call before handing it to the batcher.
-    pub fn begin(&self) {
-        *self.slot.lock().unwrap() = Slot::Waiting;
+    /// Marks frame `frame` as submitted; call before handing it to the batcher.
+    pub fn begin(&self, frame: u64) {
+        *self.slot.lock().unwrap() = Slot::Waiting(frame);
     }
 
-    /// Delivers the result of the frame in flight.
-    pub fn finish(&self, result: Result<Vec<Detection>, backend::Error>) {
+    /// Delivers the result of frame `frame`, if that frame is still waiting for it: after a
+    /// flush the job of a cancelled frame may finish while the next frame waits.
+    pub fn finish(&self, frame: u64, result: Result<Vec<Detection>, backend::Error>) {
         let mut slot = self.slot.lock().unwrap();
-        if matches!(*slot, Slot::Waiting) {
+        if matches!(*slot, Slot::Waiting(f) if f == frame) {
             *slot = Slot::Done(result);
             self.done.notify_all();
         }
@@ -74,7 +80,7 @@ impl Stream {
     /// Releases a waiting streaming thread without a result (flush, stop).
     pub fn cancel(&self) {
         let mut slot = self.slot.lock().unwrap();
-        if matches!(*slot, Slot::Waiting) {
+        if matches!(*slot, Slot::Waiting(_)) {
             *slot = Slot::Cancelled;
             self.done.notify_all();
         }
@@ -83,7 +89,7 @@ impl Stream {
     /// Waits for the frame in flight; `None` if it was cancelled.
     pub fn wait(&self) -> Option<Result<Vec<Detection>, backend::Error>> {
         let mut slot = self.slot.lock().unwrap();
-        while matches!(*slot, Slot::Waiting) {
+        while matches!(*slot, Slot::Waiting(_)) {
             slot = self.done.wait(slot).unwrap();
         }
         match std::mem::replace(&mut *slot, Slot::Idle) {

@@ -558,8 +558,8 @@ impl ObjectImpl for RtInfer {
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
                     .blurb("Most frames (from the sink_%u streams) run as one batch. A batch goes as soon as every playing \
-                            stream has a frame in it or it is full; larger batches raise throughput when many streams share \
-                            the model")
+                            stream has a frame in it (not counting streams whose next frame interval skips) or it is \
+                            full; larger batches raise throughput when many streams share the model")
                     .minimum(1)
                     .maximum(256)
                     .default_value(4)

@@ -93,12 +93,15 @@ def test_mosaic_of_four_sources(rtsp, tmp_path):
             return True
         return False
 
+    # 5 snapshots a second: encoding all 24 a second of 1280x960 to JPEG would take a core of
+    # the 2 that the pipeline itself needs.
     run_for("multi-mosaic", 90, until=steady, VIDEO0=VTEST, VIDEO1=MEGAMIND,
             URI3=f"rtsp://127.0.0.1:{rtsp}/test",
-            SINK=f"jpegenc ! multifilesink location={tmp_path}/m-%05d.jpg")
+            SINK="videorate drop-only=true ! video/x-raw,framerate=5/1 ! jpegenc "
+                 f"! multifilesink location={tmp_path}/m-%05d.jpg")
     assert "end" in seen, "no frame showed all four sources within 90 s"
     frames = [tiles(f) for f in shots()[seen["first"]:seen["end"]]]
-    assert len(frames) > 60, len(frames)  # about 6 s at the mosaic's 24 fps
+    assert len(frames) >= 25, len(frames)  # about 6 s at 5 a second
     for t in range(4):
         shown = sum(1 for f in frames if f and f[t])
         assert shown >= 0.95 * len(frames), f"tile {t} filled in {shown} of {len(frames)} frames"

@@ -64,11 +64,7 @@ fn four_sources_of_different_sizes_through_one_model() {
     }
     let test = outs[3].lock().unwrap();
     assert_eq!((test.len(), test[0].width, test[0].source_id), (5, 320, 3));
-    let stats = messages
-        .iter()
-        .rev()
-        .find(|s| s.name() == "rtinfer-stats")
-        .unwrap();
+    let stats = last_stats(&messages);
     assert_eq!(stats.get::<u64>("inferences").unwrap(), 20);
     let mean_batch = stats.get::<f64>("mean-batch-size").unwrap();
     assert!(
@@ -280,12 +276,7 @@ fn dynamic_batch_run(batch_size: u32) -> (Vec<Vec<rtmeta::Detections>>, gst::Str
     let outs = collect(&pipeline, 3);
     let (end, messages) = run(&pipeline);
     assert!(matches!(end, End::Eos), "{end:?}");
-    let stats = messages
-        .iter()
-        .rev()
-        .find(|s| s.name() == "rtinfer-stats")
-        .unwrap()
-        .clone();
+    let stats = last_stats(&messages).clone();
     (
         outs.iter()
             .map(|o| std::mem::take(&mut *o.lock().unwrap()))
@@ -374,14 +365,9 @@ fn a_flushing_seek_on_one_stream_leaves_the_other_alone() {
     let seeker = {
         let seen = outs[0].clone();
         std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while seen.lock().unwrap().len() < 10 {
-                assert!(
-                    Instant::now() < deadline,
-                    "stream 0 never reached 10 frames"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait_until("stream 0 to reach 10 frames", 60, || {
+                seen.lock().unwrap().len() >= 10
+            });
             let seek = flushing_seek(target);
             assert!(out0.send_event(seek), "the seek reached the file source");
         })
@@ -461,18 +447,12 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
     let target = gst::ClockTime::from_seconds(75);
     let seeker = std::thread::spawn(move || {
         // Until stream 0's first frame is waiting in rtinfer.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while infer
-            .property::<gst::Structure>("stats")
-            .get::<u64>("frames")
-            != Ok(1)
-        {
-            assert!(
-                Instant::now() < deadline,
-                "stream 0's first frame never arrived"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_until("stream 0's first frame", 30, || {
+            infer
+                .property::<gst::Structure>("stats")
+                .get::<u64>("frames")
+                == Ok(1)
+        });
         let seek = flushing_seek(target);
         assert!(out0.send_event(seek));
         // Now let stream 0 run freely to its end.
@@ -491,11 +471,7 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
         "{} frames after 75 s",
         seen.len()
     );
-    let stats = messages
-        .iter()
-        .rev()
-        .find(|s| s.name() == "rtinfer-stats")
-        .unwrap();
+    let stats = last_stats(&messages);
     assert_eq!(
         stats.get::<u64>("inferences").unwrap(),
         seen.len() as u64,
@@ -543,13 +519,10 @@ fn a_batch_does_not_wait_for_a_stream_whose_next_frame_interval_skips() {
             buf
         };
         let wait_for = |what: &str, a_frames: usize, b_frames: usize| {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while counts[0].lock().unwrap().len() < a_frames
-                || counts[1].lock().unwrap().len() < b_frames
-            {
-                assert!(Instant::now() < deadline, "timed out waiting for {what}");
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            wait_until(what, 30, || {
+                counts[0].lock().unwrap().len() >= a_frames
+                    && counts[1].lock().unwrap().len() >= b_frames
+            })
         };
         a.push_buffer(frame(0)).unwrap();
         b.push_buffer(frame(0)).unwrap();
@@ -577,11 +550,7 @@ fn a_batch_does_not_wait_for_a_stream_whose_next_frame_interval_skips() {
         let stale: Vec<bool> = out.lock().unwrap().iter().map(|d| d.stale).collect();
         assert_eq!(stale, [false, true, false]);
     }
-    let stats = messages
-        .iter()
-        .rev()
-        .find(|s| s.name() == "rtinfer-stats")
-        .unwrap();
+    let stats = last_stats(&messages);
     // Frames 0 of both streams together, then each stream's frame 2 on its own.
     assert_eq!(stats.get::<u64>("inferences").unwrap(), 4);
     assert_eq!(stats.get::<u64>("batches").unwrap(), 3);

@@ -300,12 +300,9 @@ impl RtInfer {
             }
             _ => None,
         };
-        // With `interval`, a stream's skipped frames never join a batch; say which is next.
-        let next_is_due = (n + 1).is_multiple_of(live.interval as u64);
         let detections = match stale {
             Some(d) => {
                 drop(st);
-                stream.due.store(next_is_due, Ordering::Relaxed);
                 d
             }
             None => {
@@ -323,13 +320,12 @@ impl RtInfer {
                     gst::FlowError::Error
                 })?;
                 stream.begin(n);
+                // Due while in flight, also when it runs off the interval (no detections yet).
                 stream.due.store(true, Ordering::Relaxed);
                 if !batcher.submit(stream.clone(), n, input) {
                     stream.cancel(); // stopping: wait() below returns at once
                 }
-                let result = stream.wait();
-                stream.due.store(next_is_due, Ordering::Relaxed);
-                let objects = match result {
+                let objects = match stream.wait() {
                     None => return Err(gst::FlowError::Flushing),
                     Some(Err(e)) => {
                         gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
@@ -350,6 +346,10 @@ impl RtInfer {
                 d
             }
         };
+        // A batch waits only for streams whose next frame goes to the model (not for one
+        // that `interval` skips).
+        let next_is_due = (n + 1).is_multiple_of(live.interval as u64);
+        stream.due.store(next_is_due, Ordering::Relaxed);
         {
             let b = buffer.make_mut();
             detections.attach(b).map_err(|_| gst::FlowError::Error)?;

@@ -189,3 +189,24 @@ pub fn compare(expected: &[Expected], got: &[rtmeta::Detection]) -> Vec<String> 
     }
     problems
 }
+
+/// Polls `done` every 5 ms; fails the test naming `what` after `secs` seconds.
+pub fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The last `rtinfer-stats` message among the element messages `run` returns.
+pub fn last_stats(messages: &[gst::Structure]) -> &gst::Structure {
+    messages
+        .iter()
+        .rev()
+        .find(|s| s.name() == "rtinfer-stats")
+        .expect("rtinfer-stats posted")
+}

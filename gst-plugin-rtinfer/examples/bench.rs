@@ -1,19 +1,27 @@
-//! Throughput of the whole pipeline against ONNX Runtime alone, in the same run.
+//! How fast rtinfer is against a plain Python loop and the model alone, in one run.
 //!
-//!   cargo run --release --example bench -- [VIDEO] [MODEL] [THREADS] [STREAMS]
+//!   cargo run --release --example bench -- [VIDEO] [MODEL]
+//!   cargo run --release --example bench -- rss SECONDS [VIDEO] [MODEL]
 //!
-//! Prints frames per second for: decoding alone; the pipeline
-//! (decode ! videoconvert ! rtpreprocess ! rtinfer) with and without a queue after the
-//! decoder; and the model run back to back on one preprocessed frame with the same thread
-//! setting. The ratio pipeline / model-alone is the overhead of everything around inference.
-//! Then, for 1, 2 and 4 copies of the video (STREAMS=0 skips this): the aggregate fps of
-//! one batched rtinfer on request pads against as many separate pipelines run at once.
+//! Prints, on the same machine and in the same run:
+//! - the model alone: ONNX Runtime with 1 session of N threads and with N sessions of 1
+//!   thread running at once (N = cores), and the best of them;
+//! - one stream of the whole video through `decodebin ! videoconvert ! rtpreprocess ! rtinfer`
+//!   with the defaults (auto requests) and with `requests=1` (one inference at a time, as
+//!   before requests existed), against `scripts/python_loop.py` (cv2 + onnxruntime + numpy);
+//! - 4 copies through one rtinfer against 4 Python loops at once;
+//! - latency inside rtinfer (arrival to push, from its stats) for three real-time sources of
+//!   10, 15 and 25 fps, and for three sources at twice the model's capacity with
+//!   `max-latency`;
+//! and the ratios. `rss` runs 4 real-time streams for SECONDS and prints the resident memory
+//! after 1 minute and at the end.
 
 use gst::prelude::*;
 use gstrtinfer::backend::{Backend, OnnxBackend, Options, TensorData};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Counts the buffers reaching every element named `sink*`.
 fn count_sinks(pipeline: &gst::Pipeline) -> Arc<AtomicU64> {
@@ -33,150 +41,268 @@ fn count_sinks(pipeline: &gst::Pipeline) -> Arc<AtomicU64> {
     counter
 }
 
-/// Waits for EOS; returns the last rtinfer statistics posted.
-fn wait_eos(pipeline: &gst::Pipeline) -> Option<gst::Structure> {
-    let mut stats = None;
-    for msg in pipeline.bus().unwrap().iter_timed(gst::ClockTime::NONE) {
+/// Runs a launch line to EOS, or for `limit`; returns frames, seconds and the last rtinfer
+/// statistics.
+fn run(line: &str, limit: Option<Duration>) -> (u64, f64, gst::Structure) {
+    let pipeline = gst::parse::launch(line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let counter = count_sinks(&pipeline);
+    let start = Instant::now();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let deadline = limit.map(|l| start + l);
+    loop {
+        let wait = deadline.map(|d| {
+            gst::ClockTime::from_nseconds(
+                d.saturating_duration_since(Instant::now()).as_nanos() as u64
+            )
+        });
+        let Some(msg) = bus.timed_pop(wait) else {
+            break;
+        };
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => panic!("{} {:?}", e.error(), e.debug()),
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure().filter(|s| s.name() == "rtinfer-stats") {
-                    stats = Some(s.to_owned());
-                }
-            }
             _ => {}
         }
     }
-    stats
+    let secs = start.elapsed().as_secs_f64();
+    let stats = pipeline
+        .by_name("i")
+        .map(|i| i.property::<gst::Structure>("stats"))
+        .unwrap();
+    pipeline.set_state(gst::State::Null).unwrap();
+    (counter.load(Ordering::Relaxed), secs, stats)
 }
 
-/// Runs the launch lines at the same time; returns all frames, the wall time and the last
-/// rtinfer statistics of the first pipeline.
-fn run_together(lines: &[String]) -> (u64, f64, Option<gst::Structure>) {
-    let pipelines: Vec<gst::Pipeline> = lines
-        .iter()
-        .map(|l| {
-            gst::parse::launch(l)
-                .unwrap()
-                .downcast::<gst::Pipeline>()
-                .unwrap()
+fn f(s: &gst::Structure, field: &str) -> f64 {
+    s.get::<f64>(field).unwrap_or(0.0)
+}
+
+/// Runs `n` ONNX Runtime sessions of `threads` threads at once for `runs` runs each;
+/// returns inferences per second in all.
+fn model_alone(model: &str, sessions: usize, threads: u32, runs: usize) -> f64 {
+    let mut backends: Vec<OnnxBackend> = (0..sessions)
+        .map(|_| {
+            OnnxBackend::open(
+                model.as_ref(),
+                &Options {
+                    threads,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
         })
         .collect();
-    let counters: Vec<_> = pipelines.iter().map(count_sinks).collect();
+    let info = backends[0].info().clone();
+    let input = vec![114.0f32; (info.width * info.height * 3) as usize];
     let start = Instant::now();
-    for p in &pipelines {
-        p.set_state(gst::State::Playing).unwrap();
-    }
-    let stats: Vec<_> = pipelines.iter().map(wait_eos).collect();
-    let secs = start.elapsed().as_secs_f64();
-    for p in &pipelines {
-        p.set_state(gst::State::Null).unwrap();
-    }
-    let frames = counters.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-    (frames, secs, stats.into_iter().next().flatten())
+    std::thread::scope(|scope| {
+        for b in &mut backends {
+            let input = &input;
+            scope.spawn(move || {
+                for _ in 0..runs {
+                    b.run(TensorData::F32(input), &mut |_, _| {}).unwrap();
+                }
+            });
+        }
+    });
+    (sessions * runs) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn run_pipeline(line: &str) -> (u64, f64, Option<gst::Structure>) {
-    run_together(&[line.to_string()])
+/// Runs `n` Python loops at once; returns frames per second in all.
+fn python_loops(n: usize, video: &str, model: &str) -> f64 {
+    let venv = std::env::var_os("RT_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".local/share/rtinfer/venv")
+        });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/python_loop.py");
+    let start = Instant::now();
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            std::process::Command::new(venv.join("bin/python"))
+                .arg(&script)
+                .arg(video)
+                .arg(model)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("the Python loop needs the setup's venv with opencv (scripts/test.sh installs it)")
+        })
+        .collect();
+    let mut frames = 0u64;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        frames += text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("python loop failed: {text}"));
+    }
+    frames as f64 / start.elapsed().as_secs_f64()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `k` real-time copies of the video at `fps` each into one rtinfer named `i`.
+fn live_sources(video: &str, rates: &[u32], infer: &str) -> String {
+    let mut line = format!("{infer} ");
+    for (k, fps) in rates.iter().enumerate() {
+        line += &format!(
+            "filesrc location={video} ! decodebin ! videorate ! video/x-raw,framerate={fps}/1 \
+             ! identity sync=true ! videoconvert ! rtpreprocess ! i.sink_{k} \
+             i.src_{k} ! fakesink name=sink{k} sync=false "
+        );
+    }
+    line
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (rss_secs, args) = match args.first().map(String::as_str) {
+        Some("rss") => (args.get(1).and_then(|s| s.parse::<u64>().ok()), &args[2..]),
+        _ => (None, &args[..]),
+    };
     let video = args
-        .get(1)
+        .first()
         .cloned()
         .unwrap_or("/usr/share/doc/opencv-doc/examples/data/vtest.avi".into());
     let shared = std::env::var("RT_SHARED").unwrap_or("../shared".into());
     let model = args
-        .get(2)
+        .get(1)
         .cloned()
         .unwrap_or(format!("{shared}/models/yolox_nano.onnx"));
-    let threads: u32 = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(0);
-
     gst::init().unwrap();
     gstrtinfer::plugin_register_static().unwrap();
-    let decode = format!("filesrc location={video} ! decodebin ! videoconvert");
-    let infer =
-        format!("rtpreprocess ! rtinfer model-file={model} threads={threads} stats-interval=0");
+    let infer = format!("rtinfer name=i model-file={model} stats-interval=0");
 
-    let (frames, secs, _) = run_pipeline(&format!("{decode} ! fakesink name=sink sync=false"));
-    let decode_fps = frames as f64 / secs;
-    println!("decode only:            {frames} frames in {secs:.2} s = {decode_fps:.1} fps");
-
-    let mut pipeline_fps = 0.0;
-    for (name, q) in [
-        ("pipeline:              ", ""),
-        ("pipeline, queue:       ", " ! queue"),
-    ] {
-        let (frames, secs, stats) = run_pipeline(&format!(
-            "{decode}{q} ! {infer} ! fakesink name=sink sync=false"
-        ));
-        let fps = frames as f64 / secs;
-        pipeline_fps = f64::max(pipeline_fps, fps);
-        let s = stats.expect("rtinfer stats at EOS");
-        println!(
-            "{name} {frames} frames in {secs:.2} s = {fps:.1} fps (inference mean {:.2} ms, p95 {:.2} ms)",
-            s.get::<f64>("mean-inference-ms").unwrap(),
-            s.get::<f64>("p95-inference-ms").unwrap()
-        );
-    }
-
-    // The model alone, same library, same threads, on a letterboxed grey frame.
-    let mut backend = OnnxBackend::open(
-        model.as_ref(),
-        &Options {
-            threads,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let info = backend.info().clone();
-    let input = vec![114.0f32; (info.width * info.height * 3) as usize];
-    let n = frames.max(1);
-    let start = Instant::now();
-    for _ in 0..n {
-        backend
-            .run(TensorData::F32(&input), &mut |_, _| {})
+    if let Some(secs) = rss_secs {
+        let line = live_sources(&video, &[10, 10, 10, 10], &infer);
+        let pipeline = gst::parse::launch(&line.replace("filesrc", "multifilesrc loop=true"))
+            .unwrap()
+            .downcast::<gst::Pipeline>()
             .unwrap();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let model_fps = n as f64 / secs;
-    println!(
-        "model alone ({}): {n} runs in {secs:.2} s = {model_fps:.1} fps",
-        backend.describe()
-    );
-    println!(
-        "ratio pipeline / model alone: {:.3}",
-        pipeline_fps / model_fps
-    );
-    drop(backend);
-
-    let max_streams: usize = args.get(4).and_then(|t| t.parse().ok()).unwrap_or(4);
-    for n in [1usize, 2, 4].into_iter().filter(|n| *n <= max_streams) {
-        let mut batched = format!(
-            "rtinfer name=i model-file={model} threads={threads} batch-size={n} stats-interval=0 "
-        );
-        for k in 0..n {
-            batched += &format!(
-                "{decode} ! rtpreprocess ! i.sink_{k} i.src_{k} ! fakesink name=sink{k} sync=false "
-            );
-        }
-        let (frames, secs, stats) = run_together(&[batched]);
-        let batched_fps = frames as f64 / secs;
-        let mean_batch = stats
-            .and_then(|s| s.get::<f64>("mean-batch-size").ok())
-            .unwrap_or(0.0);
-        let separate: Vec<String> = (0..n)
-            .map(|_| format!("{decode} ! {infer} ! fakesink name=sink sync=false"))
-            .collect();
-        let (frames2, secs2, _) = run_together(&separate);
-        let separate_fps = frames2 as f64 / secs2;
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_secs(60.min(secs)));
+        let after_1min = rss_kib();
+        std::thread::sleep(Duration::from_secs(secs.saturating_sub(60)));
+        let at_end = rss_kib();
+        let stats = pipeline
+            .by_name("i")
+            .unwrap()
+            .property::<gst::Structure>("stats");
+        pipeline.set_state(gst::State::Null).unwrap();
         println!(
-            "{n} stream(s): one batched rtinfer {frames} frames in {secs:.1} s = {batched_fps:.1} fps \
-             (mean batch {mean_batch:.2}); {n} separate pipelines {frames2} frames in {secs2:.1} s = \
-             {separate_fps:.1} fps; ratio {:.2}",
-            batched_fps / separate_fps
+            "4 real-time streams for {:.0} s, {} frames: RSS {after_1min} KiB after 1 min, {at_end} KiB at the end ({:+.2} %)",
+            start.elapsed().as_secs_f64(),
+            stats.get::<u64>("frames").unwrap_or(0),
+            (at_end as f64 / after_1min as f64 - 1.0) * 100.0
         );
+        return;
     }
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let one = model_alone(&model, 1, cores as u32, 400);
+    let many = model_alone(&model, cores, 1, 400 / cores);
+    let best_model = one.max(many);
+    println!("model alone, ONNX Runtime 1 session x {cores} threads: {one:.1} inferences/s");
+    println!("model alone, ONNX Runtime {cores} sessions x 1 thread:  {many:.1} inferences/s");
+
+    let file = format!("filesrc location={video} ! decodebin ! videoconvert ! rtpreprocess");
+    let (frames, secs, s) = run(
+        &format!("{file} ! {infer} ! fakesink name=sink sync=false"),
+        None,
+    );
+    let ours = frames as f64 / secs;
+    println!(
+        "1 stream, rtinfer (auto: {} requests): {frames} frames in {secs:.2} s = {ours:.1} fps \
+         (mean busy requests {:.2}, inference {:.1} ms)",
+        s.get::<u32>("requests").unwrap_or(0),
+        f(&s, "mean-busy-requests"),
+        f(&s, "mean-inference-ms")
+    );
+    let (frames, secs, _) = run(
+        &format!("{file} ! {infer} requests=1 ! fakesink name=sink sync=false"),
+        None,
+    );
+    let single = frames as f64 / secs;
+    println!("1 stream, rtinfer requests=1: {frames} frames in {secs:.2} s = {single:.1} fps");
+    let python = python_loops(1, &video, &model);
+    println!("1 Python loop: {python:.1} fps");
+
+    let mut four = format!("{infer} ");
+    for k in 0..4 {
+        four += &format!("{file} ! i.sink_{k} i.src_{k} ! fakesink name=sink{k} sync=false ");
+    }
+    let (frames, secs, _) = run(&four, None);
+    let ours4 = frames as f64 / secs;
+    println!("4 streams, one rtinfer: {frames} frames in {secs:.2} s = {ours4:.1} fps in all");
+    let python4 = python_loops(4, &video, &model);
+    println!("4 Python loops at once: {python4:.1} fps in all");
+
+    let (_, _, s) = run(
+        &live_sources(&video, &[10, 15, 25], &infer),
+        Some(Duration::from_secs(20)),
+    );
+    let (p95, inference) = (f(&s, "p95-latency-ms"), f(&s, "mean-inference-ms"));
+    println!(
+        "3 real-time sources (10, 15, 25 fps): latency mean {:.1} ms, p95 {p95:.1} ms; \
+         one inference {inference:.1} ms; skipped {}",
+        f(&s, "mean-latency-ms"),
+        s.get::<u64>("skipped").unwrap_or(0)
+    );
+    let rate = (best_model * 2.0 / 3.0).round() as u32;
+    let max_latency = 100;
+    let (frames, secs, s2) = run(
+        &live_sources(
+            &video,
+            &[rate, rate, rate],
+            &format!("{infer} max-latency={max_latency}"),
+        ),
+        Some(Duration::from_secs(20)),
+    );
+    let (p95_over, inference_over) = (f(&s2, "p95-latency-ms"), f(&s2, "mean-inference-ms"));
+    println!(
+        "3 real-time sources at {rate} fps each (2x the model's capacity), max-latency={max_latency}: \
+         {:.0} fps arrived, latency mean {:.1} ms, p95 {p95_over:.1} ms; one inference \
+         {inference_over:.1} ms; {} of {} frames skipped",
+        frames as f64 / secs,
+        f(&s2, "mean-latency-ms"),
+        s2.get::<u64>("skipped").unwrap_or(0),
+        s2.get::<u64>("frames").unwrap_or(0),
+    );
+
+    println!("\nratios (same run):");
+    println!(
+        "  1 stream / Python loop:          {:.2} (target >= 1.5)",
+        ours / python
+    );
+    println!(
+        "  1 stream / best model alone:     {:.2} (target >= 0.85)",
+        ours / best_model
+    );
+    println!("  1 stream / requests=1:           {:.2}", ours / single);
+    println!(
+        "  4 streams / 4 Python loops:      {:.2} (target >= 2)",
+        ours4 / python4
+    );
+    println!(
+        "  p95 latency / one inference:     {:.2} (target <= 2)",
+        p95 / inference
+    );
+    println!(
+        "  overload p95 / (max-latency + one inference): {:.2} (target < 1)",
+        p95_over / (max_latency as f64 + inference_over)
+    );
 }

@@ -1,57 +1,47 @@
-//! Inference statistics: counters plus mean and p95 of recent inference times, with no
-//! allocation per frame.
+//! Inference statistics: counters plus mean and p95 of recent inference times and frame
+//! latencies, with no allocation per frame.
 
-/// Inference times kept for the percentile.
+use std::time::Duration;
+
+/// Recent values kept for a percentile.
 const WINDOW: usize = 512;
 
+/// The mean of all values and the 95th percentile of the last `WINDOW`.
 #[derive(Clone)]
-pub struct Stats {
-    pub frames: u64,
-    pub inferences: u64,
-    pub detections: u64,
-    pub batches: u64,
-    /// Runs of the model: one per batch for dynamic-batch models, one per frame otherwise.
-    pub model_runs: u64,
-    total_ms: f64,
+pub struct Window {
+    count: u64,
+    total: f64,
     recent: [f32; WINDOW],
-    next: usize,
 }
 
-impl Default for Stats {
+impl Default for Window {
     fn default() -> Self {
-        Stats {
-            frames: 0,
-            inferences: 0,
-            detections: 0,
-            batches: 0,
-            model_runs: 0,
-            total_ms: 0.0,
+        Window {
+            count: 0,
+            total: 0.0,
             recent: [0.0; WINDOW],
-            next: 0,
         }
     }
 }
 
-impl Stats {
-    pub fn record_inference(&mut self, ms: f64, detections: usize) {
-        self.inferences += 1;
-        self.detections += detections as u64;
-        self.total_ms += ms;
-        self.recent[self.next % WINDOW] = ms as f32;
-        self.next += 1;
+impl Window {
+    pub fn record(&mut self, v: f64) {
+        self.recent[(self.count % WINDOW as u64) as usize] = v as f32;
+        self.count += 1;
+        self.total += v;
     }
 
-    pub fn mean_ms(&self) -> f64 {
-        if self.inferences == 0 {
+    pub fn mean(&self) -> f64 {
+        if self.count == 0 {
             0.0
         } else {
-            self.total_ms / self.inferences as f64
+            self.total / self.count as f64
         }
     }
 
-    /// 95th percentile of the last inference times (nearest rank).
-    pub fn p95_ms(&self) -> f64 {
-        let n = self.next.min(WINDOW);
+    /// 95th percentile of the last values (nearest rank).
+    pub fn p95(&self) -> f64 {
+        let n = (self.count as usize).min(WINDOW);
         if n == 0 {
             return 0.0;
         }
@@ -61,8 +51,53 @@ impl Stats {
         let (_, v, _) = sorted.select_nth_unstable_by(rank, f32::total_cmp);
         *v as f64
     }
+}
+
+#[derive(Clone, Default)]
+pub struct Stats {
+    /// Frames submitted (inferred, skipped by `interval` or by `max-latency`).
+    pub frames: u64,
+    pub inferences: u64,
+    pub detections: u64,
+    pub batches: u64,
+    /// Runs of the model: one per batch.
+    pub model_runs: u64,
+    /// Frames not inferred because they would have waited longer than `max-latency`.
+    pub skipped: u64,
+    /// Model requests (workers).
+    pub requests: u64,
+    /// Request-seconds busy, over `busy_span_seconds`.
+    pub busy_seconds: f64,
+    pub busy_span_seconds: f64,
+    /// Total milliseconds inferred frames waited in the queue before their run started.
+    pub queue_ms: f64,
+    /// Inference time per frame (ms).
+    pub inference: Window,
+    /// Arrival at rtinfer to leaving it (ms), per frame.
+    pub latency: Window,
+}
+
+impl Stats {
+    pub fn record_inference(&mut self, ms: f64, detections: usize) {
+        self.inferences += 1;
+        self.detections += detections as u64;
+        self.inference.record(ms);
+    }
+
+    pub fn record_latency(&mut self, d: Duration) {
+        self.latency.record(d.as_secs_f64() * 1e3);
+    }
+
+    pub fn mean_ms(&self) -> f64 {
+        self.inference.mean()
+    }
+
+    pub fn p95_ms(&self) -> f64 {
+        self.inference.p95()
+    }
 
     pub fn to_structure(&self, name: &str) -> gst::Structure {
+        let per = |total: f64, n: u64| if n == 0 { 0.0 } else { total / n as f64 };
         gst::Structure::builder(name)
             .field("frames", self.frames)
             .field("inferences", self.inferences)
@@ -71,14 +106,20 @@ impl Stats {
             .field("p95-inference-ms", self.p95_ms())
             .field("batches", self.batches)
             .field("model-runs", self.model_runs)
+            .field("mean-batch-size", per(self.inferences as f64, self.batches))
+            .field("requests", self.requests as u32)
             .field(
-                "mean-batch-size",
-                if self.batches == 0 {
-                    0.0
+                "mean-busy-requests",
+                if self.busy_span_seconds > 0.0 {
+                    self.busy_seconds / self.busy_span_seconds
                 } else {
-                    self.inferences as f64 / self.batches as f64
+                    0.0
                 },
             )
+            .field("mean-queue-ms", per(self.queue_ms, self.inferences))
+            .field("mean-latency-ms", self.latency.mean())
+            .field("p95-latency-ms", self.latency.p95())
+            .field("skipped", self.skipped)
             .build()
     }
 }

@@ -2,20 +2,19 @@
 //! the detections as `RtDetectionMeta`.
 //!
 //! Streams: the always pads `sink`/`src` for a single stream, and request pads
-//! `sink_%u`/`src_%u` (source id `%u`) for many. Frames from all streams are batched for one
-//! model (see `batcher`); each frame leaves on its own stream's src pad, unchanged but for
-//! the metadata. Each stream uses the `RtTensorMeta` of an upstream rtpreprocess when it
-//! fits the model, and otherwise preprocesses the frame itself with the same code.
+//! `sink_%u`/`src_%u` (source id `%u`) for many. Each stream's streaming thread prepares the
+//! model input (the `RtTensorMeta` of an upstream rtpreprocess when it fits the model, else
+//! the same conversion here) and submits the frame to the `scheduler`, which runs it on one
+//! of several model requests at once. Each src pad has a task that takes the stream's frames
+//! and events back from the scheduler in order, attaches the detections and pushes them.
 
-use super::batcher::Batcher;
-use super::model::{LoadSettings, Model, Thresholds};
-use super::stream::Stream;
-use crate::backend::{self, TensorData};
+use super::model::{LoadSettings, MAX_BATCH, Model, Thresholds};
+use super::scheduler::{Limits, Next, Outcome, Scheduler, Work, plan};
+use super::stream::{Item, Stream};
 use crate::convert;
 use crate::decode::FormatProp;
 use crate::device::{self, DeviceRequest};
 use crate::spec::{QUERY_NAME, TensorSpec};
-use crate::stats::Stats;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -23,7 +22,6 @@ use rtmeta::Detections;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -41,10 +39,12 @@ struct Settings {
     load: LoadSettings,
     /// The `device` property as set; parsed when the element starts.
     device: String,
+    /// Model requests run at once (0 = auto).
+    requests: u32,
     live: Live,
 }
 
-/// Settings read on every frame (they may change while playing); cheap to copy.
+/// Settings read while playing (they may change then); cheap to copy.
 #[derive(Clone, Copy, Debug)]
 struct Live {
     confidence: f64,
@@ -56,6 +56,7 @@ struct Live {
     keep_tensor: bool,
     batch_size: u32,
     batch_timeout_ms: u32,
+    max_latency_ms: u32,
 }
 
 impl Default for Live {
@@ -70,6 +71,7 @@ impl Default for Live {
             keep_tensor: false,
             batch_size: 4,
             batch_timeout_ms: 40,
+            max_latency_ms: 0,
         }
     }
 }
@@ -82,21 +84,26 @@ impl Live {
             max_detections: self.max_detections as usize,
         }
     }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            batch_size: self.batch_size as usize,
+            batch_timeout: Duration::from_millis(self.batch_timeout_ms as u64),
+            max_latency: (self.max_latency_ms > 0)
+                .then(|| Duration::from_millis(self.max_latency_ms as u64)),
+        }
+    }
 }
 
-/// What exists while the element is PAUSED or PLAYING.
-struct Running {
-    spec: TensorSpec,
-    batcher: Arc<Batcher>,
-    thread: JoinHandle<()>,
-}
+pub type Sched = Scheduler<Model, Item>;
 
 pub struct RtInfer {
     settings: Mutex<Settings>,
     /// The always-pad stream first, then the request-pad streams.
     streams: Mutex<Vec<Arc<Stream>>>,
-    running: Mutex<Option<Running>>,
-    stats: Mutex<Stats>,
+    scheduler: Sched,
+    /// The model's input while running.
+    spec: Mutex<Option<TensorSpec>>,
     last_stats_post: Mutex<Instant>,
     /// `active-device`: where the model runs.
     active_device: Mutex<String>,
@@ -111,15 +118,16 @@ impl ObjectSubclass for RtInfer {
     fn with_class(klass: &Self::Class) -> Self {
         let sink = klass.pad_template("sink").expect("sink template");
         let src = klass.pad_template("src").expect("src template");
-        let stream = make_stream(None, &sink, "sink", &src, "src");
+        let scheduler = Sched::default();
+        let stream = make_stream(None, scheduler.register(), &sink, "sink", &src, "src");
         RtInfer {
             settings: Mutex::new(Settings {
                 device: "auto".into(),
                 ..Default::default()
             }),
             streams: Mutex::new(vec![stream]),
-            running: Mutex::new(None),
-            stats: Mutex::new(Stats::default()),
+            scheduler,
+            spec: Mutex::new(None),
             last_stats_post: Mutex::new(Instant::now()),
             active_device: Mutex::new(String::new()),
         }
@@ -129,6 +137,7 @@ impl ObjectSubclass for RtInfer {
 /// A stream with its two pads, their functions bound to it.
 fn make_stream(
     index: Option<u32>,
+    id: u64,
     sink_templ: &gst::PadTemplate,
     sink_name: &str,
     src_templ: &gst::PadTemplate,
@@ -136,7 +145,14 @@ fn make_stream(
 ) -> Arc<Stream> {
     let flags = gst::PadFlags::PROXY_CAPS | gst::PadFlags::PROXY_ALLOCATION;
     Arc::new_cyclic(|weak: &std::sync::Weak<Stream>| {
-        let (w1, w2, w3, w4) = (weak.clone(), weak.clone(), weak.clone(), weak.clone());
+        let (w1, w2, w3, w4, w5) = (
+            weak.clone(),
+            weak.clone(),
+            weak.clone(),
+            weak.clone(),
+            weak.clone(),
+        );
+        let w6 = weak.clone();
         let sinkpad = gst::Pad::builder_from_template(sink_templ)
             .name(sink_name)
             .flags(flags)
@@ -164,7 +180,7 @@ fn make_stream(
                 RtInfer::catch_panic_pad_function(
                     parent,
                     || false,
-                    |imp| imp.sink_query(pad, query),
+                    |imp| imp.sink_query(w6.upgrade().as_ref(), pad, query),
                 )
             })
             .iterate_internal_links_function(move |_, _| {
@@ -185,67 +201,69 @@ fn make_stream(
                         .unwrap_or_default(),
                 )
             })
+            .activatemode_function(move |pad, parent, mode, active| {
+                RtInfer::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::loggable_error!(CAT, "panic activating {}", pad.name())),
+                    |imp| match w5.upgrade() {
+                        Some(stream) => imp.src_activate(&stream, mode, active),
+                        None => Err(gst::loggable_error!(CAT, "stream released")),
+                    },
+                )
+            })
             .build();
-        Stream::new(index, sinkpad, srcpad)
+        Stream::new(index, id, sinkpad, srcpad)
     })
 }
 
 impl RtInfer {
     fn post_stats(&self) {
         *self.last_stats_post.lock().unwrap() = Instant::now();
-        let s = self.stats.lock().unwrap().to_structure(STATS_NAME);
+        let s = self.scheduler.stats().to_structure(STATS_NAME);
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    /// How many frames make a full batch now: one per stream still playing whose frame goes
-    /// to the model next (see `Stream::due`), at most `max`.
-    fn full_batch(&self, max: u32) -> usize {
-        let active = self
-            .streams
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| {
-                s.sinkpad.is_linked()
-                    && !s.eos.load(Ordering::Relaxed)
-                    && s.due.load(Ordering::Relaxed)
-            })
-            .count();
-        active.clamp(1, max.max(1) as usize)
-    }
-
     fn start(&self) -> Result<(), gst::ErrorMessage> {
-        let (mut load, device) = {
+        let (mut load, device, requests, live) = {
             let s = self.settings.lock().unwrap();
-            (s.load.clone(), s.device.clone())
+            (s.load.clone(), s.device.clone(), s.requests, s.live)
         };
         load.device = device
             .parse()
             .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
-        let (model, description) = Model::load(&load)?;
-        gst::info!(CAT, imp = self, "loaded {description}");
-        self.report_device(load.device, &model);
-        let spec = model.spec.clone();
-        let batcher = Arc::new(Batcher::default());
-        *self.stats.lock().unwrap() = Stats::default();
-        *self.last_stats_post.lock().unwrap() = Instant::now();
-        let (weak, b) = (self.obj().downgrade(), batcher.clone());
-        let thread = std::thread::Builder::new()
-            .name("rtinfer".into())
-            .spawn(move || run_batches(weak, b, model))
-            .map_err(|e| {
-                gst::error_msg!(
-                    gst::CoreError::Thread,
-                    ("Cannot start the inference thread: {e}")
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (requests, threads) = plan(requests, load.threads, cores);
+        load.threads = threads;
+        if requests * threads as usize > cores {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "{requests} requests x {threads} threads need {} cores but {cores} are \
+                     available: inference runs much slower when threads compete for cores; \
+                     set requests and threads so that their product is at most {cores} (0 = auto)",
+                    requests * threads as usize
                 )
-            })?;
-        *self.running.lock().unwrap() = Some(Running {
-            spec,
-            batcher,
-            thread,
-        });
+            );
+        }
+        let (models, description) = Model::load(&load, requests)?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "loaded {description}; {requests} requests of {threads} threads"
+        );
+        self.report_device(load.device, &models[0]);
+        let spec = models[0].spec.clone();
+        *self.last_stats_post.lock().unwrap() = Instant::now();
+        self.scheduler.start(models, live.limits()).map_err(|e| {
+            gst::error_msg!(
+                gst::CoreError::Thread,
+                ("Cannot start the inference threads: {e}")
+            )
+        })?;
+        *self.spec.lock().unwrap() = Some(spec);
         Ok(())
     }
 
@@ -255,21 +273,9 @@ impl RtInfer {
         device::report(self.obj().upcast_ref(), request, &active, &model.fallbacks);
     }
 
-    /// Releases every waiting streaming thread (before pads deactivate).
-    fn cancel_all(&self) {
-        if let Some(r) = self.running.lock().unwrap().as_ref() {
-            r.batcher.stop();
-        }
-        for s in self.streams.lock().unwrap().iter() {
-            s.cancel();
-        }
-    }
-
     fn stop(&self) {
-        if let Some(r) = self.running.lock().unwrap().take() {
-            r.batcher.stop();
-            let _ = r.thread.join();
-        }
+        self.scheduler.stop();
+        *self.spec.lock().unwrap() = None;
         for s in self.streams.lock().unwrap().iter() {
             s.state.lock().unwrap().reset_converter();
         }
@@ -278,86 +284,153 @@ impl RtInfer {
     fn chain(
         &self,
         stream: &Arc<Stream>,
-        mut buffer: gst::Buffer,
+        buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        stream.flow()?;
         let live = self.settings.lock().unwrap().live;
-        let (spec, batcher) = {
-            let running = self.running.lock().unwrap();
-            let r = running.as_ref().ok_or(gst::FlowError::Flushing)?;
-            (r.spec.clone(), r.batcher.clone())
-        };
-        self.stats.lock().unwrap().frames += 1;
-        let source_id = stream.index.unwrap_or(live.source_id);
-
+        let spec = self
+            .spec
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or(gst::FlowError::Flushing)?;
         let mut st = stream.state.lock().unwrap();
-        let n = st.frame_number;
+        let number = st.frame_number;
         st.frame_number += 1;
-        let stale = match st.last.as_mut() {
-            Some(last) if !n.is_multiple_of(live.interval as u64) => {
-                last.frame_number = n;
-                last.stale = true;
-                Some(last.clone())
-            }
-            _ => None,
+        let infer = st.until_next == 0;
+        st.until_next = if infer {
+            live.interval.max(1) - 1
+        } else {
+            st.until_next - 1
         };
-        let detections = match stale {
-            Some(d) => {
-                drop(st);
-                d
+        let next_due = st.until_next == 0;
+        let (width, height) = st.info.as_ref().map_or((0, 0), |i| (i.width(), i.height()));
+        let mut warning = None;
+        let work = if infer {
+            let input = st.input(&buffer, &spec, live.thresholds(), |m| warning = Some(m));
+            drop(st);
+            if let Some(msg) = warning {
+                gst::element_imp_warning!(self, gst::StreamError::Format, ("{msg}"));
             }
-            None => {
-                let input = st.input(&buffer, &spec, |msg| {
-                    gst::element_imp_warning!(self, gst::StreamError::Format, ("{msg}"));
-                });
-                let (width, height) = st.info.as_ref().map_or((0, 0), |i| (i.width(), i.height()));
-                drop(st);
-                let input = input.map_err(|e| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("Cannot prepare the model input: {e}")
-                    );
-                    gst::FlowError::Error
-                })?;
-                stream.begin(n);
-                // Due while in flight, also when it runs off the interval (no detections yet).
-                stream.due.store(true, Ordering::Relaxed);
-                if !batcher.submit(stream.clone(), n, input) {
-                    stream.cancel(); // stopping: wait() below returns at once
+            Work::Infer(input.map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Cannot prepare the model input: {e}")
+                );
+                gst::FlowError::Error
+            })?)
+        } else {
+            drop(st);
+            Work::Stale
+        };
+        let item = Item::Frame {
+            buffer,
+            number,
+            width,
+            height,
+        };
+        match self.scheduler.submit(stream.id, item, work, next_due) {
+            Ok(()) => stream.flow(),
+            Err(_) => Err(stream.flow().err().unwrap_or(gst::FlowError::Flushing)),
+        }
+    }
+
+    /// The src pad task: pushes the stream's next item once the scheduler has it.
+    fn push_next(&self, stream: &Stream) {
+        let live = self.settings.lock().unwrap().live;
+        let (payload, outcome) = match self.scheduler.next(stream.id) {
+            Next::Flushing => {
+                let _ = stream.srcpad.pause_task();
+                return;
+            }
+            Next::Item(payload, outcome) => (payload, outcome),
+        };
+        let (mut buffer, number, width, height) = match payload {
+            Item::Event(event) => {
+                let eos = event.type_() == gst::EventType::Eos;
+                if matches!(
+                    event.type_(),
+                    gst::EventType::Caps | gst::EventType::Segment | gst::EventType::StreamStart
+                ) {
+                    // Detections of another size, time or stream must not reach these frames.
+                    stream.output.lock().unwrap().last = None;
                 }
-                let objects = match stream.wait() {
-                    None => return Err(gst::FlowError::Flushing),
-                    Some(Err(e)) => {
-                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
-                        return Err(gst::FlowError::Error);
-                    }
-                    Some(Ok(objects)) => objects,
-                };
-                let d = Detections {
+                if eos {
+                    // Complete now (every frame before it has left), and before the EOS
+                    // message the sink posts.
+                    self.post_stats();
+                }
+                stream.srcpad.push_event(event);
+                return;
+            }
+            Item::Frame {
+                buffer,
+                number,
+                width,
+                height,
+            } => (buffer, number, width, height),
+        };
+        let source_id = stream.index.unwrap_or(live.source_id);
+        let mut out = stream.output.lock().unwrap();
+        let detections = match outcome {
+            Outcome::Ran(Ok(objects)) => Detections {
+                source_id,
+                frame_number: number,
+                width,
+                height,
+                stale: false,
+                objects,
+            },
+            Outcome::Ran(Err(e)) => {
+                drop(out);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
+                stream.set_flow(Err(gst::FlowError::Error));
+                let _ = stream.srcpad.pause_task();
+                return;
+            }
+            Outcome::Stale | Outcome::Skipped | Outcome::Passed => {
+                let mut d = out.last.clone().unwrap_or(Detections {
                     source_id,
-                    frame_number: n,
+                    frame_number: number,
                     width,
                     height,
-                    stale: false,
-                    objects,
-                };
-                // Kept only for the frames in between when the model skips some.
-                stream.state.lock().unwrap().last = (live.interval > 1).then(|| d.clone());
+                    stale: true,
+                    objects: Vec::new(),
+                });
+                d.frame_number = number;
+                d.stale = true;
                 d
             }
         };
-        // A batch waits only for streams whose next frame goes to the model (not for one
-        // that `interval` skips).
-        let next_is_due = (n + 1).is_multiple_of(live.interval as u64);
-        stream.due.store(next_is_due, Ordering::Relaxed);
         {
             let b = buffer.make_mut();
-            detections.attach(b).map_err(|_| gst::FlowError::Error)?;
+            let _ = detections.attach(b);
             if !live.keep_tensor
                 && let Ok(meta) = gst::meta::CustomMeta::from_mut_buffer(b, rtmeta::TENSOR_META)
             {
                 let _ = meta.remove();
             }
+        }
+        // Kept only for frames that may not be inferred.
+        out.last = (live.interval > 1 || live.max_latency_ms > 0).then_some(detections);
+        drop(out);
+        let flow = stream.srcpad.push(buffer);
+        stream.set_flow(flow);
+        if let Err(e) = flow {
+            // A downstream error after EOS reaches nobody unless posted here.
+            if e != gst::FlowError::Flushing
+                && e != gst::FlowError::Eos
+                && stream.eos.load(Ordering::Relaxed)
+            {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("Internal data stream error."),
+                    ["streaming stopped, reason {e:?}"]
+                );
+            }
+            let _ = stream.srcpad.pause_task();
         }
         if live.stats_interval_ms > 0
             && self.last_stats_post.lock().unwrap().elapsed()
@@ -365,122 +438,131 @@ impl RtInfer {
         {
             self.post_stats();
         }
-        stream.srcpad.push(buffer)
+    }
+
+    fn start_task(&self, stream: &Arc<Stream>) -> Result<(), glib::BoolError> {
+        let (element, weak) = (self.obj().downgrade(), Arc::downgrade(stream));
+        let pad = stream.srcpad.downgrade();
+        stream
+            .srcpad
+            .start_task(move || match (element.upgrade(), weak.upgrade()) {
+                (Some(e), Some(s)) => e.imp().push_next(&s),
+                _ => {
+                    if let Some(p) = pad.upgrade() {
+                        let _ = p.pause_task();
+                    }
+                }
+            })
+    }
+
+    fn src_activate(
+        &self,
+        stream: &Arc<Stream>,
+        mode: gst::PadMode,
+        active: bool,
+    ) -> Result<(), gst::LoggableError> {
+        if mode != gst::PadMode::Push {
+            return Err(gst::loggable_error!(CAT, "only push mode is supported"));
+        }
+        if active {
+            stream.set_flow(Ok(gst::FlowSuccess::Ok));
+            self.start_task(stream)
+                .map_err(|e| gst::loggable_error!(CAT, "cannot start the src task: {e}"))
+        } else {
+            stream.set_flow(Err(gst::FlowError::Flushing));
+            drop(self.scheduler.flush_start(stream.id));
+            stream
+                .srcpad
+                .stop_task()
+                .map_err(|e| gst::loggable_error!(CAT, "cannot stop the src task: {e}"))
+        }
     }
 
     fn sink_event(&self, stream: &Arc<Stream>, pad: &gst::Pad, event: gst::Event) -> bool {
         match event.view() {
+            gst::EventView::FlushStart(_) => {
+                let ok = stream.srcpad.push_event(event);
+                stream.set_flow(Err(gst::FlowError::Flushing));
+                for item in self.scheduler.flush_start(stream.id) {
+                    // Like queue: sticky events other than segment and EOS must still
+                    // reach downstream.
+                    if let Item::Event(e) = item
+                        && e.is_sticky()
+                        && !matches!(e.type_(), gst::EventType::Segment | gst::EventType::Eos)
+                    {
+                        let _ = stream.srcpad.store_sticky_event(&e);
+                    }
+                }
+                let _ = stream.srcpad.pause_task();
+                return ok;
+            }
+            gst::EventView::FlushStop(_) => {
+                let ok = stream.srcpad.push_event(event);
+                self.scheduler.flush_stop(stream.id);
+                stream.state.lock().unwrap().until_next = 0;
+                stream.eos.store(false, Ordering::Relaxed);
+                stream.set_flow(Ok(gst::FlowSuccess::Ok));
+                if stream.srcpad.is_active() {
+                    let _ = self.start_task(stream);
+                }
+                return ok;
+            }
+            _ if !event.is_serialized() => {
+                return gst::Pad::event_default(pad, Some(&*self.obj()), event);
+            }
             gst::EventView::Caps(c) => {
                 let mut st = stream.state.lock().unwrap();
                 st.info = gst_video::VideoInfo::from_caps(c.caps()).ok();
                 st.reset_converter();
+                st.until_next = 0;
             }
-            gst::EventView::FlushStart(_) => {
-                if let Some(r) = self.running.lock().unwrap().as_ref() {
-                    r.batcher.withdraw(stream);
-                }
-                stream.cancel();
-            }
-            gst::EventView::StreamStart(_) | gst::EventView::FlushStop(_) => {
+            gst::EventView::Segment(_) => stream.state.lock().unwrap().until_next = 0,
+            gst::EventView::StreamStart(_) => {
+                stream.state.lock().unwrap().until_next = 0;
                 stream.eos.store(false, Ordering::Relaxed);
+                self.scheduler.set_active(stream.id, true);
             }
             gst::EventView::Eos(_) => {
                 // Only this stream ends; the others go on.
                 stream.eos.store(true, Ordering::Relaxed);
-                self.post_stats();
+                self.scheduler.set_active(stream.id, false);
             }
             _ => {}
         }
-        gst::Pad::event_default(pad, Some(&*self.obj()), event)
+        let next_due = stream.state.lock().unwrap().until_next == 0;
+        // In order with the frames: the src task pushes it after the frames before it.
+        self.scheduler
+            .submit(stream.id, Item::Event(event), Work::Pass, next_due)
+            .is_ok()
     }
 
-    fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        if let gst::QueryViewMut::Custom(q) = query.view_mut()
-            && q.structure().is_some_and(|s| s.name() == QUERY_NAME)
-        {
-            let Some(spec) = self
-                .running
-                .lock()
-                .unwrap()
-                .as_ref()
-                .map(|r| r.spec.clone())
-            else {
-                return false;
-            };
-            let answer = q.structure_mut();
-            for (field, value) in spec.to_structure().iter() {
-                answer.set_value(field, value.clone());
+    fn sink_query(
+        &self,
+        stream: Option<&Arc<Stream>>,
+        pad: &gst::Pad,
+        query: &mut gst::QueryRef,
+    ) -> bool {
+        match query.view_mut() {
+            gst::QueryViewMut::Custom(q)
+                if q.structure().is_some_and(|s| s.name() == QUERY_NAME) =>
+            {
+                let Some(spec) = self.spec.lock().unwrap().clone() else {
+                    return false;
+                };
+                let answer = q.structure_mut();
+                for (field, value) in spec.to_structure().iter() {
+                    answer.set_value(field, value.clone());
+                }
+                true
             }
-            return true;
-        }
-        gst::Pad::query_default(pad, Some(&*self.obj()), query)
-    }
-}
-
-/// The inference thread: runs batches until the batcher stops.
-fn run_batches(element: glib::WeakRef<super::RtInfer>, batcher: Arc<Batcher>, mut model: Model) {
-    loop {
-        let Some(obj) = element.upgrade() else { return };
-        let imp = obj.imp();
-        let live = imp.settings.lock().unwrap().live;
-        drop(obj);
-        let full = || {
-            element
-                .upgrade()
-                .map_or(1, |o| o.imp().full_batch(live.batch_size))
-        };
-        let Some(batch) =
-            batcher.next_batch(full, Duration::from_millis(live.batch_timeout_ms as u64))
-        else {
-            return;
-        };
-        // Models with a dynamic batch run the frames as one [N, ...] tensor; the shared
-        // models have a fixed batch of 1, so theirs run one after another on the one session
-        // (on 2 cores ONNX Runtime already uses both, so parallel sessions would not help).
-        let maps: Vec<_> = batch
-            .iter()
-            .map(|j| j.input.tensor.map_readable().ok())
-            .collect();
-        let inputs: Option<Vec<TensorData>> = maps
-            .iter()
-            .zip(&batch)
-            .map(|(m, j)| {
-                m.as_ref()
-                    .and_then(|m| TensorData::from_bytes(m, j.input.dtype))
-            })
-            .collect();
-        let transforms: Vec<_> = batch.iter().map(|j| j.input.transform).collect();
-        let results: Vec<Result<(Vec<rtmeta::Detection>, f64), backend::Error>> = match inputs {
-            None => vec![
-                Err(backend::Error::new(
-                    backend::ErrorKind::Run,
-                    "a tensor cannot be read"
-                ));
-                batch.len()
-            ],
-            Some(inputs) => match model.detect_batch(&inputs, &transforms, live.thresholds()) {
-                Ok(per_image) => per_image.into_iter().map(Ok).collect(),
-                Err(e) => vec![Err(e); batch.len()],
-            },
-        };
-        drop(maps);
-        let runs = if model.batches() {
-            1
-        } else {
-            batch.len() as u64
-        };
-        // Count before releasing the streams, so that stats posted at their EOS are complete.
-        if let Some(obj) = element.upgrade() {
-            let mut stats = obj.imp().stats.lock().unwrap();
-            stats.batches += 1;
-            stats.model_runs += runs;
-            for (objects, ms) in results.iter().flatten() {
-                stats.record_inference(*ms, objects.len());
+            gst::QueryViewMut::Drain(_) => {
+                // Everything before it must have left.
+                if let Some(s) = stream {
+                    self.scheduler.drain(s.id);
+                }
+                gst::Pad::query_default(pad, Some(&*self.obj()), query)
             }
-        }
-        for (job, result) in batch.into_iter().zip(results) {
-            job.stream
-                .finish(job.frame, result.map(|(objects, _)| objects));
+            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
         }
     }
 }
@@ -541,11 +623,31 @@ impl ObjectImpl for RtInfer {
                     .blurb("Only report these classes: comma-separated ids or labels, e.g. \"person,car\" or \"0,2\" (empty = all)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("requests")
+                    .nick("Requests")
+                    .blurb("Model executions run at once, each with its own threads; frames of one stream or of \
+                            many run in parallel and leave in order (0 = auto: one per core, at most 8; with \
+                            threads set, the cores divided by threads)")
+                    .maximum(64)
+                    .default_value(Settings::default().requests)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
-                    .blurb("Inference threads (0 = ONNX Runtime's default: one per core)")
+                    .blurb("Inference threads of each request (0 = auto: the cores divided among the requests). \
+                            A warning says when requests x threads exceed the cores")
                     .maximum(256)
+                    .default_value(Settings::default().load.threads)
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-latency")
+                    .nick("Maximum latency")
+                    .blurb("Milliseconds a frame may spend in rtinfer: a frame that would wait longer for a free \
+                            request is not inferred and leaves with the last detections (stale), counted as \
+                            'skipped' in stats; for live sources faster than the model (0 = infer every frame)")
+                    .maximum(60_000)
+                    .default_value(Live::default().max_latency_ms)
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
@@ -557,18 +659,19 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecUInt::builder("batch-size")
                     .nick("Batch size")
-                    .blurb("Most frames (from the sink_%u streams) run as one batch. A batch goes as soon as every playing \
-                            stream has a frame in it (not counting streams whose next frame interval skips) or it is \
-                            full; larger batches raise throughput when many streams share the model")
+                    .blurb("Models with a dynamic batch dimension: most frames (of all streams) run as one [N,...] batch, \
+                            which goes as soon as every playing stream has a frame in it (not counting streams whose \
+                            next frame interval skips) or it is full. Models with a fixed batch of 1 run each frame \
+                            on the next free request")
                     .minimum(1)
-                    .maximum(256)
+                    .maximum(MAX_BATCH as u32)
                     .default_value(4)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("batch-timeout")
                     .nick("Batch timeout")
-                    .blurb("Milliseconds a frame waits for a batch to fill before it runs anyway: the most latency a slow or \
-                            stalled stream adds to the others (lower = less latency, higher = fuller batches)")
+                    .blurb("Models with a dynamic batch dimension: milliseconds a frame waits for a batch to fill before it \
+                            runs anyway, the most latency a slow or stalled stream adds to the others")
                     .maximum(10_000)
                     .default_value(40)
                     .mutable_playing()
@@ -620,7 +723,9 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("frames, inferences, detections, mean-inference-ms, p95-inference-ms, batches and mean-batch-size so far")
+                    .blurb("frames, inferences, detections, mean-inference-ms, p95-inference-ms, batches, model-runs, \
+                            mean-batch-size, requests, mean-busy-requests, mean-queue-ms, mean-latency-ms (arrival to push), \
+                            p95-latency-ms and skipped (max-latency) so far")
                     .read_only()
                     .build(),
             ]
@@ -630,6 +735,7 @@ impl ObjectImpl for RtInfer {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = self.settings.lock().unwrap();
+        let limits = s.live.limits();
         let path = |v: &glib::Value| {
             v.get::<Option<String>>()
                 .unwrap()
@@ -647,6 +753,8 @@ impl ObjectImpl for RtInfer {
                 s.load.classes = value.get::<Option<String>>().unwrap().unwrap_or_default()
             }
             "threads" => s.load.threads = value.get().unwrap(),
+            "requests" => s.requests = value.get().unwrap(),
+            "max-latency" => s.live.max_latency_ms = value.get().unwrap(),
             "interval" => s.live.interval = value.get().unwrap(),
             "batch-size" => s.live.batch_size = value.get().unwrap(),
             "batch-timeout" => s.live.batch_timeout_ms = value.get().unwrap(),
@@ -659,6 +767,13 @@ impl ObjectImpl for RtInfer {
             "tensorrt-fp16" => s.load.trt_fp16 = value.get().unwrap(),
             "tensorrt-cache-dir" => s.load.trt_cache = path(value),
             _ => unreachable!(),
+        }
+        let new = s.live.limits();
+        drop(s);
+        if (new.batch_size, new.batch_timeout, new.max_latency)
+            != (limits.batch_size, limits.batch_timeout, limits.max_latency)
+        {
+            self.scheduler.set_limits(new);
         }
     }
 
@@ -674,6 +789,8 @@ impl ObjectImpl for RtInfer {
             "max-detections" => s.live.max_detections.to_value(),
             "classes" => s.load.classes.to_value(),
             "threads" => s.load.threads.to_value(),
+            "requests" => s.requests.to_value(),
+            "max-latency" => s.live.max_latency_ms.to_value(),
             "interval" => s.live.interval.to_value(),
             "batch-size" => s.live.batch_size.to_value(),
             "batch-timeout" => s.live.batch_timeout_ms.to_value(),
@@ -686,12 +803,10 @@ impl ObjectImpl for RtInfer {
             "tensorrt-fp16" => s.load.trt_fp16.to_value(),
             "tensorrt-cache-dir" => path(&s.load.trt_cache),
             "active-device" => self.active_device.lock().unwrap().to_value(),
-            "stats" => self
-                .stats
-                .lock()
-                .unwrap()
-                .to_structure(STATS_NAME)
-                .to_value(),
+            "stats" => {
+                drop(s);
+                self.scheduler.stats().to_structure(STATS_NAME).to_value()
+            }
             _ => unreachable!(),
         }
     }
@@ -743,6 +858,7 @@ impl ElementImpl for RtInfer {
         let src_templ = self.obj().class().pad_template("src_%u")?;
         let stream = make_stream(
             Some(index),
+            self.scheduler.register(),
             templ,
             &format!("sink_{index}"),
             &src_templ,
@@ -751,9 +867,7 @@ impl ElementImpl for RtInfer {
         streams.push(stream.clone());
         drop(streams);
         let obj = self.obj();
-        if obj.current_state() > gst::State::Ready {
-            let _ = stream.srcpad.set_active(true);
-        }
+        // Adding activates the pads (and starts the src task) when the element is running.
         obj.add_pad(&stream.srcpad).ok()?;
         obj.add_pad(&stream.sinkpad).ok()?;
         gst::debug!(CAT, imp = self, "new stream {index}");
@@ -771,10 +885,7 @@ impl ElementImpl for RtInfer {
             };
             streams.remove(i)
         };
-        if let Some(r) = self.running.lock().unwrap().as_ref() {
-            r.batcher.withdraw(&stream);
-        }
-        stream.cancel();
+        self.scheduler.unregister(stream.id);
         let obj = self.obj();
         let _ = stream.sinkpad.set_active(false);
         let _ = stream.srcpad.set_active(false);
@@ -793,7 +904,8 @@ impl ElementImpl for RtInfer {
                     return Err(gst::StateChangeError);
                 }
             }
-            gst::StateChange::PausedToReady => self.cancel_all(),
+            // Releases every waiting streaming thread and src task before pads deactivate.
+            gst::StateChange::PausedToReady => self.scheduler.stop(),
             _ => {}
         }
         let result = self.parent_change_state(transition);

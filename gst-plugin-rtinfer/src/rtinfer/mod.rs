@@ -1,9 +1,9 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod batcher;
 mod imp;
 mod model;
+mod scheduler;
 mod stream;
 
 glib::wrapper! {

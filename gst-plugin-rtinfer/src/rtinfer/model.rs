@@ -1,5 +1,7 @@
 //! The loaded model: backend, output decoder, labels, and detection of one input.
 
+use super::scheduler::Runner;
+use super::stream::Input;
 use crate::backend::{self, Backend, ErrorKind, OnnxBackend, TensorData};
 use crate::decode::{self, Candidate, Decoder, FormatProp};
 use crate::device::{self, DeviceRequest};
@@ -8,7 +10,9 @@ use crate::nms;
 use crate::spec::TensorSpec;
 use rtmeta::{DType, Detection, Transform};
 use std::path::PathBuf;
-use std::time::Instant;
+
+/// Most frames of one run for models with a dynamic batch (the `batch-size` maximum).
+pub const MAX_BATCH: usize = 256;
 
 /// What loading needs.
 #[derive(Clone, Debug)]
@@ -123,8 +127,12 @@ fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Ve
 }
 
 impl Model {
-    /// Loads the model; the string describes what was loaded, for the log.
-    pub fn load(s: &LoadSettings) -> Result<(Model, String), gst::ErrorMessage> {
+    /// Loads the model once per request (each runs on its own); the string describes what
+    /// was loaded, for the log.
+    pub fn load(
+        s: &LoadSettings,
+        requests: usize,
+    ) -> Result<(Vec<Model>, String), gst::ErrorMessage> {
         let Some(path) = s.model_file.clone() else {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
@@ -177,22 +185,30 @@ impl Model {
             layout.classes,
             spec.describe()
         );
-        let fallbacks = selected
+        let fallbacks: Vec<String> = selected
             .why_cpu
             .into_iter()
             .chain(backend.fallbacks().iter().cloned())
             .collect();
-        let model = Model {
-            fallbacks,
-            decoder: Decoder::new(layout, info.width, info.height),
-            backend: Box::new(backend),
-            spec,
-            labels,
-            class_mask,
-            candidates: Vec::new(),
-            keep: Vec::new(),
-        };
-        Ok((model, description))
+        let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(backend)];
+        for _ in 1..requests {
+            let more = OnnxBackend::open(&path, &opts).map_err(|e| error_message(&e))?;
+            backends.push(Box::new(more));
+        }
+        let models = backends
+            .into_iter()
+            .map(|backend| Model {
+                fallbacks: fallbacks.clone(),
+                decoder: Decoder::new(layout, info.width, info.height),
+                backend,
+                spec: spec.clone(),
+                labels: labels.clone(),
+                class_mask: class_mask.clone(),
+                candidates: Vec::new(),
+                keep: Vec::new(),
+            })
+            .collect();
+        Ok((models, description))
     }
 
     /// Where the model runs: `cpu`, `cuda:N (CUDA)` or `cuda:N (TensorRT)`.
@@ -205,14 +221,13 @@ impl Model {
         self.backend.info().dynamic_batch
     }
 
-    /// Runs a batch of images; returns each one's detections in frame pixels and its share
-    /// of the inference time (ms).
+    /// Runs a batch of images; returns each one's detections in frame pixels.
     pub fn detect_batch(
         &mut self,
         inputs: &[TensorData<'_>],
         transforms: &[Transform],
         t: Thresholds,
-    ) -> Result<Vec<(Vec<Detection>, f64)>, backend::Error> {
+    ) -> Result<Vec<Vec<Detection>>, backend::Error> {
         let n = inputs.len();
         if self.candidates.len() < n {
             self.candidates.resize_with(n, || Vec::with_capacity(1024));
@@ -226,13 +241,11 @@ impl Model {
         } = self;
         let keep_class = |c: u32| class_mask.as_ref().is_none_or(|m| m[c as usize]);
         candidates.iter_mut().for_each(Vec::clear);
-        let start = Instant::now();
         backend.run_batch(inputs, &mut |i, _, data| {
             decoder.candidates(data, t.confidence, &keep_class, &mut candidates[i])
         })?;
-        let ms = start.elapsed().as_secs_f64() * 1000.0 / n.max(1) as f64;
         Ok((0..n)
-            .map(|i| (self.detections(i, &transforms[i], t), ms))
+            .map(|i| self.detections(i, &transforms[i], t))
             .collect())
     }
 
@@ -265,5 +278,49 @@ impl Model {
                 }
             })
             .collect()
+    }
+}
+
+/// A model as one request of the scheduler.
+impl Runner for Model {
+    type Input = Input;
+    type Output = Result<Vec<Detection>, backend::Error>;
+
+    fn max_batch(&self) -> usize {
+        if self.batches() { MAX_BATCH } else { 1 }
+    }
+
+    fn run(&mut self, inputs: &[Input]) -> Vec<Self::Output> {
+        let maps: Vec<_> = inputs
+            .iter()
+            .map(|i| i.tensor.map_readable().ok())
+            .collect();
+        let tensors: Option<Vec<TensorData>> = maps
+            .iter()
+            .zip(inputs)
+            .map(|(m, i)| m.as_ref().and_then(|m| TensorData::from_bytes(m, i.dtype)))
+            .collect();
+        let Some(tensors) = tensors else {
+            return vec![
+                Err(backend::Error::new(
+                    ErrorKind::Run,
+                    "a tensor cannot be read"
+                ));
+                inputs.len()
+            ];
+        };
+        let transforms: Vec<Transform> = inputs.iter().map(|i| i.transform).collect();
+        match self.detect_batch(&tensors, &transforms, inputs[0].thresholds) {
+            Ok(per_image) => per_image.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e); inputs.len()],
+        }
+    }
+
+    fn failure(message: &str) -> Self::Output {
+        Err(backend::Error::new(ErrorKind::Run, message))
+    }
+
+    fn detections(output: &Self::Output) -> usize {
+        output.as_ref().map_or(0, Vec::len)
     }
 }

@@ -1,101 +1,87 @@
 //! One stream through rtinfer: a sink pad, its src pad, and the state of its frames.
 
-use crate::backend;
+use super::model::Thresholds;
+use super::scheduler::StreamId;
 use crate::convert::Converter;
 use crate::spec::TensorSpec;
 use gst::prelude::*;
-use rtmeta::{DType, Detection, Detections, TensorMeta, Transform};
+use rtmeta::{DType, Detections, TensorMeta, Transform};
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Condvar, Mutex};
 
 /// The model input of one frame.
 pub struct Input {
     pub tensor: gst::Buffer,
     pub dtype: DType,
     pub transform: Transform,
+    pub thresholds: Thresholds,
 }
 
-/// Where a stream's streaming thread waits for the result of its frame.
-pub enum Slot {
-    Idle,
-    /// For the result of this frame number (a job of a cancelled frame may still finish).
-    Waiting(u64),
-    Done(Result<Vec<Detection>, backend::Error>),
-    Cancelled,
+/// What a stream hands the scheduler, in order.
+pub enum Item {
+    Frame {
+        buffer: gst::Buffer,
+        number: u64,
+        width: u32,
+        height: u32,
+    },
+    Event(gst::Event),
 }
 
+/// The streaming thread's side of a stream: caps, conversion, frame counting.
 #[derive(Default)]
 pub struct StreamState {
     pub info: Option<gst_video::VideoInfo>,
     /// Used when frames come without a tensor that fits the model.
     converter: Option<(Converter, gst::BufferPool)>,
-    pub last: Option<Detections>,
     pub frame_number: u64,
+    /// Frames to skip before the next inference (`interval`); 0 = infer the next one.
+    pub until_next: u32,
     pub warned_tensor: bool,
+}
+
+/// The output task's side: what stale frames copy.
+#[derive(Default)]
+pub struct OutputState {
+    pub last: Option<Detections>,
 }
 
 pub struct Stream {
     /// Request pad number, which is also the source id; `None` for the always pads.
     pub index: Option<u32>,
+    /// The stream in the scheduler.
+    pub id: StreamId,
     pub sinkpad: gst::Pad,
     pub srcpad: gst::Pad,
     pub state: Mutex<StreamState>,
+    pub output: Mutex<OutputState>,
+    /// What the last push downstream returned, given back to upstream by `chain`.
+    flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
+    /// An EOS is queued or was pushed: upstream sends nothing more, so downstream errors
+    /// must be posted here.
     pub eos: AtomicBool,
-    /// Whether the frame in flight or the next one goes to the model (not one that `interval`
-    /// skips): a batch waits only for such streams.
-    pub due: AtomicBool,
-    slot: Mutex<Slot>,
-    done: Condvar,
 }
 
 impl Stream {
-    pub fn new(index: Option<u32>, sinkpad: gst::Pad, srcpad: gst::Pad) -> Self {
+    pub fn new(index: Option<u32>, id: StreamId, sinkpad: gst::Pad, srcpad: gst::Pad) -> Self {
         Stream {
             index,
+            id,
             sinkpad,
             srcpad,
             state: Mutex::new(StreamState::default()),
+            output: Mutex::new(OutputState::default()),
+            flow: Mutex::new(Ok(gst::FlowSuccess::Ok)),
             eos: AtomicBool::new(false),
-            due: AtomicBool::new(true),
-            slot: Mutex::new(Slot::Idle),
-            done: Condvar::new(),
         }
     }
 
-    /// Marks frame `frame` as submitted; call before handing it to the batcher.
-    pub fn begin(&self, frame: u64) {
-        *self.slot.lock().unwrap() = Slot::Waiting(frame);
+    pub fn flow(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        *self.flow.lock().unwrap()
     }
 
-    /// Delivers the result of frame `frame`, if that frame is still waiting for it: after a
-    /// flush the job of a cancelled frame may finish while the next frame waits.
-    pub fn finish(&self, frame: u64, result: Result<Vec<Detection>, backend::Error>) {
-        let mut slot = self.slot.lock().unwrap();
-        if matches!(*slot, Slot::Waiting(f) if f == frame) {
-            *slot = Slot::Done(result);
-            self.done.notify_all();
-        }
-    }
-
-    /// Releases a waiting streaming thread without a result (flush, stop).
-    pub fn cancel(&self) {
-        let mut slot = self.slot.lock().unwrap();
-        if matches!(*slot, Slot::Waiting(_)) {
-            *slot = Slot::Cancelled;
-            self.done.notify_all();
-        }
-    }
-
-    /// Waits for the frame in flight; `None` if it was cancelled.
-    pub fn wait(&self) -> Option<Result<Vec<Detection>, backend::Error>> {
-        let mut slot = self.slot.lock().unwrap();
-        while matches!(*slot, Slot::Waiting(_)) {
-            slot = self.done.wait(slot).unwrap();
-        }
-        match std::mem::replace(&mut *slot, Slot::Idle) {
-            Slot::Done(r) => Some(r),
-            _ => None,
-        }
+    pub fn set_flow(&self, flow: Result<gst::FlowSuccess, gst::FlowError>) {
+        *self.flow.lock().unwrap() = flow;
     }
 }
 
@@ -107,6 +93,7 @@ impl StreamState {
         &mut self,
         buf: &gst::BufferRef,
         spec: &TensorSpec,
+        thresholds: Thresholds,
         warn: impl FnOnce(String),
     ) -> Result<Input, String> {
         if let Some(t) = TensorMeta::from_buffer(buf) {
@@ -119,6 +106,7 @@ impl StreamState {
                     tensor: t.data,
                     dtype: t.dtype,
                     transform: t.transform,
+                    thresholds,
                 });
             }
             if !self.warned_tensor {
@@ -163,6 +151,7 @@ impl StreamState {
             tensor,
             dtype: conv.spec().dtype,
             transform: conv.geometry().transform,
+            thresholds,
         })
     }
 

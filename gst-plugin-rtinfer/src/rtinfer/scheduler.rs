@@ -1,0 +1,1019 @@
+//! The scheduler: owns every item of every stream from submission until the stream's output
+//! takes it back, in order.
+//!
+//! Streams submit their frames and serialized events in order. Frames with model work queue
+//! for the inference workers, one per model request, which run them as soon as they are
+//! free: several frames at once, of one stream or of many, and as one `[N, ...]` batch for
+//! models with a dynamic batch. Each stream's output takes its items back strictly in
+//! submission order however the requests finish. Every change wakes whoever waits for it:
+//! a worker for work, an output for the item at its head, a submitter for room.
+//!
+//! No GStreamer in here: the element turns pads and events into these calls, and the workers
+//! only see the `Runner` they were given.
+
+use crate::stats::Stats;
+use std::collections::{HashMap, VecDeque};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Runs the model for one worker (one model request).
+pub trait Runner: Send + 'static {
+    type Input: Send + 'static;
+    type Output: Send + 'static;
+    /// Most inputs one run takes: 1 for models with a fixed batch of 1.
+    fn max_batch(&self) -> usize;
+    /// Runs `inputs` as one batch: one output each, in order.
+    fn run(&mut self, inputs: &[Self::Input]) -> Vec<Self::Output>;
+    /// The output of an input whose run failed without one (a panic, a short result).
+    fn failure(message: &str) -> Self::Output;
+    /// Detections in an output, for the stats.
+    fn detections(output: &Self::Output) -> usize;
+}
+
+/// Settings that may change while running.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most frames in one batch (models with a dynamic batch only).
+    pub batch_size: usize,
+    /// Longest a frame waits for its batch to fill.
+    pub batch_timeout: Duration,
+    /// A frame that would wait longer than this (with its own inference) is not run; it
+    /// leaves with the last detections. `None`: every frame runs.
+    pub max_latency: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            batch_size: 4,
+            batch_timeout: Duration::from_millis(40),
+            max_latency: None,
+        }
+    }
+}
+
+pub type StreamId = u64;
+
+/// The most requests `requests=0` (auto) chooses.
+const AUTO_MAX_REQUESTS: usize = 8;
+
+/// How many requests run at once, and the threads of each, for `cores` cores (0 = auto):
+/// by default one single-threaded request per core (on 2 cores, 2 requests of 1 thread run
+/// yolox_nano about 1.5x faster than 1 request of 2 threads), at most `AUTO_MAX_REQUESTS`.
+pub fn plan(requests: u32, threads: u32, cores: usize) -> (usize, u32) {
+    let cores = cores.max(1);
+    let requests = match (requests, threads) {
+        (0, 0) => cores.min(AUTO_MAX_REQUESTS),
+        (0, t) => (cores / t as usize).max(1),
+        (r, _) => r as usize,
+    };
+    let threads = match threads {
+        0 => (cores / requests).max(1) as u32,
+        t => t,
+    };
+    (requests, threads)
+}
+
+/// What a submitted item asks for.
+pub enum Work<I> {
+    /// Run the model on this input.
+    Infer(I),
+    /// A frame that `interval` skips: ready once all before it are.
+    Stale,
+    /// Not a frame (an event): ready once all before it are.
+    Pass,
+}
+
+/// What became of an item.
+#[derive(Debug)]
+pub enum Outcome<O> {
+    Ran(O),
+    /// A frame that `interval` skips.
+    Stale,
+    /// Not a frame.
+    Passed,
+    /// Not run: it would have waited longer than `max-latency`.
+    Skipped,
+}
+
+/// What `next` returns.
+pub enum Next<P, O> {
+    Item(P, Outcome<O>),
+    /// The stream is flushing, gone, or the scheduler stopped: nothing comes until
+    /// `flush_stop` or `start`.
+    Flushing,
+}
+
+/// Why `submit` refused an item.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refused {
+    Flushing,
+    Stopped,
+}
+
+enum State<O> {
+    Queued,
+    Running,
+    Done(O),
+    Stale,
+    Passed,
+    Skipped,
+}
+
+struct Entry<P, O> {
+    seq: u64,
+    payload: P,
+    arrival: Instant,
+    state: State<O>,
+}
+
+impl<P, O> Entry<P, O> {
+    fn ready(&self) -> bool {
+        !matches!(self.state, State::Queued | State::Running)
+    }
+}
+
+struct StreamQueue<P, O> {
+    entries: VecDeque<Entry<P, O>>,
+    next_seq: u64,
+    /// Frames with model work not yet taken by the output (queued, running or done).
+    in_flight: usize,
+    /// Of those, the ones still queued.
+    queued: usize,
+    flushing: bool,
+    /// Playing (not ended): a batch waits for it.
+    active: bool,
+    /// Its next frame goes to the model (not one that `interval` skips).
+    due: bool,
+    /// Wakes its output (head ready) and its submitter (room).
+    wake: Arc<Condvar>,
+}
+
+struct Job<I> {
+    stream: StreamId,
+    seq: u64,
+    input: I,
+    enqueued: Instant,
+}
+
+struct Inner<R: Runner, P> {
+    streams: HashMap<StreamId, StreamQueue<P, R::Output>>,
+    jobs: VecDeque<Job<R::Input>>,
+    limits: Limits,
+    /// Frames with model work a stream may have in flight before `submit` waits.
+    max_pending: usize,
+    running: bool,
+    next_id: StreamId,
+    busy: usize,
+    busy_changed: Instant,
+    /// Smoothed duration of one run, for `max_latency`.
+    run_estimate: Duration,
+    stats: Stats,
+}
+
+struct Shared<R: Runner, P> {
+    inner: Mutex<Inner<R, P>>,
+    /// Wakes the workers.
+    work: Condvar,
+}
+
+pub struct Scheduler<R: Runner, P> {
+    shared: Arc<Shared<R, P>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// Items beyond `max_pending` a stream may hold (events, skipped frames, results the
+/// output has not taken) before `submit` waits, so a blocked downstream stops upstream.
+const EXTRA_ENTRIES: usize = 16;
+
+impl<R: Runner, P: Send + 'static> Default for Scheduler<R, P> {
+    fn default() -> Self {
+        Scheduler {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    streams: HashMap::new(),
+                    jobs: VecDeque::new(),
+                    limits: Limits::default(),
+                    max_pending: 2,
+                    running: false,
+                    next_id: 0,
+                    busy: 0,
+                    busy_changed: Instant::now(),
+                    run_estimate: Duration::ZERO,
+                    stats: Stats::default(),
+                }),
+                work: Condvar::new(),
+            }),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
+    fn lock(&self) -> MutexGuard<'_, Inner<R, P>> {
+        self.shared.inner.lock().unwrap()
+    }
+
+    /// A new stream: batches wait for it only once `set_active` says it plays.
+    pub fn register(&self) -> StreamId {
+        let mut g = self.lock();
+        let id = g.next_id;
+        g.next_id += 1;
+        g.streams.insert(
+            id,
+            StreamQueue {
+                entries: VecDeque::new(),
+                next_seq: 0,
+                in_flight: 0,
+                queued: 0,
+                flushing: false,
+                active: false,
+                due: true,
+                wake: Arc::new(Condvar::new()),
+            },
+        );
+        id
+    }
+
+    /// Forgets a stream: its queued frames are withdrawn, its output and submitter released.
+    pub fn unregister(&self, id: StreamId) {
+        let removed = {
+            let mut g = self.lock();
+            g.jobs.retain(|j| j.stream != id);
+            let removed = g.streams.remove(&id);
+            if let Some(s) = &removed {
+                s.wake.notify_all();
+            }
+            self.shared.work.notify_all();
+            removed
+        };
+        drop(removed); // payloads are dropped outside the lock
+    }
+
+    /// Starts one worker per runner (each runner is one model request).
+    pub fn start(&self, runners: Vec<R>, limits: Limits) -> std::io::Result<()> {
+        {
+            let mut g = self.lock();
+            g.running = true;
+            g.limits = limits;
+            // Enough to keep every request busy from a single stream.
+            g.max_pending = 2 * runners.len() + 1;
+            g.stats = Stats::default();
+            g.stats.requests = runners.len() as u64;
+            g.busy = 0;
+            g.busy_changed = Instant::now();
+            g.run_estimate = Duration::ZERO;
+            for s in g.streams.values_mut() {
+                s.flushing = false;
+            }
+        }
+        let mut workers = self.workers.lock().unwrap();
+        for (i, runner) in runners.into_iter().enumerate() {
+            let shared = self.shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("rtinfer-req{i}"))
+                .spawn(move || work(&shared, runner));
+            match spawned {
+                Ok(handle) => workers.push(handle),
+                Err(e) => {
+                    drop(workers);
+                    self.stop();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops the workers (a run in progress finishes first); everything queued is dropped
+    /// and every waiter released. Returns once the workers have ended.
+    pub fn stop(&self) {
+        let dropped = {
+            let mut g = self.lock();
+            g.running = false;
+            let jobs = std::mem::take(&mut g.jobs);
+            let mut entries = Vec::new();
+            for s in g.streams.values_mut() {
+                entries.extend(s.entries.drain(..));
+                s.in_flight = 0;
+                s.queued = 0;
+                s.wake.notify_all();
+            }
+            self.shared.work.notify_all();
+            (jobs, entries)
+        };
+        drop(dropped);
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap());
+        for w in workers {
+            let _ = w.join();
+        }
+    }
+
+    pub fn set_limits(&self, limits: Limits) {
+        self.lock().limits = limits;
+        self.shared.work.notify_all();
+    }
+
+    /// Whether a batch waits for this stream (false once it ended, true again when a new
+    /// stream starts on it).
+    pub fn set_active(&self, id: StreamId, active: bool) {
+        if let Some(s) = self.lock().streams.get_mut(&id) {
+            s.active = active;
+        }
+        self.shared.work.notify_all();
+    }
+
+    /// Queues an item of stream `id` behind its earlier ones; `next_due` says whether the
+    /// stream's following frame goes to the model. Waits while the stream has too much in
+    /// flight; with `max_latency` a frame that would wait for room is skipped instead.
+    pub fn submit(
+        &self,
+        id: StreamId,
+        payload: P,
+        work: Work<R::Input>,
+        next_due: bool,
+    ) -> Result<(), Refused> {
+        let arrival = Instant::now();
+        let mut g = self.lock();
+        let mut skip = false;
+        loop {
+            if !g.running {
+                return Err(Refused::Stopped);
+            }
+            let (max_pending, max_latency) = (g.max_pending, g.limits.max_latency);
+            let Some(s) = g.streams.get_mut(&id) else {
+                return Err(Refused::Flushing);
+            };
+            if s.flushing {
+                return Err(Refused::Flushing);
+            }
+            let full = s.entries.len() >= max_pending + EXTRA_ENTRIES;
+            let busy = matches!(work, Work::Infer(_)) && s.in_flight >= max_pending;
+            if !full && busy && max_latency.is_some() {
+                skip = true;
+            }
+            if !full && (!busy || skip) {
+                break;
+            }
+            let wake = s.wake.clone();
+            g = wake.wait(g).unwrap();
+        }
+        let inner = &mut *g;
+        let s = inner.streams.get_mut(&id).expect("checked above");
+        let seq = s.next_seq;
+        s.next_seq += 1;
+        s.due = next_due;
+        let state = match work {
+            Work::Infer(_) if skip => State::Skipped,
+            Work::Infer(input) => {
+                s.in_flight += 1;
+                s.queued += 1;
+                inner.jobs.push_back(Job {
+                    stream: id,
+                    seq,
+                    input,
+                    enqueued: arrival,
+                });
+                State::Queued
+            }
+            Work::Stale => State::Stale,
+            Work::Pass => State::Passed,
+        };
+        s.entries.push_back(Entry {
+            seq,
+            payload,
+            arrival,
+            state,
+        });
+        if s.entries.len() == 1 {
+            s.wake.notify_all();
+        }
+        inner.stats.frames += u64::from(!matches!(
+            s.entries.back().map(|e| &e.state),
+            Some(State::Passed)
+        ));
+        if skip {
+            inner.stats.skipped += 1;
+        }
+        // Also when nothing was queued: a batch may have been waiting for this stream.
+        self.shared.work.notify_all();
+        Ok(())
+    }
+
+    /// The stream's next item, once it is ready; waits for it.
+    pub fn next(&self, id: StreamId) -> Next<P, R::Output> {
+        let mut g = self.lock();
+        loop {
+            let running = g.running;
+            let Some(s) = g.streams.get_mut(&id) else {
+                return Next::Flushing;
+            };
+            if s.flushing || !running {
+                return Next::Flushing;
+            }
+            if s.entries.front().is_some_and(Entry::ready) {
+                let e = s.entries.pop_front().expect("checked");
+                let outcome = match e.state {
+                    State::Done(out) => {
+                        s.in_flight -= 1;
+                        Outcome::Ran(out)
+                    }
+                    State::Skipped => Outcome::Skipped,
+                    State::Stale => Outcome::Stale,
+                    _ => Outcome::Passed,
+                };
+                s.wake.notify_all(); // room for the submitter
+                if !matches!(outcome, Outcome::Passed) {
+                    g.stats.record_latency(e.arrival.elapsed());
+                }
+                return Next::Item(e.payload, outcome);
+            }
+            let wake = s.wake.clone();
+            g = wake.wait(g).unwrap();
+        }
+    }
+
+    /// Flush: drops everything the stream has queued or in flight and releases its output
+    /// and submitter until `flush_stop`. Returns the dropped payloads (for sticky events).
+    pub fn flush_start(&self, id: StreamId) -> Vec<P> {
+        let (payloads, jobs) = {
+            let mut g = self.lock();
+            let mut jobs = Vec::new();
+            let mut i = 0;
+            while i < g.jobs.len() {
+                if g.jobs[i].stream == id {
+                    jobs.extend(g.jobs.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+            let Some(s) = g.streams.get_mut(&id) else {
+                return Vec::new();
+            };
+            s.flushing = true;
+            s.in_flight = 0;
+            s.queued = 0;
+            s.wake.notify_all();
+            let payloads: Vec<P> = s.entries.drain(..).map(|e| e.payload).collect();
+            self.shared.work.notify_all();
+            (payloads, jobs)
+        };
+        drop(jobs);
+        payloads
+    }
+
+    pub fn flush_stop(&self, id: StreamId) {
+        if let Some(s) = self.lock().streams.get_mut(&id) {
+            s.flushing = false;
+            s.due = true;
+        }
+    }
+
+    /// Waits until the stream's output has taken everything submitted (a drain query).
+    pub fn drain(&self, id: StreamId) {
+        let mut g = self.lock();
+        loop {
+            let running = g.running;
+            let Some(s) = g.streams.get_mut(&id) else {
+                return;
+            };
+            if s.entries.is_empty() || s.flushing || !running {
+                return;
+            }
+            let wake = s.wake.clone();
+            g = wake.wait(g).unwrap();
+        }
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> Stats {
+        let mut g = self.lock();
+        g.account_busy(Instant::now());
+        g.stats.clone()
+    }
+}
+
+impl<R: Runner, P> Inner<R, P> {
+    fn account_busy(&mut self, now: Instant) {
+        let dt = now.saturating_duration_since(self.busy_changed);
+        self.stats.busy_seconds += dt.as_secs_f64() * self.busy as f64;
+        self.stats.busy_span_seconds += dt.as_secs_f64();
+        self.busy_changed = now;
+    }
+
+    /// With `max_latency`, marks the queued frames that can no longer be served in time
+    /// as skipped; the newest queued frame always stays, so the model keeps running.
+    fn skip_late(&mut self, now: Instant) {
+        let Some(max) = self.limits.max_latency else {
+            return;
+        };
+        let estimate = self.run_estimate;
+        let Inner {
+            jobs,
+            streams,
+            stats,
+            ..
+        } = self;
+        let last = jobs.len().saturating_sub(1);
+        let mut i = 0;
+        jobs.retain(|j| {
+            i += 1;
+            let late = i <= last && now.saturating_duration_since(j.enqueued) + estimate > max;
+            if late && let Some(s) = streams.get_mut(&j.stream) {
+                s.set_state(j.seq, State::Skipped);
+                s.in_flight -= 1;
+                s.queued -= 1;
+                stats.skipped += 1;
+            }
+            !late
+        });
+    }
+
+    /// Streams a batch waits for: playing, not flushing, and with a frame queued or coming
+    /// next.
+    fn full_batch(&self) -> usize {
+        self.streams
+            .values()
+            .filter(|s| s.active && !s.flushing && (s.queued > 0 || s.due))
+            .count()
+    }
+
+    /// Moves the next batch into `batch`, or says how long to wait for one.
+    fn take(
+        &mut self,
+        max_batch: usize,
+        now: Instant,
+        batch: &mut Vec<Job<R::Input>>,
+    ) -> Result<(), Option<Duration>> {
+        let Some(first) = self.jobs.front() else {
+            return Err(None);
+        };
+        let n = if max_batch <= 1 {
+            1
+        } else {
+            let want = self
+                .full_batch()
+                .min(self.limits.batch_size)
+                .clamp(1, max_batch);
+            let deadline = first.enqueued + self.limits.batch_timeout;
+            if self.jobs.len() < want && now < deadline {
+                return Err(Some(deadline - now));
+            }
+            want.min(self.jobs.len())
+        };
+        batch.extend(self.jobs.drain(..n));
+        for j in batch.iter() {
+            if let Some(s) = self.streams.get_mut(&j.stream) {
+                s.set_state(j.seq, State::Running);
+                s.queued -= 1;
+            }
+            self.stats.queue_ms += now.saturating_duration_since(j.enqueued).as_secs_f64() * 1e3;
+        }
+        Ok(())
+    }
+
+    /// Stores the outputs of a finished batch.
+    fn finish(&mut self, ids: &[(StreamId, u64)], outputs: Vec<R::Output>, took: Duration) {
+        let n = ids.len().max(1);
+        let ms = took.as_secs_f64() * 1e3 / n as f64;
+        self.stats.batches += 1;
+        self.stats.model_runs += 1;
+        self.run_estimate = if self.run_estimate.is_zero() {
+            took
+        } else {
+            (self.run_estimate * 7 + took) / 8
+        };
+        let mut outputs = outputs.into_iter();
+        for &(id, seq) in ids {
+            let out = outputs
+                .next()
+                .unwrap_or_else(|| R::failure("the model gave fewer outputs than inputs"));
+            self.stats.record_inference(ms, R::detections(&out));
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.set_state(seq, State::Done(out));
+            }
+        }
+    }
+}
+
+impl<P, O> StreamQueue<P, O> {
+    /// Sets the state of entry `seq` (if it is still there: a flush drops entries), waking
+    /// the output when its head becomes ready.
+    fn set_state(&mut self, seq: u64, state: State<O>) {
+        let Some(front) = self.entries.front().map(|e| e.seq) else {
+            return;
+        };
+        let Some(e) = seq
+            .checked_sub(front)
+            .and_then(|i| self.entries.get_mut(i as usize))
+        else {
+            return;
+        };
+        let next_ok = match state {
+            State::Running => matches!(e.state, State::Queued),
+            _ => matches!(e.state, State::Queued | State::Running),
+        };
+        if !next_ok {
+            return;
+        }
+        e.state = state;
+        if seq == front && e.ready() {
+            self.wake.notify_all();
+        }
+    }
+}
+
+/// One worker: takes batches and runs them until the scheduler stops.
+fn work<R: Runner, P>(shared: &Shared<R, P>, mut runner: R) {
+    let max_batch = runner.max_batch().max(1);
+    let mut batch: Vec<Job<R::Input>> = Vec::with_capacity(max_batch);
+    let mut ids: Vec<(StreamId, u64)> = Vec::with_capacity(max_batch);
+    let mut inputs: Vec<R::Input> = Vec::with_capacity(max_batch);
+    let mut g = shared.inner.lock().unwrap();
+    loop {
+        if !g.running {
+            return;
+        }
+        let now = Instant::now();
+        g.skip_late(now);
+        match g.take(max_batch, now, &mut batch) {
+            Ok(()) => {}
+            Err(None) => {
+                g = shared.work.wait(g).unwrap();
+                continue;
+            }
+            Err(Some(wait)) => {
+                g = shared.work.wait_timeout(g, wait).unwrap().0;
+                continue;
+            }
+        }
+        g.account_busy(now);
+        g.busy += 1;
+        drop(g);
+        for j in batch.drain(..) {
+            ids.push((j.stream, j.seq));
+            inputs.push(j.input);
+        }
+        let start = Instant::now();
+        let outputs = catch_unwind(AssertUnwindSafe(|| runner.run(&inputs)))
+            .unwrap_or_else(|_| vec![R::failure("the inference panicked")]);
+        let took = start.elapsed();
+        inputs.clear(); // frees the tensors outside the lock
+        g = shared.inner.lock().unwrap();
+        g.account_busy(Instant::now());
+        g.busy -= 1;
+        g.finish(&ids, outputs, took);
+        ids.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// Each input says what its run does and returns (taken out by the one run).
+    type Task = Mutex<Option<Box<dyn FnOnce() -> u64 + Send>>>;
+
+    fn task(f: impl FnOnce() -> u64 + Send + 'static) -> Task {
+        Mutex::new(Some(Box::new(f)))
+    }
+
+    struct Fake {
+        batch: usize,
+        /// Sizes of the batches it ran.
+        sizes: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl Runner for Fake {
+        type Input = Task;
+        type Output = u64;
+        fn max_batch(&self) -> usize {
+            self.batch
+        }
+        fn run(&mut self, inputs: &[Task]) -> Vec<u64> {
+            self.sizes.lock().unwrap().push(inputs.len());
+            inputs
+                .iter()
+                .map(|t| t.lock().unwrap().take().expect("run once")())
+                .collect()
+        }
+        fn failure(_: &str) -> u64 {
+            u64::MAX
+        }
+        fn detections(_: &u64) -> usize {
+            1
+        }
+    }
+
+    fn value(v: u64) -> Task {
+        task(move || v)
+    }
+
+    fn sleeping(v: u64, ms: u64) -> Task {
+        task(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            v
+        })
+    }
+
+    /// A task that runs until the returned sender sends (or is dropped).
+    fn gated(v: u64) -> (Task, mpsc::Sender<()>) {
+        let (tx, rx) = mpsc::channel::<()>();
+        (
+            task(move || {
+                let _ = rx.recv();
+                v
+            }),
+            tx,
+        )
+    }
+
+    fn scheduler(requests: usize, batch: usize, limits: Limits) -> Scheduler<Fake, u64> {
+        let s = Scheduler::default();
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let runners = (0..requests)
+            .map(|_| Fake {
+                batch,
+                sizes: sizes.clone(),
+            })
+            .collect();
+        s.start(runners, limits).unwrap();
+        s
+    }
+
+    fn take(s: &Scheduler<Fake, u64>, id: StreamId) -> (u64, Option<u64>) {
+        match s.next(id) {
+            Next::Item(p, Outcome::Ran(o)) => (p, Some(o)),
+            Next::Item(p, _) => (p, None),
+            Next::Flushing => panic!("flushing"),
+        }
+    }
+
+    #[test]
+    fn order_is_kept_per_stream_when_requests_finish_out_of_order() {
+        let s = scheduler(2, 1, Limits::default());
+        let id = s.register();
+        s.submit(id, 0, Work::Infer(sleeping(100, 300)), true)
+            .unwrap();
+        s.submit(id, 1, Work::Infer(value(101)), true).unwrap();
+        s.submit(id, 2, Work::Stale, true).unwrap();
+        s.submit(id, 3, Work::Pass, true).unwrap();
+        s.submit(id, 4, Work::Infer(value(104)), true).unwrap();
+        let got: Vec<_> = (0..5).map(|_| take(&s, id)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, Some(100)),
+                (1, Some(101)),
+                (2, None),
+                (3, None),
+                (4, Some(104))
+            ]
+        );
+        let stats = s.stats();
+        assert_eq!((stats.frames, stats.inferences, stats.requests), (4, 3, 2));
+        s.stop();
+    }
+
+    #[test]
+    fn frames_of_one_stream_run_on_several_requests_at_once() {
+        let s = scheduler(2, 1, Limits::default());
+        let id = s.register();
+        // Each run waits for the other to have started: only parallel runs finish.
+        let (tx_a, rx_a) = mpsc::channel::<()>();
+        let (tx_b, rx_b) = mpsc::channel::<()>();
+        let a = task(move || {
+            tx_a.send(()).unwrap();
+            rx_b.recv_timeout(Duration::from_secs(10)).map_or(0, |_| 1)
+        });
+        let b = task(move || {
+            tx_b.send(()).unwrap();
+            rx_a.recv_timeout(Duration::from_secs(10)).map_or(0, |_| 1)
+        });
+        s.submit(id, 0, Work::Infer(a), true).unwrap();
+        s.submit(id, 1, Work::Infer(b), true).unwrap();
+        assert_eq!([take(&s, id), take(&s, id)], [(0, Some(1)), (1, Some(1))]);
+        s.stop();
+    }
+
+    #[test]
+    fn a_batch_waits_for_every_due_stream_then_runs_as_one() {
+        let limits = Limits {
+            batch_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let s = scheduler(1, 4, limits);
+        let (a, b) = (s.register(), s.register());
+        let _idle = s.register(); // never plays: not waited for
+        s.set_active(a, true);
+        s.set_active(b, true);
+        let start = Instant::now();
+        s.submit(a, 0, Work::Infer(value(1)), true).unwrap();
+        s.submit(b, 0, Work::Infer(value(2)), true).unwrap();
+        assert_eq!(take(&s, a), (0, Some(1)));
+        assert_eq!(take(&s, b), (0, Some(2)));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "waited for the idle stream"
+        );
+        assert_eq!(s.stats().batches, 1);
+        s.stop();
+    }
+
+    /// A batch waits for stream `b`; `release` must let it go at once, not after the
+    /// 30 s batch timeout.
+    fn released_at_once(release: impl FnOnce(&Scheduler<Fake, u64>, StreamId)) {
+        let limits = Limits {
+            batch_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let s = scheduler(1, 4, limits);
+        let (a, b) = (s.register(), s.register());
+        s.set_active(a, true);
+        s.set_active(b, true);
+        s.submit(a, 0, Work::Infer(value(1)), true).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(s.stats().batches, 0, "the batch waits for stream b");
+        let start = Instant::now();
+        release(&s, b);
+        assert_eq!(take(&s, a), (0, Some(1)));
+        assert!(start.elapsed() < Duration::from_secs(10));
+        s.stop();
+    }
+
+    #[test]
+    fn eos_wakes_a_waiting_batch_at_once() {
+        released_at_once(|s, b| s.set_active(b, false));
+    }
+
+    #[test]
+    fn a_skipped_next_frame_wakes_a_waiting_batch_at_once() {
+        // Stream b's frame is one `interval` skips, and so is its next one.
+        released_at_once(|s, b| s.submit(b, 0, Work::Stale, false).unwrap());
+    }
+
+    #[test]
+    fn releasing_a_stream_wakes_a_waiting_batch_at_once() {
+        released_at_once(|s, b| s.unregister(b));
+    }
+
+    #[test]
+    fn a_flush_withdraws_queued_and_in_flight_frames() {
+        let s = scheduler(1, 1, Limits::default());
+        let id = s.register();
+        let (running, gate) = gated(7);
+        s.submit(id, 0, Work::Infer(running), true).unwrap();
+        s.submit(id, 1, Work::Infer(value(8)), true).unwrap();
+        s.submit(id, 2, Work::Pass, true).unwrap();
+        std::thread::sleep(Duration::from_millis(50)); // frame 0 is running
+        assert_eq!(s.flush_start(id), [0, 1, 2]);
+        assert!(matches!(s.next(id), Next::Flushing));
+        assert_eq!(
+            s.submit(id, 3, Work::Pass, true),
+            Err(Refused::Flushing),
+            "refused while flushing"
+        );
+        s.flush_stop(id);
+        s.submit(id, 4, Work::Infer(value(9)), true).unwrap();
+        drop(gate); // the withdrawn run ends now; its result must not reach frame 4
+        assert_eq!(take(&s, id), (4, Some(9)));
+        let stats = s.stats();
+        assert_eq!(stats.inferences, 2, "frame 1 never ran");
+        s.stop();
+    }
+
+    #[test]
+    fn stop_with_frames_in_flight_returns_promptly_and_releases_everyone() {
+        let s = Arc::new(scheduler(1, 1, Limits::default()));
+        let id = s.register();
+        s.submit(id, 0, Work::Infer(sleeping(1, 200)), true)
+            .unwrap();
+        for i in 1..3 {
+            s.submit(id, i, Work::Infer(sleeping(1, 10_000)), true)
+                .unwrap();
+        }
+        let s2 = s.clone();
+        let waiter = std::thread::spawn(move || matches!(s2.next(id), Next::Flushing));
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        s.stop();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "queued runs were not started"
+        );
+        // Frame 0 may have been taken before the stop; then the waiter sees Flushing next.
+        assert!(waiter.join().unwrap() || matches!(s.next(id), Next::Flushing));
+        assert_eq!(s.submit(id, 9, Work::Pass, true), Err(Refused::Stopped));
+    }
+
+    #[test]
+    fn releasing_a_stream_mid_run_leaves_the_others_alone() {
+        let s = scheduler(1, 1, Limits::default());
+        let (a, b) = (s.register(), s.register());
+        let (running, gate) = gated(1);
+        s.submit(a, 0, Work::Infer(running), true).unwrap();
+        s.submit(b, 0, Work::Infer(value(2)), true).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.unregister(a);
+        assert!(matches!(s.next(a), Next::Flushing));
+        drop(gate);
+        assert_eq!(take(&s, b), (0, Some(2)));
+        s.stop();
+    }
+
+    #[test]
+    fn submit_waits_for_room_and_max_latency_skips_instead() {
+        // One request, one stream: at most 2 * 1 + 1 frames in flight.
+        let s = Arc::new(scheduler(1, 1, Limits::default()));
+        let id = s.register();
+        let (running, gate) = gated(0);
+        s.submit(id, 0, Work::Infer(running), true).unwrap();
+        for i in 1..3 {
+            s.submit(id, i, Work::Infer(value(i)), true).unwrap();
+        }
+        let s2 = s.clone();
+        let blocked = std::thread::spawn(move || s2.submit(id, 3, Work::Infer(value(3)), true));
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(!blocked.is_finished(), "the fourth frame waits for room");
+        drop(gate);
+        assert_eq!(take(&s, id), (0, Some(0)));
+        blocked.join().unwrap().unwrap();
+
+        // With max-latency the same frame is skipped instead of waiting.
+        s.set_limits(Limits {
+            max_latency: Some(Duration::from_secs(60)),
+            ..Limits::default()
+        });
+        let (running, gate) = gated(10);
+        let s2 = scheduler(
+            1,
+            1,
+            Limits {
+                max_latency: Some(Duration::from_secs(60)),
+                ..Limits::default()
+            },
+        );
+        let id2 = s2.register();
+        s2.submit(id2, 0, Work::Infer(running), true).unwrap();
+        s2.submit(id2, 1, Work::Infer(value(11)), true).unwrap();
+        s2.submit(id2, 2, Work::Infer(value(12)), true).unwrap();
+        s2.submit(id2, 3, Work::Infer(value(13)), true).unwrap(); // does not wait
+        drop(gate);
+        let got: Vec<_> = (0..4).map(|_| take(&s2, id2)).collect();
+        assert_eq!(
+            got,
+            [(0, Some(10)), (1, Some(11)), (2, Some(12)), (3, None)]
+        );
+        assert_eq!(s2.stats().skipped, 1);
+        s.stop();
+        s2.stop();
+    }
+
+    #[test]
+    fn max_latency_skips_queued_frames_that_cannot_be_served_in_time() {
+        let limits = Limits {
+            max_latency: Some(Duration::from_millis(150)),
+            ..Limits::default()
+        };
+        let s = scheduler(1, 1, limits);
+        let id = s.register();
+        // Each run takes 100 ms: the frame queued behind a running one would wait 100 ms
+        // plus its own 100 ms, over 150 ms, unless it is the newest.
+        s.submit(id, 0, Work::Infer(sleeping(0, 100)), true)
+            .unwrap();
+        s.submit(id, 1, Work::Infer(sleeping(1, 100)), true)
+            .unwrap();
+        s.submit(id, 2, Work::Infer(sleeping(2, 100)), true)
+            .unwrap();
+        let got: Vec<_> = (0..3).map(|_| take(&s, id)).collect();
+        assert_eq!(got, [(0, Some(0)), (1, None), (2, Some(2))]);
+        let stats = s.stats();
+        assert_eq!((stats.skipped, stats.inferences, stats.frames), (1, 2, 3));
+        s.stop();
+    }
+
+    #[test]
+    fn a_panicking_run_gives_a_failure_not_a_hang() {
+        let s = scheduler(1, 1, Limits::default());
+        let id = s.register();
+        s.submit(id, 0, Work::Infer(task(|| panic!("boom"))), true)
+            .unwrap();
+        s.submit(id, 1, Work::Infer(value(1)), true).unwrap();
+        assert_eq!(take(&s, id), (0, Some(u64::MAX)));
+        assert_eq!(take(&s, id), (1, Some(1)));
+        s.stop();
+    }
+
+    #[test]
+    fn auto_plan_uses_one_single_threaded_request_per_core() {
+        assert_eq!(plan(0, 0, 2), (2, 1));
+        assert_eq!(plan(0, 0, 32), (8, 4));
+        assert_eq!(plan(0, 2, 8), (4, 2));
+        assert_eq!(plan(3, 0, 2), (3, 1));
+        assert_eq!(plan(1, 0, 4), (1, 4));
+        assert_eq!(plan(0, 0, 0), (1, 1));
+    }
+}

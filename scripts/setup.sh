@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything on a fresh Debian 12 / Ubuntu 22.04+ machine and builds the plugins:
 #   - GStreamer runtime and development packages, PyGObject, test media (apt)
-#   - ONNX Runtime from PyPI in a virtual environment the plugin finds by itself
+#   - ONNX Runtime and OpenVINO from PyPI in a virtual environment the plugin finds by itself
 #     (~/.local/share/rtinfer/venv; override with RT_VENV)
 #   - the plugins (cargo build --release -> target/release)
 #   - the default model: $RT_SHARED/models/yolox_nano.onnx, else downloaded and verified
@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ORT_VERSION=1.31.1
+OPENVINO_VERSION=2026.4.1
 VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
 
 APT_PACKAGES=(
@@ -40,6 +41,10 @@ fi
 if ! "$VENV/bin/python" -c "import onnxruntime, sys; sys.exit(onnxruntime.__version__ != '$ORT_VERSION')" 2>/dev/null; then
   echo "== python: installing onnxruntime $ORT_VERSION"
   "$VENV/bin/pip" install -q --disable-pip-version-check "onnxruntime==$ORT_VERSION"
+fi
+if ! "$VENV/bin/python" -c "import openvino, sys; sys.exit(not openvino.__version__.startswith('$OPENVINO_VERSION'))" 2>/dev/null; then
+  echo "== python: installing openvino $OPENVINO_VERSION"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openvino==$OPENVINO_VERSION"
 fi
 
 if ! command -v cargo >/dev/null; then

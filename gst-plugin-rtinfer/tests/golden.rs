@@ -1,10 +1,26 @@
-//! The golden photos through both preprocessing paths and both model layouts, checked
-//! against ../shared/data/golden_*.json with the shared tolerance.
+//! The golden photos through both preprocessing paths, both model layouts, and every backend
+//! and precision, checked against ../shared/data/golden_*.json with the shared tolerance.
 
 mod common;
 use common::*;
+use gst::prelude::*;
+
+/// The backends and precisions that must all give the golden results.
+const BACKENDS: [&str; 5] = [
+    "backend=onnxruntime",
+    "backend=openvino precision=f32",
+    "backend=openvino precision=bf16",
+    "backend=openvino precision=f16",
+    "backend=openvino precision=auto",
+];
 
 fn check(model_file: &str, model: &str, image: &str, with_preprocess: bool) {
+    for backend in BACKENDS {
+        check_on(backend, model_file, model, image, with_preprocess);
+    }
+}
+
+fn check_on(backend: &str, model_file: &str, model: &str, image: &str, with_preprocess: bool) {
     let pre = if with_preprocess {
         "rtpreprocess ! "
     } else {
@@ -12,7 +28,7 @@ fn check(model_file: &str, model: &str, image: &str, with_preprocess: bool) {
     };
     let line = format!(
         "filesrc location={DARKNET}/{image}.jpg ! jpegdec ! videoconvert ! {pre}\
-         rtinfer model-file={} ! appsink name=out",
+         rtinfer {backend} model-file={} ! appsink name=out",
         common::model(model_file)
     );
     let (end, dets) = run_launch(&line);
@@ -21,7 +37,7 @@ fn check(model_file: &str, model: &str, image: &str, with_preprocess: bool) {
     let problems = compare(&golden(model, image), &dets[0].objects);
     assert!(
         problems.is_empty(),
-        "{model} {image} (rtpreprocess: {with_preprocess}): {problems:#?}\ngot {:#?}",
+        "{model} {image} ({backend}, rtpreprocess: {with_preprocess}): {problems:#?}\ngot {:#?}",
         dets[0].objects
     );
 }
@@ -81,4 +97,23 @@ fn a_wrong_convention_fails_the_comparison() {
     let (end, dets) = run_launch(&line);
     assert!(matches!(end, End::Eos), "{end:?}");
     assert!(!compare(&golden("yolox_nano", "dog"), &dets[0].objects).is_empty());
+}
+
+#[test]
+fn active_device_says_which_backend_and_precision_run() {
+    init();
+    for (backend, expected) in [
+        ("backend=onnxruntime", "cpu"),
+        ("backend=openvino precision=f32", "openvino:CPU (f32)"),
+        ("backend=openvino precision=bf16", "openvino:CPU (bf16)"),
+    ] {
+        let pipeline = launch_pipeline(&format!(
+            "videotestsrc num-buffers=1 ! rtinfer name=i device=cpu {backend} model-file={} ! fakesink",
+            common::model("yolox_nano.onnx")
+        ));
+        let (end, _) = run(&pipeline);
+        assert!(matches!(end, End::Eos), "{backend}: {end:?}");
+        let active: String = pipeline.by_name("i").unwrap().property("active-device");
+        assert_eq!(active, expected, "{backend}");
+    }
 }

@@ -2,13 +2,16 @@
 //! execution provider runs the model.
 
 mod onnx;
+pub mod openvino;
 pub mod ortlib;
+pub mod ovlib;
 
 use half::f16;
 use rtmeta::{DType, Layout};
 use std::path::PathBuf;
 
 pub use onnx::OnnxBackend;
+pub use openvino::{OpenVinoBackend, OpenVinoModel, OvOptions, Precision};
 
 /// What kind of failure, so elements can post the right GStreamer error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

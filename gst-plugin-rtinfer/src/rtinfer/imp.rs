@@ -8,7 +8,7 @@
 //! of several model requests at once. Each src pad has a task that takes the stream's frames
 //! and events back from the scheduler in order, attaches the detections and pushes them.
 
-use super::model::{LoadSettings, MAX_BATCH, Model, Thresholds};
+use super::model::{BackendProp, LoadSettings, MAX_BATCH, Model, PrecisionProp, Thresholds};
 use super::scheduler::{Limits, Next, Outcome, Scheduler, Work, plan};
 use super::stream::{Item, Stream};
 use crate::convert;
@@ -245,6 +245,19 @@ impl RtInfer {
                      available: inference runs much slower when threads compete for cores; \
                      set requests and threads so that their product is at most {cores} (0 = auto)",
                     requests * threads as usize
+                )
+            );
+        }
+        if load.backend.resolve() == BackendProp::OnnxRuntime
+            && matches!(load.precision, PrecisionProp::Bf16 | PrecisionProp::F16)
+        {
+            gst::element_imp_warning!(
+                self,
+                gst::LibraryError::Settings,
+                (
+                    "precision={}: ONNX Runtime runs the model in its own precision (f32 on the CPU); \
+                  lower precisions need backend=openvino",
+                    load.precision.as_str()
                 )
             );
         }
@@ -688,6 +701,25 @@ impl ObjectImpl for RtInfer {
                     .default_value(5000)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("backend", Settings::default().load.backend)
+                    .nick("Backend")
+                    .blurb("Inference library: onnxruntime, openvino, or auto (ONNX Runtime: exact f32 on the CPU and \
+                            CUDA/TensorRT on NVIDIA GPUs; choose openvino with precision=bf16 for the fastest CPU \
+                            inference on Intel CPUs with AMX). active-device says which runs")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("precision", Settings::default().load.precision)
+                    .nick("Precision")
+                    .blurb("Inference precision: f32 (exact), bf16 or f16 (OpenVINO; faster, detections may differ \
+                            slightly), or auto (the backend's default: f32 for ONNX Runtime on the CPU, bf16 for \
+                            OpenVINO on CPUs with AMX or AVX-512 BF16)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("openvino-library")
+                    .nick("OpenVINO library")
+                    .blurb("Path of libopenvino_c.so (default: OPENVINO_LIBRARY, then the setup's and Python's openvino packages, then the system)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecString::builder("onnxruntime-library")
                     .nick("ONNX Runtime library")
                     .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the setup's and Python's onnxruntime packages, then the system)")
@@ -713,7 +745,8 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecString::builder("active-device")
                     .nick("Active device")
-                    .blurb("Where the model runs once started: cpu, cuda:N (CUDA) or cuda:N (TensorRT)")
+                    .blurb("Where the model runs once started: cpu (ONNX Runtime), cuda:N (CUDA) or cuda:N (TensorRT), \
+                            or openvino:CPU (PRECISION)")
                     .read_only()
                     .build(),
                 glib::ParamSpecBoolean::builder("keep-tensor")
@@ -761,6 +794,9 @@ impl ObjectImpl for RtInfer {
             "source-id" => s.live.source_id = value.get().unwrap(),
             "stats-interval" => s.live.stats_interval_ms = value.get().unwrap(),
             "onnxruntime-library" => s.load.library = path(value),
+            "backend" => s.load.backend = value.get().unwrap(),
+            "precision" => s.load.precision = value.get().unwrap(),
+            "openvino-library" => s.load.openvino_library = path(value),
             "keep-tensor" => s.live.keep_tensor = value.get().unwrap(),
             "device" => s.device = device::property_value(value),
             "tensorrt" => s.load.tensorrt = value.get().unwrap(),
@@ -797,6 +833,9 @@ impl ObjectImpl for RtInfer {
             "source-id" => s.live.source_id.to_value(),
             "stats-interval" => s.live.stats_interval_ms.to_value(),
             "onnxruntime-library" => path(&s.load.library),
+            "backend" => s.load.backend.to_value(),
+            "precision" => s.load.precision.to_value(),
+            "openvino-library" => path(&s.load.openvino_library),
             "keep-tensor" => s.live.keep_tensor.to_value(),
             "device" => s.device.to_value(),
             "tensorrt" => s.load.tensorrt.to_value(),

@@ -2,14 +2,111 @@
 
 use super::scheduler::Runner;
 use super::stream::Input;
-use crate::backend::{self, Backend, ErrorKind, OnnxBackend, TensorData};
+use crate::backend::{
+    self, Backend, ErrorKind, OnnxBackend, OpenVinoModel, OvOptions, Precision, TensorData,
+};
 use crate::decode::{self, Candidate, Decoder, FormatProp};
 use crate::device::{self, DeviceRequest};
 use crate::labels;
 use crate::nms;
 use crate::spec::TensorSpec;
+use gst::glib;
 use rtmeta::{DType, Detection, Transform};
 use std::path::PathBuf;
+
+/// The `backend` property.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstRtInferBackend")]
+pub enum BackendProp {
+    #[default]
+    #[enum_value(
+        name = "Auto: ONNX Runtime (exact f32 on CPU, CUDA/TensorRT on NVIDIA GPUs)",
+        nick = "auto"
+    )]
+    Auto,
+    #[enum_value(name = "ONNX Runtime", nick = "onnxruntime")]
+    OnnxRuntime,
+    #[enum_value(
+        name = "OpenVINO (CPU; fastest on Intel CPUs with precision=bf16 or auto)",
+        nick = "openvino"
+    )]
+    OpenVino,
+}
+
+impl BackendProp {
+    /// The backend `auto` stands for: ONNX Runtime, whose CPU results are exact f32 and
+    /// which also drives NVIDIA GPUs; OpenVINO is faster on this kind of CPU only in bf16,
+    /// which changes the numbers, so it runs only when asked for.
+    pub fn resolve(self) -> BackendProp {
+        match self {
+            BackendProp::Auto => BackendProp::OnnxRuntime,
+            b => b,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self.resolve() {
+            BackendProp::OpenVino => "openvino",
+            _ => "onnxruntime",
+        }
+    }
+}
+
+/// The `precision` property.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstRtInferPrecision")]
+pub enum PrecisionProp {
+    #[default]
+    #[enum_value(
+        name = "Auto: the backend's default (ONNX Runtime on CPU: f32; OpenVINO: bf16 on CPUs with AMX/AVX-512 BF16, else f32)",
+        nick = "auto"
+    )]
+    Auto,
+    #[enum_value(name = "f32: exact", nick = "f32")]
+    F32,
+    #[enum_value(name = "bf16 (OpenVINO)", nick = "bf16")]
+    Bf16,
+    #[enum_value(name = "f16 (OpenVINO)", nick = "f16")]
+    F16,
+}
+
+impl PrecisionProp {
+    pub fn as_str(self) -> &'static str {
+        self.openvino().as_str()
+    }
+
+    fn openvino(self) -> Precision {
+        match self {
+            PrecisionProp::Auto => Precision::Auto,
+            PrecisionProp::F32 => Precision::F32,
+            PrecisionProp::Bf16 => Precision::Bf16,
+            PrecisionProp::F16 => Precision::F16,
+        }
+    }
+}
+
+/// `requests` requests on one OpenVINO model compiled for them.
+fn open_openvino(
+    path: &std::path::Path,
+    s: &LoadSettings,
+    requests: usize,
+) -> Result<Vec<Box<dyn Backend>>, backend::Error> {
+    let model = OpenVinoModel::open(
+        path,
+        &OvOptions {
+            library: s.openvino_library.clone(),
+            device: "CPU".into(),
+            precision: s.precision.openvino(),
+            requests: requests as u32,
+            threads_per_request: s.threads,
+        },
+    )?;
+    (0..requests)
+        .map(|_| model.request().map(|r| Box::new(r) as Box<dyn Backend>))
+        .collect()
+}
 
 /// Most frames of one run for models with a dynamic batch (the `batch-size` maximum).
 pub const MAX_BATCH: usize = 256;
@@ -27,6 +124,11 @@ pub struct LoadSettings {
     pub tensorrt: bool,
     pub trt_fp16: bool,
     pub trt_cache: Option<PathBuf>,
+    pub backend: BackendProp,
+    /// OpenVINO's inference precision.
+    pub precision: PrecisionProp,
+    /// Explicit libopenvino_c.so.
+    pub openvino_library: Option<PathBuf>,
 }
 
 impl Default for LoadSettings {
@@ -42,6 +144,9 @@ impl Default for LoadSettings {
             tensorrt: true,
             trt_fp16: true,
             trt_cache: default_trt_cache(),
+            backend: BackendProp::default(),
+            precision: PrecisionProp::default(),
+            openvino_library: None,
         }
     }
 }
@@ -140,22 +245,42 @@ impl Model {
             ));
         };
         let selected = device::select(s.device);
-        let cuda = match (s.device, &selected.cuda) {
-            (_, Some(d)) => Some(d.ordinal),
-            // Named but not found by the driver probe: ONNX Runtime tries too, so its own
-            // reason is reported as well.
-            (DeviceRequest::Cuda(n), None) => Some(n),
-            _ => None,
-        };
-        let opts = backend::Options {
-            threads: s.threads,
-            library: s.library.clone(),
-            cuda,
-            tensorrt: s.tensorrt,
-            trt_fp16: s.trt_fp16,
-            trt_cache: s.trt_cache.clone(),
-        };
-        let backend = OnnxBackend::open(&path, &opts).map_err(|e| error_message(&e))?;
+        let mut fallbacks: Vec<String> = selected.why_cpu.into_iter().collect();
+        let backends = match s.backend.resolve() {
+            BackendProp::OpenVino => {
+                if let DeviceRequest::Cuda(_) | DeviceRequest::Auto = s.device
+                    && selected.cuda.is_some()
+                {
+                    fallbacks
+                        .push("OpenVINO does not run on CUDA devices (backend=openvino)".into());
+                }
+                open_openvino(&path, s, requests)
+            }
+            _ => {
+                let cuda = match (s.device, &selected.cuda) {
+                    (_, Some(d)) => Some(d.ordinal),
+                    // Named but not found by the driver probe: ONNX Runtime tries too, so
+                    // its own reason is reported as well.
+                    (DeviceRequest::Cuda(n), None) => Some(n),
+                    _ => None,
+                };
+                let opts = backend::Options {
+                    threads: s.threads,
+                    library: s.library.clone(),
+                    cuda,
+                    tensorrt: s.tensorrt,
+                    trt_fp16: s.trt_fp16,
+                    trt_cache: s.trt_cache.clone(),
+                };
+                (0..requests)
+                    .map(|_| {
+                        OnnxBackend::open(&path, &opts).map(|b| Box::new(b) as Box<dyn Backend>)
+                    })
+                    .collect()
+            }
+        }
+        .map_err(|e| error_message(&e))?;
+        let backend = &backends[0];
         let info = backend.info().clone();
         let layout = decode::layout(
             &info.output_shape,
@@ -185,16 +310,7 @@ impl Model {
             layout.classes,
             spec.describe()
         );
-        let fallbacks: Vec<String> = selected
-            .why_cpu
-            .into_iter()
-            .chain(backend.fallbacks().iter().cloned())
-            .collect();
-        let mut backends: Vec<Box<dyn Backend>> = vec![Box::new(backend)];
-        for _ in 1..requests {
-            let more = OnnxBackend::open(&path, &opts).map_err(|e| error_message(&e))?;
-            backends.push(Box::new(more));
-        }
+        fallbacks.extend(backend.fallbacks().iter().cloned());
         let models = backends
             .into_iter()
             .map(|backend| Model {

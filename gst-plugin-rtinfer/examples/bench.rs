@@ -5,10 +5,12 @@
 //!
 //! Prints, on the same machine and in the same run:
 //! - the model alone: ONNX Runtime with 1 session of N threads and with N sessions of 1
-//!   thread running at once (N = cores), and the best of them;
+//!   thread running at once (N = cores), OpenVINO with N requests in f32 and bf16, and the
+//!   best of them;
 //! - one stream of the whole video through `decodebin ! videoconvert ! rtpreprocess ! rtinfer`
-//!   with the defaults (auto requests) and with `requests=1` (one inference at a time, as
-//!   before requests existed), against `scripts/python_loop.py` (cv2 + onnxruntime + numpy);
+//!   with the defaults (auto requests), with `requests=1` (one inference at a time, as
+//!   before requests existed) and with OpenVINO bf16, against `scripts/python_loop.py`
+//!   (cv2 + onnxruntime + numpy);
 //! - 4 copies through one rtinfer against 4 Python loops at once;
 //! - latency inside rtinfer (arrival to push, from its stats) for three real-time sources of
 //!   10, 15 and 25 fps, and for three sources at twice the model's capacity with
@@ -17,7 +19,9 @@
 //! after 1 minute and at the end.
 
 use gst::prelude::*;
-use gstrtinfer::backend::{Backend, OnnxBackend, Options, TensorData};
+use gstrtinfer::backend::{
+    Backend, OnnxBackend, OpenVinoModel, Options, OvOptions, Precision, TensorData,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -84,18 +88,42 @@ fn f(s: &gst::Structure, field: &str) -> f64 {
 /// Runs `n` ONNX Runtime sessions of `threads` threads at once for `runs` runs each;
 /// returns inferences per second in all.
 fn model_alone(model: &str, sessions: usize, threads: u32, runs: usize) -> f64 {
-    let mut backends: Vec<OnnxBackend> = (0..sessions)
+    let backends: Vec<Box<dyn Backend>> = (0..sessions)
         .map(|_| {
-            OnnxBackend::open(
+            let b = OnnxBackend::open(
                 model.as_ref(),
                 &Options {
                     threads,
                     ..Default::default()
                 },
             )
-            .unwrap()
+            .unwrap();
+            Box::new(b) as Box<dyn Backend>
         })
         .collect();
+    run_at_once(backends, runs)
+}
+
+/// OpenVINO in throughput mode: one compiled model, `requests` requests at once.
+fn openvino_alone(model: &str, requests: usize, precision: Precision, runs: usize) -> f64 {
+    let compiled = OpenVinoModel::open(
+        model.as_ref(),
+        &OvOptions {
+            precision,
+            requests: requests as u32,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let backends = (0..requests)
+        .map(|_| Box::new(compiled.request().unwrap()) as Box<dyn Backend>)
+        .collect();
+    run_at_once(backends, runs)
+}
+
+/// Runs every backend `runs` times, all at once; returns inferences per second in all.
+fn run_at_once(mut backends: Vec<Box<dyn Backend>>, runs: usize) -> f64 {
+    let sessions = backends.len();
     let info = backends[0].info().clone();
     let input = vec![114.0f32; (info.width * info.height * 3) as usize];
     let start = Instant::now();
@@ -215,9 +243,13 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let one = model_alone(&model, 1, cores as u32, 400);
     let many = model_alone(&model, cores, 1, 400 / cores);
-    let best_model = one.max(many);
+    let ov_f32 = openvino_alone(&model, cores, Precision::F32, 400 / cores);
+    let ov_bf16 = openvino_alone(&model, cores, Precision::Bf16, 400 / cores);
+    let best_model = one.max(many).max(ov_f32).max(ov_bf16);
     println!("model alone, ONNX Runtime 1 session x {cores} threads: {one:.1} inferences/s");
     println!("model alone, ONNX Runtime {cores} sessions x 1 thread:  {many:.1} inferences/s");
+    println!("model alone, OpenVINO {cores} requests, f32:            {ov_f32:.1} inferences/s");
+    println!("model alone, OpenVINO {cores} requests, bf16:           {ov_bf16:.1} inferences/s");
 
     let file = format!("filesrc location={video} ! decodebin ! videoconvert ! rtpreprocess");
     let (frames, secs, s) = run(
@@ -238,6 +270,16 @@ fn main() {
     );
     let single = frames as f64 / secs;
     println!("1 stream, rtinfer requests=1: {frames} frames in {secs:.2} s = {single:.1} fps");
+    let (frames, secs, _) = run(
+        &format!(
+            "{file} ! {infer} backend=openvino precision=bf16 ! fakesink name=sink sync=false"
+        ),
+        None,
+    );
+    let ours_ov = frames as f64 / secs;
+    println!(
+        "1 stream, rtinfer backend=openvino precision=bf16: {frames} frames in {secs:.2} s = {ours_ov:.1} fps"
+    );
     let python = python_loops(1, &video, &model);
     println!("1 Python loop: {python:.1} fps");
 
@@ -293,6 +335,11 @@ fn main() {
         ours / best_model
     );
     println!("  1 stream / requests=1:           {:.2}", ours / single);
+    println!("  1 stream OpenVINO bf16 / Python: {:.2}", ours_ov / python);
+    println!(
+        "  1 stream OpenVINO bf16 / best model alone: {:.2}",
+        ours_ov / best_model
+    );
     println!(
         "  4 streams / 4 Python loops:      {:.2} (target >= 2)",
         ours4 / python4

@@ -17,6 +17,7 @@ pub mod letterbox;
 pub mod nms;
 pub mod spec;
 mod stats;
+pub mod tensorize;
 
 mod rtinfer;
 mod rtjsonenc;

@@ -170,3 +170,33 @@ fn eos_before_any_frame() {
         .expect("stats at EOS");
     assert_eq!(stats.get::<u64>("frames").unwrap(), 0);
 }
+
+#[test]
+fn a_buffer_smaller_than_its_caps_is_named_as_such() {
+    // Both tensor paths (rtpreprocess, and rtinfer's own) check the size before mapping.
+    let yolox = model("yolox_nano.onnx");
+    for chain in [
+        "rtpreprocess ! fakesink",
+        &format!("rtinfer model-file={yolox} ! fakesink"),
+    ] {
+        init();
+        let pipeline = launch_pipeline(&format!(
+            "appsrc name=src format=time caps=video/x-raw,format=NV12,width=640,height=480,framerate=1/1 ! {chain}"
+        ));
+        let src = pipeline
+            .by_name("src")
+            .unwrap()
+            .downcast::<gst_app::AppSrc>()
+            .unwrap();
+        let _ = src.push_buffer(gst::Buffer::from_mut_slice(vec![0u8; 100]));
+        let _ = src.end_of_stream();
+        let (end, _) = run(&pipeline);
+        match end {
+            End::Error { message, .. } => assert!(
+                message.contains("100 bytes is too small for its caps"),
+                "{chain}: {message}"
+            ),
+            End::Eos => panic!("{chain}: a 100-byte NV12 640x480 frame was accepted"),
+        }
+    }
+}

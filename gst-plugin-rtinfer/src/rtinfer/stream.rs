@@ -2,9 +2,8 @@
 
 use super::model::Thresholds;
 use super::scheduler::StreamId;
-use crate::convert::Converter;
 use crate::spec::TensorSpec;
-use gst::prelude::*;
+use crate::tensorize::Tensorizer;
 use rtmeta::{DType, Detections, TensorMeta, Transform};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
@@ -33,7 +32,7 @@ pub enum Item {
 pub struct StreamState {
     pub info: Option<gst_video::VideoInfo>,
     /// Used when frames come without a tensor that fits the model.
-    converter: Option<(Converter, gst::BufferPool)>,
+    tensorizer: Option<Tensorizer>,
     pub frame_number: u64,
     /// Frames to skip before the next inference (`interval`); 0 = infer the next one.
     pub until_next: u32,
@@ -122,43 +121,21 @@ impl StreamState {
             }
         }
         let info = self.info.as_ref().ok_or("no caps before the first frame")?;
-        if self.converter.is_none() {
-            let conv = Converter::new(spec, info)?;
-            let pool = gst::BufferPool::new();
-            let mut config = pool.config();
-            config.set_params(None, conv.byte_size() as u32, 1, 0);
-            pool.set_config(config)
-                .map_err(|e| format!("tensor pool: {e}"))?;
-            pool.set_active(true)
-                .map_err(|e| format!("tensor pool: {e}"))?;
-            self.converter = Some((conv, pool));
+        if self.tensorizer.is_none() {
+            self.tensorizer = Some(Tensorizer::new(info, spec, None, 1)?.0);
         }
-        let (conv, pool) = self.converter.as_mut().expect("built above");
-        let mut tensor = pool
-            .acquire_buffer(None)
-            .map_err(|e| format!("no tensor buffer: {e:?}"))?;
-        {
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, info)
-                .map_err(|_| "cannot map the video frame".to_string())?;
-            let mut map = tensor
-                .get_mut()
-                .expect("fresh pool buffer")
-                .map_writable()
-                .map_err(|e| e.to_string())?;
-            conv.convert(&frame, &mut map)?;
-        }
+        let t = self.tensorizer.as_mut().expect("made above");
+        let (tensor, transform) = t.tensor(buf)?;
         Ok(Input {
             tensor,
-            dtype: conv.spec().dtype,
-            transform: conv.geometry().transform,
+            dtype: t.spec().dtype,
+            transform,
             thresholds,
         })
     }
 
-    /// Forgets the converter (new caps).
+    /// Forgets the tensorizer (new caps).
     pub fn reset_converter(&mut self) {
-        if let Some((_, pool)) = self.converter.take() {
-            let _ = pool.set_active(false);
-        }
+        self.tensorizer = None;
     }
 }

@@ -1,10 +1,10 @@
 //! rtpreprocess: attaches the model input tensor of each frame as `RtTensorMeta`; the frame
 //! itself passes through unchanged.
 
-use crate::convert::{self, Converter};
-use crate::cuda::{self, kernel};
+use crate::convert;
 use crate::device::{self, DeviceRequest};
 use crate::spec::{ChannelOrderProp, DTypeProp, LayoutProp, LetterboxProp, QUERY_NAME, TensorSpec};
+use crate::tensorize::Tensorizer;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -99,48 +99,11 @@ fn parse_triple(name: &str, text: &str) -> Result<Option<[f32; 3]>, String> {
     }
 }
 
-struct State {
-    info: gst_video::VideoInfo,
-    converter: Converter,
-    pool: gst::BufferPool,
-    /// The CUDA kernel, when it runs this stream.
-    cuda: Option<Gpu>,
-}
-
-/// The kernel, its parameters for the negotiated caps, and its device output buffer.
-struct Gpu {
-    pre: kernel::Preprocessor,
-    params: kernel::Params,
-    out: cudarc::driver::CudaSlice<u8>,
-}
-
-impl Gpu {
-    fn new(
-        dev: &cuda::Device,
-        info: &gst_video::VideoInfo,
-        spec: &TensorSpec,
-    ) -> Result<Self, String> {
-        let params = kernel::Params::new(info, spec)?;
-        let pre = kernel::Preprocessor::new(dev)?;
-        let out = dev
-            .ctx
-            .default_stream()
-            .alloc_zeros::<u8>(params.output_bytes())
-            .map_err(|e| e.to_string())?;
-        Ok(Gpu { pre, params, out })
-    }
-
-    /// Runs the kernel on the frame and copies the tensor into `tensor` (host memory).
-    fn convert(&mut self, frame: &[u8], tensor: &mut [u8]) -> Result<(), String> {
-        self.pre.run(frame, &self.params, &mut self.out)?;
-        self.pre.download(&self.out, tensor)
-    }
-}
-
 #[derive(Default)]
 pub struct RtPreprocess {
     settings: Mutex<Settings>,
-    state: Mutex<Option<State>>,
+    /// Made for the negotiated caps.
+    state: Mutex<Option<Tensorizer>>,
     /// `active-device`: where the tensor is made.
     active_device: Mutex<String>,
 }
@@ -170,7 +133,7 @@ impl RtPreprocess {
         q.structure().and_then(TensorSpec::from_structure)
     }
 
-    fn configure(&self, info: &gst_video::VideoInfo) -> Result<State, String> {
+    fn configure(&self, info: &gst_video::VideoInfo) -> Result<Tensorizer, String> {
         let settings = self.settings.lock().unwrap().clone();
         let base = match self.query_downstream() {
             Some(spec) => {
@@ -193,28 +156,22 @@ impl RtPreprocess {
             }
         };
         let spec = settings.resolve(base)?;
-        let converter = Converter::new(&spec, info)?;
         let request: DeviceRequest = settings.device.parse()?;
         let selected = device::select(request);
-        let mut why: Vec<String> = selected.why_cpu.clone().into_iter().collect();
-        let cuda = selected
-            .cuda
-            .as_ref()
-            .and_then(|d| Gpu::new(d, info, &spec).map_err(|e| why.push(e)).ok());
-        let active = if cuda.is_some() {
+        let (tensorizer, kernel_failed) = Tensorizer::new(info, &spec, selected.cuda.as_ref(), 2)?;
+        let why: Vec<String> = selected
+            .why_cpu
+            .clone()
+            .into_iter()
+            .chain(kernel_failed)
+            .collect();
+        let active = if tensorizer.on_gpu() {
             selected.name()
         } else {
             "cpu".into()
         };
         device::report(self.obj().upcast_ref(), request, &active, &why);
         *self.active_device.lock().unwrap() = active;
-        let pool = gst::BufferPool::new();
-        let mut config = pool.config();
-        config.set_params(None, converter.byte_size() as u32, 2, 0);
-        pool.set_config(config)
-            .map_err(|e| format!("tensor pool: {e}"))?;
-        pool.set_active(true)
-            .map_err(|e| format!("tensor pool: {e}"))?;
         gst::info!(
             CAT,
             imp = self,
@@ -224,12 +181,7 @@ impl RtPreprocess {
             info.format(),
             spec.describe()
         );
-        Ok(State {
-            info: info.clone(),
-            converter,
-            pool,
-            cuda,
-        })
+        Ok(tensorizer)
     }
 }
 
@@ -385,9 +337,8 @@ impl BaseTransformImpl for RtPreprocess {
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
-        if let Some(state) = self.state.lock().unwrap().take() {
-            let _ = state.pool.set_active(false);
-        }
+        let old = self.state.lock().unwrap().take();
+        drop(old);
         Ok(())
     }
 
@@ -396,9 +347,8 @@ impl BaseTransformImpl for RtPreprocess {
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
         match self.configure(&info) {
             Ok(state) => {
-                if let Some(old) = self.state.lock().unwrap().replace(state) {
-                    let _ = old.pool.set_active(false);
-                }
+                let old = self.state.lock().unwrap().replace(state);
+                drop(old);
                 Ok(())
             }
             Err(msg) => {
@@ -427,51 +377,16 @@ impl BaseTransformImpl for RtPreprocess {
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        let mut tensor = state.pool.acquire_buffer(None).map_err(|e| {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::NoSpaceLeft,
-                ("Cannot get a tensor buffer: {e:?}")
-            );
-            gst::FlowError::Error
-        })?;
-        let result = {
-            let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &state.info)
-                .map_err(|_| gst::FlowError::Error)?;
-            let mut map = tensor
-                .get_mut()
-                .unwrap()
-                .map_writable()
-                .map_err(|_| gst::FlowError::Error)?;
-            match state.cuda.as_mut() {
-                // One upload of the whole (single-memory) frame: plane offsets are the caps'.
-                Some(gpu) if buf.n_memory() == 1 => {
-                    drop(frame);
-                    let bytes = buf.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    gpu.convert(&bytes, &mut map)
-                }
-                _ => state.converter.convert(&frame, &mut map),
-            }
-        };
-        if let Err(msg) = result {
+        let meta = state.meta(buf);
+        drop(guard);
+        let meta = meta.map_err(|msg| {
             gst::element_imp_error!(
                 self,
                 gst::StreamError::Failed,
                 ("Preprocessing failed: {msg}")
             );
-            return Err(gst::FlowError::Error);
-        }
-        let spec = state.converter.spec();
-        let meta = rtmeta::TensorMeta {
-            data: tensor,
-            dtype: spec.dtype,
-            layout: spec.layout,
-            channel_order: spec.order,
-            width: spec.width,
-            height: spec.height,
-            channels: 3,
-            transform: state.converter.geometry().transform,
-        };
+            gst::FlowError::Error
+        })?;
         meta.attach(buf).map_err(|_| gst::FlowError::Error)?;
         Ok(gst::FlowSuccess::Ok)
     }

@@ -85,20 +85,26 @@ pub const COCO: [&str; 80] = [
     "toothbrush",
 ];
 
-/// One label per line; blank lines are skipped.
+/// One label per line; blank lines, a UTF-8 byte order mark and Windows line ends are
+/// skipped (a BOM left in the first label would make rules on it never match).
 pub fn from_file(path: &Path) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read label file {}: {e}", path.display()))?;
-    let labels: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect();
+    let labels = parse(&text);
     if labels.is_empty() {
         return Err(format!("label file {} has no labels", path.display()));
     }
     Ok(labels)
+}
+
+fn parse(text: &str) -> Vec<String> {
+    text.strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Parses the Ultralytics `names` metadata, a Python dict literal such as
@@ -124,6 +130,11 @@ pub fn from_names_metadata(names: &str) -> Option<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_order_mark_and_windows_line_ends_are_not_part_of_labels() {
+        assert_eq!(parse("\u{feff}person\r\ncar\r\n\r\n"), ["person", "car"]);
+    }
 
     #[test]
     fn parses_ultralytics_names() {

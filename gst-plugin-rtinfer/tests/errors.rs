@@ -200,3 +200,33 @@ fn a_buffer_smaller_than_its_caps_is_named_as_such() {
         }
     }
 }
+
+#[test]
+fn a_label_file_shorter_than_the_model_warns_with_both_counts() {
+    init();
+    let labels = std::env::temp_dir().join(format!("rt-three-labels-{}.txt", std::process::id()));
+    std::fs::write(&labels, "\u{feff}person\r\nbicycle\r\ncar\r\n").unwrap();
+    let pipeline = launch_pipeline(&format!(
+        "videotestsrc num-buffers=1 ! rtinfer label-file={} model-file={} ! fakesink",
+        labels.display(),
+        model("yolox_nano.onnx")
+    ));
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut warnings = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(60)) {
+        match msg.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Eos(_) | gst::MessageView::Error(_) => break,
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    let _ = std::fs::remove_file(&labels);
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("name 3 classes but the model has 80")),
+        "{warnings:?}"
+    );
+}

@@ -268,6 +268,9 @@ impl RtInfer {
             "loaded {description}; {requests} requests of {threads} threads"
         );
         self.report_device(load.device, &models[0]);
+        for w in &models[0].warnings {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{w}"));
+        }
         let spec = models[0].spec.clone();
         *self.last_stats_post.lock().unwrap() = Instant::now();
         self.scheduler.start(models, live.limits()).map_err(|e| {

@@ -179,6 +179,8 @@ pub struct Model {
     keep: Vec<usize>,
     /// Why the model does not run where `device` asked, one line each.
     pub fallbacks: Vec<String>,
+    /// What a user should know about the model and its labels, one line each.
+    pub warnings: Vec<String>,
 }
 
 pub fn error_message(e: &backend::Error) -> gst::ErrorMessage {
@@ -209,11 +211,17 @@ fn model_spec(format: decode::Format, info: &backend::ModelInfo) -> TensorSpec {
 
 /// Parses the `classes` property: ids or labels, comma-separated.
 fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Vec<bool>>, String> {
-    if text.trim().is_empty() {
+    let items: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.is_empty() {
+        // "" and "," alike: all classes, never none.
         return Ok(None);
     }
     let mut mask = vec![false; classes];
-    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+    for item in items {
         let id = match item.parse::<usize>() {
             Ok(id) => id,
             Err(_) => labels
@@ -246,6 +254,7 @@ impl Model {
         };
         let selected = device::select(s.device);
         let mut fallbacks: Vec<String> = selected.why_cpu.into_iter().collect();
+        let mut warnings = Vec::new();
         let backends = match s.backend.resolve() {
             BackendProp::OpenVino => {
                 if let DeviceRequest::Cuda(_) | DeviceRequest::Auto = s.device
@@ -298,6 +307,15 @@ impl Model {
                 .and_then(labels::from_names_metadata)
                 .unwrap_or_else(|| labels::COCO.iter().map(|s| s.to_string()).collect()),
         };
+        if labels.len() < layout.classes {
+            warnings.push(format!(
+                "the labels name {} classes but the model has {}: classes {}.. are labelled by \
+                 their ids",
+                labels.len(),
+                layout.classes,
+                labels.len()
+            ));
+        }
         let class_mask = class_mask(&s.classes, &labels, layout.classes)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         let spec = model_spec(layout.format, &info);
@@ -315,6 +333,7 @@ impl Model {
             .into_iter()
             .map(|backend| Model {
                 fallbacks: fallbacks.clone(),
+                warnings: warnings.clone(),
                 decoder: Decoder::new(layout, info.width, info.height),
                 backend,
                 spec: spec.clone(),
@@ -438,5 +457,18 @@ impl Runner for Model {
 
     fn detections(output: &Self::Output) -> usize {
         output.as_ref().map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_classes_mean_all_classes() {
+        let labels: Vec<String> = ["person", "car"].map(String::from).into();
+        assert_eq!(class_mask("", &labels, 2), Ok(None));
+        assert_eq!(class_mask(" , ,", &labels, 2), Ok(None));
+        assert_eq!(class_mask("car,", &labels, 2), Ok(Some(vec![false, true])));
     }
 }

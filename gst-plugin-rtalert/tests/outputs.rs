@@ -10,6 +10,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Taken by the tests whose timing suffers when they share the 2 cores with each other
+/// (the broker restart waits for reconnects; the credentials test's outputs retry).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("rtalert-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -51,6 +59,15 @@ fn warnings(bus: &gst::Bus) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// A port that was just free: nothing listens there.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
@@ -194,12 +211,7 @@ fn webhook_retries_until_delivered_with_one_idempotency_key() {
 
 #[test]
 fn unreachable_webhook_counts_dropped_alerts_and_warns() {
-    // A port that was just free: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/alerts");
     let (mut h, bus) = harness(&[
         ("rules", "p: class=person cooldown=0"),
@@ -301,14 +313,11 @@ impl Drop for Broker {
 
 #[test]
 fn mqtt_publishes_and_survives_a_broker_restart() {
+    let _serial = serial();
     let dir = temp_dir("mqtt");
     // Started as root, mosquitto runs as its own user: it must be able to save sessions here.
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
@@ -394,11 +403,7 @@ fn mqtt_publishes_and_survives_a_broker_restart() {
 
 #[test]
 fn a_broker_that_never_answers_counts_every_alert_as_dropped() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let url = format!("mqtt://127.0.0.1:{port}/rt/alerts");
     let (mut h, bus) = harness(&[
         ("rules", "p: class=person cooldown=0"),
@@ -434,4 +439,64 @@ fn a_webhook_slower_than_its_timeout_fails_each_attempt() {
             .iter()
             .any(|w| w.contains("not delivered") && w.contains("after 2 attempts"))
     );
+}
+
+#[test]
+fn credentials_in_output_urls_reach_no_message_stats_or_log() {
+    let _serial = serial();
+    init();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let lines = log.clone();
+    let log_fn = gst::log::add_log_function(move |cat, _, _, _, _, _, msg| {
+        // Element warnings are logged under GST_ERROR_SYSTEM.
+        if cat.name().starts_with("rtalert") || cat.name() == "GST_ERROR_SYSTEM" {
+            lines
+                .lock()
+                .unwrap()
+                .extend(msg.get().map(|m| m.to_string()));
+        }
+    });
+    gst::log::set_threshold_for_name("rtalert*", gst::DebugLevel::Log);
+    gst::log::set_threshold_for_name("GST_ERROR_SYSTEM", gst::DebugLevel::Warning);
+    // Nothing listens on these ports, so both outputs fail and warn.
+    let webhook = format!(
+        "http://user:s3cret@127.0.0.1:{}/hook?token=t0ken",
+        free_port()
+    );
+    let mqtt = format!("mqtt://user:s3cret@127.0.0.1:{}/rt/alerts", free_port());
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("webhook-url", &webhook),
+        ("webhook-retries", "1"),
+        ("mqtt-url", &mqtt),
+        ("flush-timeout", "2000"),
+    ]);
+    push_activations(&mut h, 0, 2);
+    let e = h.element().unwrap();
+    let mut shown: Vec<String> = ["webhook-url", "mqtt-url"]
+        .iter()
+        .map(|p| e.property::<String>(p))
+        .collect();
+    let stats = finish(h);
+    shown.push(stats.to_string());
+    for m in std::iter::from_fn(|| bus.pop()) {
+        shown.extend(m.structure().map(|s| s.to_string()));
+        match m.view() {
+            gst::MessageView::Warning(w) => shown.push(format!("{} {:?}", w.error(), w.debug())),
+            gst::MessageView::Info(i) => shown.push(format!("{} {:?}", i.error(), i.debug())),
+            _ => {}
+        }
+    }
+    gst::log::remove_log_function(log_fn);
+    gst::log::unset_threshold_for_name("rtalert*");
+    gst::log::unset_threshold_for_name("GST_ERROR_SYSTEM");
+    let log = log.lock().unwrap().join("\n");
+    let all = format!("{}\n{log}", shown.join("\n"));
+    assert!(!all.contains("s3cret") && !all.contains("t0ken"), "{all}");
+    // The URLs themselves are shown, masked.
+    assert!(log.contains("webhook:http://user:***@127.0.0.1:"), "{log}");
+    assert!(all.contains("/hook?token=***: alert"), "{all}");
+    assert!(all.contains("not delivered"), "{all}");
+    assert!(all.contains("mqtt:user:***@127.0.0.1:"), "{all}");
+    assert!(all.contains("broker unreachable"), "{all}");
 }

@@ -1,9 +1,12 @@
-//! rtalert in real pipelines: bad rules stop the start with a clear error, and vtest.avi
-//! gives the same alerts on every run.
+//! rtalert in real pipelines: bad rules stop the start with a clear error, vtest.avi gives
+//! the same alerts on every run, and apps may read `stats` from a synchronous bus handler.
 
 mod common;
 use common::*;
 use gst::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Runs `line` to the end; returns the error, if any, and the alerts posted.
 fn run(line: &str) -> (Option<String>, Vec<serde_json::Value>) {
@@ -146,4 +149,85 @@ fn vtest_person_in_zone_alerts_are_the_same_on_every_run() {
         first, second,
         "two runs of the same file give the same alerts"
     );
+}
+
+/// Alerts, stats (every millisecond), snapshot warnings (the folder cannot be made) and a
+/// rules reload (info) from an rtalert whose every message makes a sync bus handler read
+/// `stats`; returns how many messages of each kind the handler saw.
+fn run_reading_stats_on_every_message() -> BTreeMap<String, u32> {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time caps=\"video/x-raw,format=RGB,width={W},height={H},framerate=10/1\" \
+         ! rtalert name=alert rules=\"p: class=person cooldown=0\" stats-interval=1 \
+         snapshot-dir=/proc/rtalert-nowhere ! fakesink sync=false"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let alert = pipeline.by_name("alert").unwrap();
+    let seen = Arc::new(Mutex::new(BTreeMap::new()));
+    let (weak, counts) = (alert.downgrade(), seen.clone());
+    let bus = pipeline.bus().unwrap();
+    bus.set_sync_handler(move |_, msg| {
+        let kind = match msg.view() {
+            gst::MessageView::Element(e) => e.structure().map(|s| s.name().to_string()),
+            gst::MessageView::Warning(_) => Some("warning".into()),
+            gst::MessageView::Info(_) => Some("info".into()),
+            _ => None,
+        };
+        if let (Some(kind), Some(e)) = (kind, weak.upgrade())
+            && msg.src() == Some(e.upcast_ref())
+        {
+            let _ = e.property::<gst::Structure>("stats");
+            *counts.lock().unwrap().entry(kind).or_insert(0) += 1;
+        }
+        gst::BusSyncReply::Pass
+    });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let src = pipeline.by_name("src").unwrap();
+    let src = src.downcast_ref::<gst_app::AppSrc>().unwrap();
+    for i in 0..20 {
+        if i == 10 {
+            alert.set_property("rules", "p: class=person cooldown=0; c: class=car");
+        }
+        src.push_buffer(frame(0, i * 2 * S, &[person(10.0, 10.0)]))
+            .unwrap();
+        src.push_buffer(frame(0, (i * 2 + 1) * S, &[])).unwrap();
+    }
+    src.end_of_stream().unwrap();
+    let end = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    assert!(
+        matches!(
+            end.as_ref().map(|m| m.view()),
+            Some(gst::MessageView::Eos(_))
+        ),
+        "{end:?}"
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    seen.lock().unwrap().clone()
+}
+
+#[test]
+fn reading_stats_from_a_sync_bus_handler_does_not_deadlock() {
+    // On its own thread, so that a deadlock fails the test instead of hanging it.
+    let run = std::thread::spawn(run_reading_stats_on_every_message);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !run.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "deadlock: the pipeline did not finish in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = run.join().unwrap();
+    for kind in ["rtalert", "rtalert-stats", "warning", "info"] {
+        assert!(
+            seen.get(kind).is_some_and(|&n| n > 0),
+            "no {kind}: {seen:?}"
+        );
+    }
+    assert_eq!(seen["rtalert"], 20, "{seen:?}");
 }

@@ -15,6 +15,7 @@
 //! - latency inside rtinfer (arrival to push, from its stats) for three real-time sources of
 //!   10, 15 and 25 fps, and for three sources at twice the model's capacity with
 //!   `max-latency`;
+//!
 //! and the ratios. `rss` runs 4 real-time streams for SECONDS and prints the resident memory
 //! after 1 minute and at the end.
 

@@ -8,7 +8,6 @@
 
 use gst::glib;
 
-pub mod mask;
 mod rturisrcbin;
 mod rtwhepsrc;
 

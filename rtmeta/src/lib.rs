@@ -10,6 +10,7 @@
 //! loaded one of the plugins yet (loading either plugin registers them too).
 
 mod detection;
+pub mod mask;
 mod tensor;
 
 pub use detection::{Detection, Detections};

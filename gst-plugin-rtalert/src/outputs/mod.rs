@@ -55,7 +55,9 @@ pub struct Message {
     pub json: Arc<str>,
 }
 
-pub trait Output: Send {
+/// Names and reports show URLs masked (`rtmeta::mask`): they reach the bus, `stats` and logs.
+/// Sync because streaming hands alerts to the outputs without holding the element's lock.
+pub trait Output: Send + Sync {
     fn name(&self) -> &str;
     fn send(&self, msg: &Message);
     fn stats(&self) -> &Stats;

@@ -2,6 +2,7 @@
 //! alerts published while the broker is away wait in the client's bounded queue.
 
 use super::{Level, Message, Output, Report, Stats};
+use rtmeta::mask::{mask_in, mask_uri};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,23 +23,24 @@ pub struct Mqtt {
 
 /// `mqtt://host[:port]/topic` -> (host, port, topic).
 pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
+    let shown = mask_uri(url);
     let rest = url
         .strip_prefix("mqtt://")
-        .ok_or_else(|| format!("MQTT URL \"{url}\" must look like mqtt://host:1883/topic"))?;
+        .ok_or_else(|| format!("MQTT URL \"{shown}\" must look like mqtt://host:1883/topic"))?;
     let (addr, topic) = rest
         .split_once('/')
         .filter(|(_, t)| !t.is_empty())
-        .ok_or_else(|| format!("MQTT URL \"{url}\" names no topic (mqtt://host:1883/topic)"))?;
+        .ok_or_else(|| format!("MQTT URL \"{shown}\" names no topic (mqtt://host:1883/topic)"))?;
     let (host, port) = match addr.rsplit_once(':') {
         Some((h, p)) => (
             h,
             p.parse()
-                .map_err(|_| format!("MQTT URL \"{url}\": bad port"))?,
+                .map_err(|_| format!("MQTT URL \"{shown}\": bad port"))?,
         ),
         None => (addr, 1883),
     };
     if host.is_empty() {
-        return Err(format!("MQTT URL \"{url}\" names no host"));
+        return Err(format!("MQTT URL \"{shown}\" names no host"));
     }
     Ok((host.to_string(), port, topic.to_string()))
 }
@@ -51,10 +53,15 @@ impl Mqtt {
         let (client, mut connection) = Client::new(opts, queue.max(1));
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let name = format!("mqtt:{host}:{port}/{topic}");
+        let name = mask_in(&format!("mqtt:{host}:{port}/{topic}"), url);
         let thread = {
-            let (stats, stop, report, name) =
-                (stats.clone(), stop.clone(), report.clone(), name.clone());
+            let (stats, stop, report, name, url) = (
+                stats.clone(),
+                stop.clone(),
+                report.clone(),
+                name.clone(),
+                url.to_string(),
+            );
             std::thread::Builder::new()
                 .name("rtalert-mqtt".into())
                 .spawn(move || {
@@ -75,6 +82,7 @@ impl Mqtt {
                             Err(e) => {
                                 if !down {
                                     down = true;
+                                    let e = mask_in(&e.to_string(), &url);
                                     report(Level::Problem, &format!("{name}: broker unreachable ({e}); retrying, alerts wait in the queue"));
                                 }
                                 std::thread::sleep(Duration::from_millis(250));

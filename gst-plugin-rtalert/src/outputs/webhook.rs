@@ -2,6 +2,7 @@
 //! exponential backoff and jitter.
 
 use super::{Message, Report, Shutdown, Worker};
+use rtmeta::mask::{mask_in, mask_uri};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug)]
@@ -50,14 +51,15 @@ pub fn webhook(s: WebhookSettings, report: Report) -> Worker {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
             | 1;
-        let name = format!("webhook:{}", s.url);
+        let name = format!("webhook:{}", mask_uri(&s.url));
         let deliver = move |msg: &Message, shutdown: &Shutdown| {
             let mut delay = s.backoff;
             let mut attempt = 0;
             loop {
                 let err = match post(&agent, &s.url, msg) {
                     Ok(()) => return Ok(()),
-                    Err(e) => e,
+                    // The HTTP client's errors may quote the URL.
+                    Err(e) => mask_in(&e, &s.url),
                 };
                 if attempt >= s.retries || shutdown.expired() {
                     return Err(format!("{err} (after {} attempts)", attempt + 1));

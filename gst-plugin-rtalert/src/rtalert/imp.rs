@@ -12,6 +12,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use rtmeta::Detections;
+use rtmeta::mask::mask_uri;
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -104,10 +105,13 @@ fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
         .and_then(|p| std::fs::metadata(p).ok()?.modified().ok())
 }
 
+/// Bus messages are posted, and files read or written, with this lock released: an app may
+/// read `stats` (which takes it) from a synchronous bus handler.
 struct State {
     engine: Engine,
     throttle: Throttle,
-    outputs: Vec<Box<dyn Output>>,
+    /// Shared so that alerts are handed to the outputs without the lock.
+    outputs: Arc<[Box<dyn Output>]>,
     snapshot_dir: Option<PathBuf>,
     segment: gst::FormattedSegment<gst::ClockTime>,
     info: Option<gst_video::VideoInfo>,
@@ -121,10 +125,57 @@ struct State {
     snapshot_failures: u64,
 }
 
+impl State {
+    /// The alerts a frame raises, after throttling.
+    fn alerts(&mut self, dets: &Detections, pts: Option<gst::ClockTime>) -> Vec<Alert> {
+        let t = self
+            .segment
+            .to_running_time(pts)
+            .map_or(self.last_time, |t| t.nseconds());
+        self.last_time = t;
+        let mut alerts = Vec::new();
+        for event in self.engine.evaluate(dets, t) {
+            let rule = &self.engine.rules()[event.key.0];
+            let verdict = match event.kind {
+                Kind::Start => self.throttle.start(&event.key, rule, t),
+                Kind::Ended => self.throttle.ended(&event.key, t),
+            };
+            let (kind, suppressed, burst_count) = match (verdict, event.kind) {
+                (Verdict::Suppress, _) => continue,
+                (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
+                (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
+                (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
+            };
+            self.seq += 1;
+            alerts.push(Alert {
+                id: format!("{}-{:06}", self.nonce, self.seq),
+                kind,
+                rule: rule.name.clone(),
+                source_id: dets.source_id,
+                stream_time: t,
+                frame: dets.frame_number,
+                wall_time: glib::DateTime::now_utc()
+                    .and_then(|d| d.format("%Y-%m-%dT%H:%M:%S.%fZ"))
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                count: event.count,
+                burst_count,
+                suppressed,
+                objects: event.objects,
+                snapshot: None,
+            });
+        }
+        alerts
+    }
+}
+
 #[derive(Default)]
 pub struct RtAlert {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// One reload at a time, so that the last one reads the latest settings (the rules file
+    /// is read without the state lock).
+    reloading: Mutex<()>,
     /// Final statistics of the last run, for the `stats` property after stopping.
     last_stats: Mutex<Option<gst::Structure>>,
 }
@@ -206,7 +257,7 @@ impl RtAlert {
             if !w.url.starts_with("http://") && !w.url.starts_with("https://") {
                 return Err(format!(
                     "webhook URL \"{}\" must start with http:// or https://",
-                    w.url
+                    mask_uri(&w.url)
                 ));
             }
             outputs.push(Box::new(outputs::webhook(w, report.clone())));
@@ -265,21 +316,40 @@ impl RtAlert {
             .build()
     }
 
-    fn post_stats(&self, state: &mut State) {
+    /// The stats to post now; the next interval starts.
+    fn take_stats(state: &mut State) -> gst::Structure {
         state.last_stats = Instant::now();
-        let s = Self::stats_structure(state);
+        Self::stats_structure(state)
+    }
+
+    fn post_element(&self, s: gst::Structure) {
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
     }
 
-    /// Swaps in new rules; the old ones stay if the new ones are bad.
-    fn reload(&self, state: &mut State, settings: &Settings, why: &str) {
-        match load_rules(settings) {
-            Ok(set) => {
-                gst::info!(CAT, imp = self, "{why}: {} rules", set.rules.len());
+    /// Reads the rules without the state lock, swaps them in under it and posts the outcome;
+    /// the old rules stay if the new ones are bad.
+    fn reload(&self, why: &str) {
+        let count = {
+            let _one = self.reloading.lock().unwrap();
+            let settings = self.settings.lock().unwrap().clone();
+            // Taken first: a change while reading is seen at the next check.
+            let mtime = mtime(&settings.rules_file);
+            let loaded = load_rules(&settings);
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else { return };
+            state.rules_mtime = mtime;
+            loaded.map(|set| {
+                let n = set.rules.len();
                 state.engine = Engine::new(set.rules);
                 state.throttle.reset_rules();
+                n
+            })
+        };
+        match count {
+            Ok(n) => {
+                gst::info!(CAT, imp = self, "{why}: {n} rules");
                 gst::element_imp_info!(
                     self,
                     gst::LibraryError::Settings,
@@ -296,32 +366,42 @@ impl RtAlert {
         }
     }
 
-    fn maybe_reload(&self, state: &mut State) {
-        let settings = self.settings.lock().unwrap();
-        if settings.rules_file.is_none()
-            || settings.reload_interval_ms == 0
-            || state.last_reload_check.elapsed()
-                < Duration::from_millis(settings.reload_interval_ms as u64)
-        {
-            return;
-        }
-        state.last_reload_check = Instant::now();
-        let m = mtime(&settings.rules_file);
-        if m != state.rules_mtime {
-            state.rules_mtime = m;
-            let settings = settings.clone();
-            self.reload(state, &settings, "rules file changed");
+    fn maybe_reload(&self) {
+        let interval =
+            Duration::from_millis(self.settings.lock().unwrap().reload_interval_ms as u64);
+        let known = {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else { return };
+            if interval.is_zero() || state.last_reload_check.elapsed() < interval {
+                return;
+            }
+            state.last_reload_check = Instant::now();
+            state.rules_mtime
+        };
+        // Without a rules file both are None.
+        if mtime(&self.settings.lock().unwrap().rules_file) != known {
+            self.reload("rules file changed");
         }
     }
 
-    fn emit(&self, state: &mut State, alert: Alert, buf: &gst::BufferRef) {
-        let mut alert = alert;
-        if let (Some(dir), Some(info)) = (&state.snapshot_dir, &state.info) {
+    /// Writes the snapshot (to `snapshot`: folder and frame format), posts the alert and hands
+    /// it to the outputs. Called without the state lock: the JPEG encode is slow.
+    fn emit(
+        &self,
+        mut alert: Alert,
+        buf: &gst::BufferRef,
+        outputs: &[Box<dyn Output>],
+        snapshot: Option<&(PathBuf, gst_video::VideoInfo)>,
+    ) {
+        if let Some((dir, info)) = snapshot {
             let path = dir.join(format!("{}.jpg", alert.id));
             match snapshot::write_jpeg(buf, info, &path) {
                 Ok(()) => alert.snapshot = Some(path.display().to_string()),
                 Err(e) => {
-                    state.snapshot_failures += 1;
+                    // Counted before the warning, for apps that read `stats` on it.
+                    if let Some(state) = self.state.lock().unwrap().as_mut() {
+                        state.snapshot_failures += 1;
+                    }
                     gst::element_imp_warning!(
                         self,
                         gst::ResourceError::Write,
@@ -331,16 +411,12 @@ impl RtAlert {
             }
         }
         let json = alert.to_json();
-        let _ = self.obj().post_message(
-            gst::message::Element::builder(alert.to_structure(&json))
-                .src(&*self.obj())
-                .build(),
-        );
+        self.post_element(alert.to_structure(&json));
         let msg = Message {
             id: alert.id.as_str().into(),
             json: json.into(),
         };
-        for o in &state.outputs {
+        for o in outputs {
             o.send(&msg);
         }
     }
@@ -452,15 +528,9 @@ impl ObjectImpl for RtAlert {
         }
         // Rules changed while running take effect now.
         if matches!(pspec.name(), "rules" | "rules-file") {
-            let settings = s.clone();
             drop(s);
-            if let Some(state) = self.state.lock().unwrap().as_mut() {
-                state.rules_mtime = mtime(&settings.rules_file);
-                self.reload(
-                    state,
-                    &settings,
-                    &format!("{} property changed", pspec.name()),
-                );
+            if self.state.lock().unwrap().is_some() {
+                self.reload(&format!("{} property changed", pspec.name()));
             }
         }
     }
@@ -475,11 +545,12 @@ impl ObjectImpl for RtAlert {
             "jsonl-file" => s.jsonl_file.to_value(),
             "jsonl-max-bytes" => s.jsonl_max_bytes.to_value(),
             "jsonl-max-files" => s.jsonl_max_files.to_value(),
-            "webhook-url" => s.webhook_url.to_value(),
+            // Shown masked, as everywhere else (dot files and tools print properties).
+            "webhook-url" => s.webhook_url.as_deref().map(mask_uri).to_value(),
             "webhook-timeout" => s.webhook_timeout_ms.to_value(),
             "webhook-retries" => s.webhook_retries.to_value(),
             "webhook-queue" => s.webhook_queue.to_value(),
-            "mqtt-url" => s.mqtt_url.to_value(),
+            "mqtt-url" => s.mqtt_url.as_deref().map(mask_uri).to_value(),
             "mqtt-queue" => s.mqtt_queue.to_value(),
             "snapshot-dir" => s.snapshot_dir.to_value(),
             "rate-limit" => s.rate_limit.to_value(),
@@ -580,17 +651,17 @@ impl BaseTransformImpl for RtAlert {
                 ("Cannot create snapshot folder {}: {e}", dir.display())
             );
         }
+        let names: Vec<&str> = outputs.iter().map(|o| o.name()).collect();
         gst::info!(
             CAT,
             imp = self,
-            "{} rules, {} outputs",
-            set.rules.len(),
-            outputs.len()
+            "{} rules, outputs: {names:?}",
+            set.rules.len()
         );
         *self.state.lock().unwrap() = Some(State {
             engine: Engine::new(set.rules),
             throttle: Throttle::new(rate),
-            outputs,
+            outputs: outputs.into(),
             snapshot_dir,
             segment: gst::FormattedSegment::new(),
             info: None,
@@ -609,27 +680,31 @@ impl BaseTransformImpl for RtAlert {
         let grace = Duration::from_millis(self.settings.lock().unwrap().flush_timeout_ms as u64);
         let state = self.state.lock().unwrap().take();
         if let Some(mut state) = state {
-            for o in &mut state.outputs {
-                o.shutdown(grace);
+            // Streaming has stopped, so no buffer holds the outputs any more.
+            if let Some(outputs) = Arc::get_mut(&mut state.outputs) {
+                for o in outputs {
+                    o.shutdown(grace);
+                }
             }
             let stats = Self::stats_structure(&state);
-            self.post_stats(&mut state);
-            *self.last_stats.lock().unwrap() = Some(stats);
+            *self.last_stats.lock().unwrap() = Some(stats.clone());
+            self.post_element(stats);
         }
         Ok(())
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
-        if let Some(state) = self.state.lock().unwrap().as_mut() {
-            // Snapshots need raw video in system memory; other caps just pass through.
+        // Snapshots need raw video in system memory; other caps just pass through.
+        let no_snapshots = self.state.lock().unwrap().as_mut().is_some_and(|state| {
             state.info = gst_video::VideoInfo::from_caps(incaps).ok();
-            if state.info.is_none() && state.snapshot_dir.is_some() {
-                gst::element_imp_warning!(
-                    self,
-                    gst::StreamError::Format,
-                    ("snapshot-dir is set but {incaps} is not raw video: alerts will have no snapshots")
-                );
-            }
+            state.info.is_none() && state.snapshot_dir.is_some()
+        });
+        if no_snapshots {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                ("snapshot-dir is set but {incaps} is not raw video: alerts will have no snapshots")
+            );
         }
         Ok(())
     }
@@ -644,8 +719,9 @@ impl BaseTransformImpl for RtAlert {
                 }
             }
             gst::EventView::Eos(_) => {
-                if let Some(state) = self.state.lock().unwrap().as_mut() {
-                    self.post_stats(state);
+                let stats = self.state.lock().unwrap().as_mut().map(Self::take_stats);
+                if let Some(s) = stats {
+                    self.post_element(s);
                 }
             }
             _ => {}
@@ -660,51 +736,37 @@ impl BaseTransformImpl for RtAlert {
         let Some(dets) = Detections::from_buffer(buf) else {
             return Ok(gst::FlowSuccess::Ok);
         };
-        let mut guard = self.state.lock().unwrap();
-        let Some(state) = guard.as_mut() else {
-            return Err(gst::FlowError::Flushing);
+        self.maybe_reload();
+        // Only the rules and counters need the lock; snapshots, bus messages and outputs
+        // come after it is released.
+        let (alerts, outputs, snapshot) = {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else {
+                return Err(gst::FlowError::Flushing);
+            };
+            let alerts = state.alerts(&dets, buf.pts());
+            let snapshot = state
+                .snapshot_dir
+                .as_ref()
+                .zip(state.info.as_ref())
+                .filter(|_| !alerts.is_empty())
+                .map(|(dir, info)| (dir.clone(), info.clone()));
+            (alerts, state.outputs.clone(), snapshot)
         };
-        self.maybe_reload(state);
-        let t = state
-            .segment
-            .to_running_time(buf.pts())
-            .map_or(state.last_time, |t| t.nseconds());
-        state.last_time = t;
-        for event in state.engine.evaluate(&dets, t) {
-            let rule = &state.engine.rules()[event.key.0];
-            let verdict = match event.kind {
-                Kind::Start => state.throttle.start(&event.key, rule, t),
-                Kind::Ended => state.throttle.ended(&event.key, t),
-            };
-            let (kind, suppressed, burst_count) = match (verdict, event.kind) {
-                (Verdict::Suppress, _) => continue,
-                (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
-                (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
-                (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
-            };
-            state.seq += 1;
-            let alert = Alert {
-                id: format!("{}-{:06}", state.nonce, state.seq),
-                kind,
-                rule: rule.name.clone(),
-                source_id: dets.source_id,
-                stream_time: t,
-                frame: dets.frame_number,
-                wall_time: glib::DateTime::now_utc()
-                    .and_then(|d| d.format("%Y-%m-%dT%H:%M:%S.%fZ"))
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                count: event.count,
-                burst_count,
-                suppressed,
-                objects: event.objects,
-                snapshot: None,
-            };
-            self.emit(state, alert, buf);
+        for alert in alerts {
+            self.emit(alert, buf, &outputs, snapshot.as_ref());
         }
-        let interval = self.settings.lock().unwrap().stats_interval_ms;
-        if interval > 0 && state.last_stats.elapsed() >= Duration::from_millis(interval as u64) {
-            self.post_stats(state);
+        let interval =
+            Duration::from_millis(self.settings.lock().unwrap().stats_interval_ms as u64);
+        let stats = self
+            .state
+            .lock()
+            .unwrap()
+            .as_mut()
+            .filter(|state| !interval.is_zero() && state.last_stats.elapsed() >= interval)
+            .map(Self::take_stats);
+        if let Some(s) = stats {
+            self.post_element(s);
         }
         Ok(gst::FlowSuccess::Ok)
     }

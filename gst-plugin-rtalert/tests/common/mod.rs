@@ -54,8 +54,8 @@ pub fn person(x: f32, y: f32) -> Obj<'static> {
     ("person", 0.9, x, y, 10.0, 10.0)
 }
 
-/// Pushes a frame of `source` at running time `t` (ns) carrying `objects`.
-pub fn push(h: &mut Harness, source: u32, t: u64, objects: &[Obj]) {
+/// A frame of `source` at running time `t` (ns) carrying `objects`.
+pub fn frame(source: u32, t: u64, objects: &[Obj]) -> gst::Buffer {
     let mut buf = gst::Buffer::from_mut_slice(vec![128u8; (W * H * 3) as usize]);
     {
         let b = buf.get_mut().unwrap();
@@ -87,6 +87,12 @@ pub fn push(h: &mut Harness, source: u32, t: u64, objects: &[Obj]) {
         .attach(b)
         .unwrap();
     }
+    buf
+}
+
+/// Pushes a frame of `source` at running time `t` (ns) carrying `objects`.
+pub fn push(h: &mut Harness, source: u32, t: u64, objects: &[Obj]) {
+    let buf = frame(source, t, objects);
     let out = h.push_and_pull(buf).unwrap();
     assert!(
         Detections::from_buffer(&out).is_some(),

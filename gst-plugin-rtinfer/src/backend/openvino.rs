@@ -291,6 +291,11 @@ fn configure(core: &mut Core, device: &str, opts: &OvOptions) -> Result<(), Stri
     if let Some(p) = opts.precision.hint() {
         props.push((RwPropertyKey::HintInferencePrecision, p.to_string()));
     }
+    if device == "CPU" {
+        // In a pipeline the decoders and converters share the cores: inference threads
+        // pinned to cores would keep them from moving aside.
+        props.push((RwPropertyKey::HintEnableCpuPinning, "NO".to_string()));
+    }
     if opts.threads_per_request > 0 && device == "CPU" {
         props.push((
             RwPropertyKey::InferenceNumThreads,

@@ -7,10 +7,10 @@
 //! frames, and posts element messages: `rturisrcbin-connected`, `-lost`, `-retrying`,
 //! `-restored`.
 
-use crate::mask::{mask_in, mask_uri};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use rtmeta::mask::{mask_in, mask_uri};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
@@ -455,7 +455,7 @@ impl ObjectImpl for RtUriSrcBin {
                 glib::ParamSpecString::builder("uri")
                     .nick("URI")
                     .blurb("What to play: file://, rtsp:// (rtspt:// forces TCP, rtspu:// UDP), http://... \
-                            Passwords in it are masked in every log line and message")
+                            Credentials in it (passwords, tokens) are masked in every log line and message")
                     .mutable_ready()
                     .build(),
                 ms("initial-retry-interval", "Initial retry interval", "Milliseconds before the first retry; doubles after each failed attempt", 1, 1000),

@@ -8,11 +8,11 @@
 //! it rebuilt with backoff instead.
 
 use super::whep;
-use crate::mask::{mask_in, mask_uri};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_webrtc::{WebRTCICEConnectionState as Ice, WebRTCICEGatheringState as Gathering};
+use rtmeta::mask::{mask_in, mask_uri};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;

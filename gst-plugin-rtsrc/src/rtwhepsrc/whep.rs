@@ -1,7 +1,7 @@
 //! The HTTP half of WHEP (RFC 9725): POST the SDP offer, read the answer and the session's
 //! resource URL, DELETE that resource when the viewer leaves.
 
-use crate::mask::mask_uri;
+use rtmeta::mask::mask_uri;
 use std::time::Duration;
 
 /// A session the server created: its answer and where to DELETE it.

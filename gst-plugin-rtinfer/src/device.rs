@@ -101,7 +101,8 @@ pub fn report(element: &gst::Element, request: DeviceRequest, active: &str, why:
     if warns(request) {
         gst::element_warning!(element, gst::LibraryError::Init, ("{}", text));
     } else {
-        gst::element_info!(element, gst::LibraryError::Init, ("{}", text));
+        // gst-launch prints only the debug text of INFO messages.
+        gst::element_info!(element, gst::LibraryError::Init, ("{}", text), ["{}", text]);
     }
 }
 

@@ -38,7 +38,15 @@ fn run_dog(pre: &str, infer: &str) -> Outcome {
         };
         match msg.view() {
             gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
-            gst::MessageView::Info(i) => infos.push(i.error().to_string()),
+            gst::MessageView::Info(i) => {
+                // gst-launch prints only the debug text of INFO messages: it must say it too.
+                let debug = i.debug().map(|d| d.to_string()).unwrap_or_default();
+                assert!(
+                    debug.contains(&i.error().to_string()),
+                    "INFO debug: {debug}"
+                );
+                infos.push(i.error().to_string())
+            }
             gst::MessageView::Eos(_) => break End::Eos,
             gst::MessageView::Error(e) => {
                 break End::Error {

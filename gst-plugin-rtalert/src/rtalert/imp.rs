@@ -204,7 +204,10 @@ impl RtAlert {
             let Some(e) = weak.upgrade() else { return };
             match level {
                 Level::Problem => gst::element_warning!(e, gst::ResourceError::Write, ("{}", msg)),
-                Level::Recovered => gst::element_info!(e, gst::ResourceError::Write, ("{}", msg)),
+                // gst-launch prints only the debug text of INFO messages.
+                Level::Recovered => {
+                    gst::element_info!(e, gst::ResourceError::Write, ("{}", msg), ["{}", msg])
+                }
             }
         })
     }
@@ -353,7 +356,8 @@ impl RtAlert {
                 gst::element_imp_info!(
                     self,
                     gst::LibraryError::Settings,
-                    ("Rules reloaded ({why})")
+                    ("Rules reloaded ({why})"),
+                    ["Rules reloaded ({why}): {n} rules"]
                 );
             }
             Err(e) => {

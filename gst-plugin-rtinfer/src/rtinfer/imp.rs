@@ -219,10 +219,17 @@ fn make_stream(
 impl RtInfer {
     fn post_stats(&self) {
         *self.last_stats_post.lock().unwrap() = Instant::now();
-        let s = self.scheduler.stats().to_structure(STATS_NAME);
+        let s = self.stats();
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
+    /// The scheduler's figures and where the model runs.
+    fn stats(&self) -> gst::Structure {
+        let mut s = self.scheduler.stats().to_structure(STATS_NAME);
+        s.set("active-device", self.active_device.lock().unwrap().as_str());
+        s
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -482,6 +489,10 @@ impl RtInfer {
         }
         if active {
             stream.set_flow(Ok(gst::FlowSuccess::Ok));
+            // Batches wait for every linked stream from the start (not only once its first
+            // event arrives, or a fast stream would run alone before the others start).
+            self.scheduler
+                .set_active(stream.id, stream.sinkpad.is_linked());
             self.start_task(stream)
                 .map_err(|e| gst::loggable_error!(CAT, "cannot start the src task: {e}"))
         } else {
@@ -761,7 +772,7 @@ impl ObjectImpl for RtInfer {
                     .nick("Statistics")
                     .blurb("frames, inferences, detections, mean-inference-ms, p95-inference-ms, batches, model-runs, \
                             mean-batch-size, requests, mean-busy-requests, mean-queue-ms, mean-latency-ms (arrival to push), \
-                            p95-latency-ms and skipped (max-latency) so far")
+                            p95-latency-ms, skipped (max-latency) and active-device so far")
                     .read_only()
                     .build(),
             ]
@@ -847,7 +858,7 @@ impl ObjectImpl for RtInfer {
             "active-device" => self.active_device.lock().unwrap().to_value(),
             "stats" => {
                 drop(s);
-                self.scheduler.stats().to_structure(STATS_NAME).to_value()
+                self.stats().to_value()
             }
             _ => unreachable!(),
         }

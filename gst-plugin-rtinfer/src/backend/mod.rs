@@ -5,6 +5,7 @@ mod onnx;
 pub mod openvino;
 pub mod ortlib;
 pub mod ovlib;
+mod pylib;
 
 use half::f16;
 use rtmeta::{DType, Layout};

@@ -11,6 +11,7 @@
 //! The `openvino` crate keeps one library per process, so OpenVINO is loaded once; later calls
 //! reuse it whatever path they name.
 
+use super::pylib::WheelLib;
 use super::{Error, ErrorKind};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -32,63 +33,6 @@ pub struct Loaded {
 
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
 
-/// Where the setup script installs its Python packages: `$RT_VENV`, else
-/// `${XDG_DATA_HOME:-~/.local/share}/rtinfer/venv`.
-fn setup_venv() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os("RT_VENV").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(v));
-    }
-    let data = std::env::var_os("XDG_DATA_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))?;
-    Some(data.join("rtinfer/venv"))
-}
-
-/// `libopenvino_c.so*` in the `openvino/libs` folder of every Python site folder under
-/// `prefix/lib/python3*/`.
-fn in_python_prefix(prefix: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(prefix.join("lib")) else {
-        return;
-    };
-    let mut pythons: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("python3"))
-        })
-        .collect();
-    pythons.sort();
-    for py in pythons.iter().rev() {
-        for site in ["site-packages", "dist-packages"] {
-            in_wheel(&py.join(site), found);
-        }
-    }
-}
-
-/// `libopenvino_c.so*` in `site/openvino/libs`, newest first.
-fn in_wheel(site: &Path, found: &mut Vec<PathBuf>) {
-    let libs = site.join("openvino/libs");
-    let Ok(entries) = std::fs::read_dir(&libs) else {
-        return;
-    };
-    let mut libs: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("libopenvino_c.so"))
-        })
-        .collect();
-    libs.sort();
-    for lib in libs.into_iter().rev() {
-        if !found.contains(&lib) {
-            found.push(lib);
-        }
-    }
-}
-
 /// Every candidate, in the order tried: the explicit path alone if one is given, else
 /// `OPENVINO_LIBRARY`, the setup's virtual environment, an active virtual environment, the
 /// usual Python package folders, `openvino-finder`'s places, and finally the system loader's
@@ -97,34 +41,12 @@ pub fn candidates(explicit: Option<&Path>) -> Vec<PathBuf> {
     if let Some(p) = explicit {
         return vec![p.to_path_buf()];
     }
-    let mut found = Vec::new();
-    if let Some(p) = std::env::var_os(ENV_VAR).filter(|p| !p.is_empty()) {
-        found.push(PathBuf::from(p));
+    let mut found = WheelLib {
+        env_var: ENV_VAR,
+        folder: "openvino/libs",
+        file_prefix: "libopenvino_c.so",
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let mut prefixes: Vec<PathBuf> = Vec::new();
-    prefixes.extend(setup_venv());
-    prefixes.extend(
-        std::env::var_os("VIRTUAL_ENV")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from),
-    );
-    prefixes.push("/usr/local".into());
-    prefixes.push("/usr".into());
-    if let Some(h) = &home {
-        prefixes.push(h.join(".local"));
-    }
-    for p in &prefixes {
-        in_python_prefix(p, &mut found);
-    }
-    in_wheel(Path::new("/usr/lib/python3/dist-packages"), &mut found);
-    if let Some(h) = &home
-        && let Ok(versions) = std::fs::read_dir(h.join(".pyenv/versions"))
-    {
-        for v in versions.flatten() {
-            in_python_prefix(&v.path(), &mut found);
-        }
-    }
+    .candidates();
     // OpenVINO archives and system packages (OPENVINO_INSTALL_DIR, INTEL_OPENVINO_DIR,
     // LD_LIBRARY_PATH, /opt/intel/openvino...).
     if let Some(p) = openvino_sys::library::find()

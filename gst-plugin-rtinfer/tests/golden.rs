@@ -15,7 +15,10 @@ const BACKENDS: [&str; 5] = [
 ];
 
 fn check(model_file: &str, model: &str, image: &str, with_preprocess: bool) {
-    for backend in BACKENDS {
+    // OpenVINO's f16 on this CPU takes minutes per run of the int8-quantized Ultralytics
+    // model; f16 is checked on yolox_nano.
+    let slow = |b: &str| model_file.contains("int8") && b.contains("f16");
+    for backend in BACKENDS.into_iter().filter(|b| !slow(b)) {
         check_on(backend, model_file, model, image, with_preprocess);
     }
 }

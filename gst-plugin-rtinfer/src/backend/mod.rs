@@ -119,6 +119,27 @@ pub struct Options {
 /// Receives each image's output of a batch: image index, output shape (batch 1), data.
 pub type BatchOutput<'a> = dyn FnMut(usize, &[i64], &[f32]) + 'a;
 
+/// Hands each image's part of a batched output `[n, ...]` to `on_output` as a batch-1 output.
+pub fn split_batch(
+    n: usize,
+    out_shape: &[i64],
+    data: &[f32],
+    on_output: &mut BatchOutput,
+) -> Result<(), Error> {
+    if out_shape.first() != Some(&(n as i64)) {
+        return Err(Error::new(
+            ErrorKind::BadModel,
+            format!("batched output has shape {out_shape:?}"),
+        ));
+    }
+    let mut image_shape = out_shape.to_vec();
+    image_shape[0] = 1;
+    for (i, chunk) in data.chunks_exact(data.len() / n).enumerate() {
+        on_output(i, &image_shape, chunk);
+    }
+    Ok(())
+}
+
 pub trait Backend: Send {
     fn info(&self) -> &ModelInfo;
     /// Human-readable description, e.g. the library version and device.

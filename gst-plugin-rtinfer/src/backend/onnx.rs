@@ -1,7 +1,9 @@
 //! The ONNX Runtime backend: the CPU execution provider, or TensorRT / CUDA on a GPU with
 //! the CPU as the fallback.
 
-use super::{Backend, BatchOutput, Error, ErrorKind, ModelInfo, Options, TensorData, ortlib};
+use super::{
+    Backend, BatchOutput, Error, ErrorKind, ModelInfo, Options, TensorData, ortlib, split_batch,
+};
 use ort::ep::{self, ExecutionProvider};
 use ort::session::{Session, builder::GraphOptimizationLevel, builder::SessionBuilder};
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -265,18 +267,7 @@ impl OnnxBackend {
         shape[0] = n as i64;
         let stacked = TensorData::from_bytes(bytes, dtype).expect("f32 storage is aligned");
         let result = self.run_shaped(stacked, shape, &mut |out_shape, data| {
-            if out_shape.first() != Some(&(n as i64)) {
-                return Err(Error::new(
-                    ErrorKind::BadModel,
-                    format!("batched output has shape {out_shape:?}"),
-                ));
-            }
-            let mut image_shape = out_shape.to_vec();
-            image_shape[0] = 1;
-            for (i, chunk) in data.chunks_exact(data.len() / n).enumerate() {
-                on_output(i, &image_shape, chunk);
-            }
-            Ok(())
+            split_batch(n, out_shape, data, on_output)
         });
         self.batch = batch;
         result

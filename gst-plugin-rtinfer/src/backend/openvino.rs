@@ -10,7 +10,7 @@
 //! otherwise ([`Precision::Auto`]); its raw outputs then differ from ONNX Runtime's.
 //! [`Precision::F32`] matches ONNX Runtime to about 1e-4.
 
-use super::{Backend, BatchOutput, Error, ErrorKind, ModelInfo, TensorData, ovlib};
+use super::{Backend, BatchOutput, Error, ErrorKind, ModelInfo, TensorData, ovlib, split_batch};
 use openvino::{
     CompiledModel, Core, DeviceType, ElementType, InferRequest, PartialShape, PropertyKey,
     RwPropertyKey, Shape, Tensor,
@@ -652,18 +652,7 @@ impl Backend for OpenVinoBackend {
         let n = inputs.len();
         let shape = self.model.input_shape;
         self.request.infer(inputs, shape, &mut |out_shape, data| {
-            if out_shape.first() != Some(&(n as i64)) {
-                return Err(Error::new(
-                    ErrorKind::BadModel,
-                    format!("batched output has shape {out_shape:?}"),
-                ));
-            }
-            let mut image_shape = out_shape.to_vec();
-            image_shape[0] = 1;
-            for (i, chunk) in data.chunks_exact(data.len() / n).enumerate() {
-                on_output(i, &image_shape, chunk);
-            }
-            Ok(())
+            split_batch(n, out_shape, data, on_output)
         })
     }
 }

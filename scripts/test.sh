@@ -23,6 +23,17 @@ if [ ! -f "$old_ort" ]; then
   "$VENV/bin/python" -c "import zipfile,glob; z=zipfile.ZipFile(glob.glob('target/old-ort/wheel/*.whl')[0]); open('$old_ort','wb').write(z.read('onnxruntime/capi/libonnxruntime.so.1.19.2'))"
 fi
 export RT_OLD_ORT=$PWD/$old_ort
+# Tracking quality is scored with Roboflow's trackers (its ByteTrack and TrackEval-style
+# evaluator) on the TUD-Campus ground truth that motmetrics ships; a venv of their own, since
+# trackers wants the full opencv-python.
+MOT_VENV=${RT_MOT_VENV:-$(dirname "$VENV")/mot-venv}
+if ! "$MOT_VENV/bin/python" -c "import trackers, importlib.util as u; assert u.find_spec('motmetrics')" 2>/dev/null; then
+  echo "== MOT evaluation tools (trackers, motmetrics) in $MOT_VENV"
+  /usr/bin/python3 -m venv "$MOT_VENV"
+  "$MOT_VENV/bin/pip" install -q --disable-pip-version-check trackers==2.6.1
+  "$MOT_VENV/bin/pip" install -q --disable-pip-version-check --no-deps motmetrics==1.4.0
+fi
+export RT_MOT_PYTHON=$MOT_VENV/bin/python
 
 echo "== cargo fmt --check, clippy -D warnings"
 cargo fmt --all -- --check

@@ -63,6 +63,41 @@ impl Detection {
         })
     }
 
+    /// Parses what [`to_json`](Self::to_json) writes; `track_id` and `label` may be left out.
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, String> {
+        let num = |name: &str| {
+            v.get(name)
+                .and_then(|x| x.as_f64())
+                .ok_or_else(|| format!("object without a number \"{name}\""))
+        };
+        let class_id = v
+            .get("class_id")
+            .and_then(|x| x.as_u64())
+            .and_then(|x| u32::try_from(x).ok())
+            .ok_or("object without a \"class_id\" (a non-negative integer)")?;
+        let track_id = match v.get("track_id") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(t) => Some(
+                t.as_u64()
+                    .ok_or("\"track_id\" is not a non-negative integer")?,
+            ),
+        };
+        Ok(Detection {
+            class_id,
+            label: v
+                .get("label")
+                .and_then(|l| l.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            confidence: num("confidence")? as f32,
+            x: num("x")? as f32,
+            y: num("y")? as f32,
+            w: num("w")? as f32,
+            h: num("h")? as f32,
+            track_id,
+        })
+    }
+
     fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder("object")
             .field("class-id", self.class_id as i32)
@@ -96,6 +131,51 @@ impl Detection {
 }
 
 impl Detections {
+    /// The JSON document of one frame that rtjsonenc writes as a line (`pts` in nanoseconds,
+    /// `null` when unknown).
+    pub fn to_json(&self, pts: Option<u64>) -> serde_json::Value {
+        let objects: Vec<serde_json::Value> = self.objects.iter().map(|o| o.to_json()).collect();
+        serde_json::json!({
+            "source_id": self.source_id,
+            "frame": self.frame_number,
+            "pts": pts,
+            "width": self.width,
+            "height": self.height,
+            "stale": self.stale,
+            "objects": objects,
+        })
+    }
+
+    /// Parses a document that [`to_json`](Self::to_json) wrote: the detections and the pts.
+    pub fn from_json(v: &serde_json::Value) -> Result<(Self, Option<u64>), String> {
+        let uint = |name: &str| {
+            v.get(name)
+                .and_then(|x| x.as_u64())
+                .ok_or_else(|| format!("no \"{name}\" (a non-negative integer)"))
+        };
+        let small = |name: &str| {
+            uint(name)
+                .and_then(|x| u32::try_from(x).map_err(|_| format!("\"{name}\" is too large")))
+        };
+        let objects = v
+            .get("objects")
+            .and_then(|o| o.as_array())
+            .ok_or("no \"objects\" array")?
+            .iter()
+            .enumerate()
+            .map(|(k, o)| Detection::from_json(o).map_err(|e| format!("objects[{k}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let detections = Detections {
+            source_id: small("source_id")?,
+            frame_number: uint("frame")?,
+            width: small("width")?,
+            height: small("height")?,
+            stale: v.get("stale").and_then(|s| s.as_bool()).unwrap_or(false),
+            objects,
+        };
+        Ok((detections, v.get("pts").and_then(|p| p.as_u64())))
+    }
+
     /// Reads the detections attached to `buffer`, if any.
     pub fn from_buffer(buffer: &gst::BufferRef) -> Option<Self> {
         let meta = gst::meta::CustomMeta::from_buffer(buffer, DETECTION_META).ok()?;
@@ -199,5 +279,58 @@ mod tests {
         assert_eq!(Detections::from_buffer(&buffer), Some(fewer));
         assert!(Detections::remove(buffer.get_mut().unwrap()));
         assert_eq!(Detections::from_buffer(&buffer), None);
+    }
+
+    #[test]
+    fn json_round_trip_and_errors_that_say_what_is_wrong() {
+        let dets = Detections {
+            source_id: 1,
+            frame_number: 9,
+            width: 640,
+            height: 480,
+            stale: false,
+            objects: vec![Detection {
+                class_id: 0,
+                label: "person".into(),
+                confidence: 0.5,
+                x: 1.25,
+                y: 2.5,
+                w: 30.0,
+                h: 60.0,
+                track_id: Some(4),
+            }],
+        };
+        let json = dets.to_json(Some(33_000_000));
+        assert_eq!(
+            Detections::from_json(&json),
+            Ok((dets.clone(), Some(33_000_000)))
+        );
+        let text = r#"{"source_id":0,"frame":1,"width":8,"height":8,"objects":[{"class_id":2,"confidence":0.9,"x":0,"y":0,"w":4,"h":4}]}"#;
+        let (parsed, pts) = Detections::from_json(&serde_json::from_str(text).unwrap()).unwrap();
+        assert_eq!(
+            (parsed.objects[0].track_id, pts, parsed.stale),
+            (None, None, false)
+        );
+        for (text, error) in [
+            (
+                r#"{"frame":1,"width":8,"height":8,"objects":[]}"#,
+                "source_id",
+            ),
+            (
+                r#"{"source_id":0,"frame":-1,"width":8,"height":8,"objects":[]}"#,
+                "frame",
+            ),
+            (
+                r#"{"source_id":0,"frame":1,"width":8,"height":8}"#,
+                "objects",
+            ),
+            (
+                r#"{"source_id":0,"frame":1,"width":8,"height":8,"objects":[{"class_id":0,"confidence":1,"x":0,"y":0,"w":4}]}"#,
+                "objects[0]: object without a number \"h\"",
+            ),
+        ] {
+            let e = Detections::from_json(&serde_json::from_str(text).unwrap()).unwrap_err();
+            assert!(e.contains(error), "{e}");
+        }
     }
 }

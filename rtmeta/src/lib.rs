@@ -6,11 +6,14 @@
 //! * `RtDetectionMeta`: the detections of one frame (see [`Detections`]).
 //! * `RtTensorMeta`: the model input tensor made by `rtpreprocess` (see [`TensorMeta`]).
 //!
+//! [`roi`] also writes detections as standard `GstVideoRegionOfInterestMeta`s.
+//!
 //! Call [`register`] once after `gst::init()` before using them from an app that has not
 //! loaded one of the plugins yet (loading either plugin registers them too).
 
 mod detection;
 pub mod mask;
+pub mod roi;
 mod tensor;
 
 pub use detection::{Detection, Detections};

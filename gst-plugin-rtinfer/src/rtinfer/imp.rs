@@ -54,6 +54,7 @@ struct Live {
     source_id: u32,
     stats_interval_ms: u32,
     keep_tensor: bool,
+    roi_meta: bool,
     batch_size: u32,
     batch_timeout_ms: u32,
     max_latency_ms: u32,
@@ -69,6 +70,7 @@ impl Default for Live {
             source_id: 0,
             stats_interval_ms: 5000,
             keep_tensor: false,
+            roi_meta: false,
             batch_size: 4,
             batch_timeout_ms: 40,
             max_latency_ms: 0,
@@ -429,6 +431,9 @@ impl RtInfer {
         {
             let b = buffer.make_mut();
             let _ = detections.attach(b);
+            if live.roi_meta {
+                rtmeta::roi::attach_roi(&detections, b);
+            }
             if !live.keep_tensor
                 && let Ok(meta) = gst::meta::CustomMeta::from_mut_buffer(b, rtmeta::TENSOR_META)
             {
@@ -763,6 +768,17 @@ impl ObjectImpl for RtInfer {
                             or openvino:CPU (PRECISION)")
                     .read_only()
                     .build(),
+                glib::ParamSpecBoolean::builder("roi-meta")
+                    .nick("ROI meta")
+                    .blurb(
+                        "Also attach one standard GstVideoRegionOfInterestMeta per detection \
+                         (roi-type = label, id = track id or -1, parameter structure \
+                         \"rt-detection\" with class-id, confidence, track-id) for elements and \
+                         apps that read only that meta; rttrack keeps their ids up to date",
+                    )
+                    .default_value(Live::default().roi_meta)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecBoolean::builder("keep-tensor")
                     .nick("Keep tensor")
                     .blurb("Leave the RtTensorMeta on buffers after inference (default: remove it so its memory is reused at once)")
@@ -812,6 +828,7 @@ impl ObjectImpl for RtInfer {
             "precision" => s.load.precision = value.get().unwrap(),
             "openvino-library" => s.load.openvino_library = path(value),
             "keep-tensor" => s.live.keep_tensor = value.get().unwrap(),
+            "roi-meta" => s.live.roi_meta = value.get().unwrap(),
             "device" => s.device = device::property_value(value),
             "tensorrt" => s.load.tensorrt = value.get().unwrap(),
             "tensorrt-fp16" => s.load.trt_fp16 = value.get().unwrap(),
@@ -851,6 +868,7 @@ impl ObjectImpl for RtInfer {
             "precision" => s.load.precision.to_value(),
             "openvino-library" => path(&s.load.openvino_library),
             "keep-tensor" => s.live.keep_tensor.to_value(),
+            "roi-meta" => s.live.roi_meta.to_value(),
             "device" => s.device.to_value(),
             "tensorrt" => s.load.tensorrt.to_value(),
             "tensorrt-fp16" => s.load.trt_fp16.to_value(),

@@ -16,20 +16,6 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 const OUT_CAPS: &str = "application/x-ndjson";
 
-/// The JSON document of one frame (no trailing newline).
-pub fn to_json(d: &Detections, pts: Option<gst::ClockTime>) -> serde_json::Value {
-    let objects: Vec<serde_json::Value> = d.objects.iter().map(|o| o.to_json()).collect();
-    serde_json::json!({
-        "source_id": d.source_id,
-        "frame": d.frame_number,
-        "pts": pts.map(|t| t.nseconds()),
-        "width": d.width,
-        "height": d.height,
-        "stale": d.stale,
-        "objects": objects,
-    })
-}
-
 #[derive(Default)]
 struct Settings {
     skip_empty: bool,
@@ -50,7 +36,7 @@ impl RtJsonEnc {
         if d.objects.is_empty() && self.settings.lock().unwrap().skip_empty {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let mut line = to_json(&d, buffer.pts()).to_string();
+        let mut line = d.to_json(buffer.pts().map(|t| t.nseconds())).to_string();
         line.push('\n');
         let mut out = gst::Buffer::from_mut_slice(line.into_bytes());
         {

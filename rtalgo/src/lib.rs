@@ -1,0 +1,12 @@
+//! Video-analytics algorithms with no GStreamer in them, so that they can be unit-tested and
+//! benchmarked on their own and reused outside a pipeline. The elements wrap them.
+//!
+//! * [`track`]: ByteTrack-style multi-object tracking ([`track::Tracker`]).
+//! * [`kalman`]: the constant-velocity box filter that the tracker predicts with.
+//! * [`assign`]: minimum-cost (Hungarian) and greedy assignment of tracks to detections.
+//! * [`geometry`]: boxes and their overlap.
+
+pub mod assign;
+pub mod geometry;
+pub mod kalman;
+pub mod track;

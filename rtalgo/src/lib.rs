@@ -5,8 +5,10 @@
 //! * [`kalman`]: the constant-velocity box filter that the tracker predicts with.
 //! * [`assign`]: minimum-cost (Hungarian) and greedy assignment of tracks to detections.
 //! * [`geometry`]: boxes and their overlap.
+//! * [`draw`]: drawing on frames in place (boxes, labels with a real font, pixelation).
 
 pub mod assign;
+pub mod draw;
 pub mod geometry;
 pub mod kalman;
 pub mod track;

@@ -83,3 +83,48 @@ def test_tracking_quality_against_trackers_bytetrack(tmp_path):
                          ("rttrack (best of grid)", "trackers ByteTrack (best of grid)")]:
         for metric in ["MOTA", "IDF1"]:
             assert s[ours][metric] >= s[theirs][metric], f"{ours} {metric}\n{r.stdout}"
+
+
+def test_line_crossings_of_replayed_tracks(tmp_path):
+    """Two people cross a vertical line in opposite directions and a third walks beside it:
+    one alert per crossing, with the track id, the direction and the counts so far."""
+    dets = tmp_path / "dets.jsonl"
+    with open(dets, "w") as f:
+        for n in range(20):
+            objects = [
+                {"class_id": 0, "label": "person", "confidence": 0.9, "x": 200 + 20 * n,
+                 "y": 100, "w": 40, "h": 100},   # left to right across x = 320: "in"
+                {"class_id": 0, "label": "person", "confidence": 0.9, "x": 440 - 20 * n,
+                 "y": 300, "w": 40, "h": 100},   # right to left: "out"
+                {"class_id": 0, "label": "person", "confidence": 0.9, "x": 20,
+                 "y": 10 + 10 * n, "w": 40, "h": 100},  # along the left edge: never crosses
+            ]
+            f.write(json.dumps({"source_id": 0, "frame": n, "width": 640, "height": 480,
+                                "objects": objects}) + "\n")
+    rules = "door: class=person line=0.5,1,0.5,0 cooldown=0"
+    r = gst_launch(f"videotestsrc num-buffers=20 ! video/x-raw,width=640,height=480,framerate=10/1 "
+                   f"! rtdetreplay location={dets} ! rttrack probation=1 "
+                   f"! rtalert rules=\"{rules}\" stdout=true ! fakesink")
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    crossings = [(a["kind"], a["track_id"], a["direction"], a["crossed_in"], a["crossed_out"])
+                 for a in alerts]
+    # Track 1's feet reach x = 320 at frame 6, track 2's at frame 8.
+    assert crossings == [("crossing", 1, "in", 1, 0), ("crossing", 2, "out", 1, 1)], crossings
+    assert all(a["unique_tracks"] >= 2 for a in alerts)
+
+
+def test_line_crossings_on_vtest():
+    env = {**gst_env(), "RT_SHARED": str(SHARED)}
+    r = subprocess.run([str(REPO / "pipelines/run.sh"), "count-line-crossings", f"VIDEO={VTEST}",
+                        "FRAMES=300"], env=env, capture_output=True, text=True, timeout=600,
+                       cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    alerts = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    crossings = [a for a in alerts if a["kind"] == "crossing"]
+    assert len(crossings) >= 2, alerts
+    for a in crossings:
+        assert a["track_id"] >= 1 and a["direction"] in ("in", "out")
+        assert a["objects"][0]["track_id"] == a["track_id"]
+    last = crossings[-1]
+    assert last["crossed_in"] + last["crossed_out"] == len(crossings)

@@ -6,7 +6,7 @@ use rtmeta::Detection;
 pub struct Alert {
     /// Unique per alert, the same on every delivery attempt (idempotency key).
     pub id: String,
-    /// `start`, `ended` or `burst`.
+    /// `start`, `ended`, `burst` or `crossing`.
     pub kind: &'static str,
     pub rule: String,
     pub source_id: u32,
@@ -23,6 +23,16 @@ pub struct Alert {
     pub suppressed: u64,
     pub objects: Vec<Detection>,
     pub snapshot: Option<String>,
+    /// The track the alert is about (`key: track` rules and line crossings).
+    pub track_id: Option<u64>,
+    /// Line crossings: `in` or `out`.
+    pub direction: Option<&'static str>,
+    /// Start and ended alerts: how long the condition had held, in seconds.
+    pub duration: Option<f64>,
+    /// Line rules: crossings so far in each direction, on this source.
+    pub crossed: Option<(u64, u64)>,
+    /// Distinct tracks that have matched the rule on this source, when any had a track id.
+    pub unique_tracks: Option<u64>,
 }
 
 impl Alert {
@@ -47,6 +57,22 @@ impl Alert {
         if let Some(p) = &self.snapshot {
             v["snapshot"] = p.as_str().into();
         }
+        if let Some(t) = self.track_id {
+            v["track_id"] = t.into();
+        }
+        if let Some(d) = self.direction {
+            v["direction"] = d.into();
+        }
+        if let Some(d) = self.duration {
+            v["duration"] = ((d * 1000.0).round() / 1000.0).into();
+        }
+        if let Some((i, o)) = self.crossed {
+            v["crossed_in"] = i.into();
+            v["crossed_out"] = o.into();
+        }
+        if let Some(n) = self.unique_tracks {
+            v["unique_tracks"] = n.into();
+        }
         v.to_string()
     }
 
@@ -60,6 +86,8 @@ impl Alert {
             .field("stream-time", self.stream_time)
             .field("count", self.count)
             .field("suppressed", self.suppressed)
+            .field_if_some("track-id", self.track_id)
+            .field_if_some("direction", self.direction)
             .field("json", json)
             .build()
     }

@@ -4,10 +4,20 @@
 //! as the rule's `key` says). It fires a `Start` event once it has held for the rule's
 //! minimum duration and frames, and an `Ended` event when it stops holding. Time is the
 //! buffer's running time, so a file gives the same events on every run.
+//!
+//! A rule with a `line` instead fires a `Crossed` event each time a tracked object's anchor
+//! point crosses the line, and counts crossings per direction. Every rule counts the
+//! distinct tracks that matched it.
 
-use crate::rules::{ClassRef, KeyBy, Rule};
+use crate::rules::{ClassRef, Direction, KeyBy, Line, Rule};
 use rtmeta::{Detection, Detections};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// A track's last anchor point is forgotten after this long unseen (ns of running time).
+const CROSSING_MEMORY: u64 = 10_000_000_000;
+/// An anchor closer to a line than this (fraction of the frame) is on neither side yet, so
+/// box jitter around the line does not count as crossings back and forth.
+const CROSSING_MARGIN: f64 = 0.02;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Group {
@@ -23,14 +33,40 @@ pub type Key = (usize, u32, Group);
 pub enum Kind {
     Start,
     Ended,
+    /// A tracked object crossed the rule's line: `Direction::In` or `Direction::Out`.
+    Crossed(Direction),
 }
 
 #[derive(Clone, Debug)]
 pub struct Event {
     pub kind: Kind,
     pub key: Key,
+    /// Matching objects; for a crossing, the crossings so far in its direction.
     pub count: u32,
     pub objects: Vec<Detection>,
+    /// How long the condition has held (ns); 0 for crossings.
+    pub held: u64,
+}
+
+/// What a rule has counted on one source (or all, from [`Engine::counts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub crossed_in: u64,
+    pub crossed_out: u64,
+    pub unique_tracks: u64,
+}
+
+#[derive(Default)]
+struct RuleCounts {
+    crossed_in: u64,
+    crossed_out: u64,
+    tracks: HashSet<u64>,
+}
+
+/// Where a track's anchor was last seen off the line.
+struct LastPoint {
+    point: (f64, f64),
+    seen: u64,
 }
 
 #[derive(Debug)]
@@ -43,6 +79,26 @@ struct Condition {
 pub struct Engine {
     rules: Vec<Rule>,
     conditions: BTreeMap<Key, Condition>,
+    /// Per rule, source and track.
+    last_points: HashMap<(usize, u32, u64), LastPoint>,
+    /// Per rule and source.
+    counts: BTreeMap<(usize, u32), RuleCounts>,
+}
+
+/// Which side of the line `p` is on: > 0 right of a→b on screen (y down), < 0 left.
+fn side(line: &Line, p: (f64, f64)) -> f64 {
+    let (a, b) = (line.0, line.1);
+    (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0)
+}
+
+/// Whether the move p → q crosses the segment (not merely its extension).
+fn crosses(line: &Line, p: (f64, f64), q: (f64, f64)) -> bool {
+    let cross = |o: (f64, f64), a: (f64, f64), b: (f64, f64)| {
+        (a.0 - o.0) * (b.1 - o.1) - (a.1 - o.1) * (b.0 - o.0)
+    };
+    let (s1, s2) = (side(line, p), side(line, q));
+    let (t1, t2) = (cross(p, q, line.0), cross(p, q, line.1));
+    s1 * s2 < 0.0 && t1 * t2 <= 0.0
 }
 
 fn class_matches(rule: &Rule, o: &Detection) -> bool {
@@ -72,7 +128,91 @@ impl Engine {
         Engine {
             rules,
             conditions: BTreeMap::new(),
+            last_points: HashMap::new(),
+            counts: BTreeMap::new(),
         }
+    }
+
+    /// What rule `rule` has counted, over every source.
+    pub fn counts(&self, rule: usize) -> Counts {
+        let mut total = Counts::default();
+        for ((r, _), c) in self.counts.range((rule, 0)..=(rule, u32::MAX)) {
+            debug_assert_eq!(*r, rule);
+            total.crossed_in += c.crossed_in;
+            total.crossed_out += c.crossed_out;
+            total.unique_tracks += c.tracks.len() as u64;
+        }
+        total
+    }
+
+    /// What rule `rule` has counted on `source`.
+    pub fn source_counts(&self, rule: usize, source: u32) -> Counts {
+        self.counts
+            .get(&(rule, source))
+            .map_or_else(Counts::default, |c| Counts {
+                crossed_in: c.crossed_in,
+                crossed_out: c.crossed_out,
+                unique_tracks: c.tracks.len() as u64,
+            })
+    }
+
+    /// Crossings of rule `ri`'s line on one frame.
+    fn cross(&mut self, ri: usize, line: Line, d: &Detections, t: u64, events: &mut Vec<Event>) {
+        let rule = &self.rules[ri];
+        let source = d.source_id;
+        for o in d
+            .objects
+            .iter()
+            .filter(|o| object_matches(rule, o, d.width, d.height))
+        {
+            let Some(track) = o.track_id else {
+                continue; // only tracked objects can cross
+            };
+            if d.width == 0 || d.height == 0 {
+                continue;
+            }
+            let (x, y) = rule.anchor.point(o.x, o.y, o.w, o.h);
+            let p = (x / d.width as f64, y / d.height as f64);
+            let counts = self.counts.entry((ri, source)).or_default();
+            counts.tracks.insert(track);
+            let length = ((line.1.0 - line.0.0).powi(2) + (line.1.1 - line.0.1).powi(2)).sqrt();
+            if (side(&line, p) / length).abs() < CROSSING_MARGIN {
+                continue; // near the line: wait until it is clearly on one side
+            }
+            let crossed = match self
+                .last_points
+                .insert((ri, source, track), LastPoint { point: p, seen: t })
+            {
+                Some(last) => crosses(&line, last.point, p),
+                None => false,
+            };
+            if !crossed {
+                continue;
+            }
+            let direction = if side(&line, p) > 0.0 {
+                counts.crossed_in += 1;
+                Direction::In
+            } else {
+                counts.crossed_out += 1;
+                Direction::Out
+            };
+            let count = match direction {
+                Direction::In => counts.crossed_in,
+                _ => counts.crossed_out,
+            };
+            if rule.direction == Direction::Both || rule.direction == direction {
+                events.push(Event {
+                    kind: Kind::Crossed(direction),
+                    key: (ri, source, Group::Track(Some(track))),
+                    count: count as u32,
+                    objects: vec![o.clone()],
+                    held: 0,
+                });
+            }
+        }
+        self.last_points.retain(|k, v| {
+            k.0 != ri || k.1 != source || t.saturating_sub(v.seen) <= CROSSING_MEMORY
+        });
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -85,6 +225,10 @@ impl Engine {
         for ri in 0..self.rules.len() {
             let rule = &self.rules[ri];
             if !rule.sources.is_empty() && !rule.sources.contains(&d.source_id) {
+                continue;
+            }
+            if let Some(line) = rule.line {
+                self.cross(ri, line, d, t, &mut events);
                 continue;
             }
             // Indices into d.objects: detections are cloned only into the events emitted.
@@ -104,6 +248,13 @@ impl Engine {
                     KeyBy::Track => Group::Track(o.track_id),
                 };
                 groups.entry(g).or_default().push(i);
+                if let Some(track) = o.track_id {
+                    self.counts
+                        .entry((ri, d.source_id))
+                        .or_default()
+                        .tracks
+                        .insert(track);
+                }
             }
             // Conditions seen before but with nothing matching now.
             let absent: Vec<Group> = self
@@ -144,6 +295,7 @@ impl Engine {
                     key,
                     count,
                     objects: objects(),
+                    held: t.saturating_sub(c.since),
                 });
             }
             return;
@@ -162,6 +314,7 @@ impl Engine {
                 key,
                 count,
                 objects: objects(),
+                held,
             });
         }
     }
@@ -303,5 +456,105 @@ mod tests {
             (ev.len(), ev[0].kind, &ev[0].key.2),
             (1, Kind::Ended, &Group::Class(2))
         );
+    }
+
+    /// One tracked person per frame at `(x, y)` (bottom-centre anchor at x + 5, y + 10).
+    fn tracked(track: u64, x: f32, y: f32) -> Detections {
+        let mut d = dets(0, &[("person", 0.9, x, y)]);
+        d.objects[0].track_id = Some(track);
+        d
+    }
+
+    #[test]
+    fn line_crossings_are_counted_per_direction_and_alert_per_track() {
+        // A horizontal line across the middle: "in" is downwards.
+        let rules = parse_inline("door: class=person line=0,0.5,1,0.5 direction=in")
+            .unwrap()
+            .rules;
+        let mut e = Engine::new(rules);
+        let mut t = 0;
+        let mut step = |e: &mut Engine, d: Detections| {
+            t += S / 10;
+            e.evaluate(&d, t)
+        };
+        // Track 1 walks down across the line (anchor y 0.3 -> 0.6): one "in" alert.
+        assert!(step(&mut e, tracked(1, 10.0, 20.0)).is_empty());
+        let ev = step(&mut e, tracked(1, 10.0, 50.0));
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].kind, Kind::Crossed(Direction::In));
+        assert_eq!(ev[0].key.2, Group::Track(Some(1)));
+        assert_eq!((ev[0].count, ev[0].objects[0].track_id), (1, Some(1)));
+        // ...and back up: counted "out", but this rule alerts only on "in".
+        assert!(step(&mut e, tracked(1, 10.0, 20.0)).is_empty());
+        // An untracked object and a track moving along one side never cross.
+        assert!(step(&mut e, dets(0, &[("person", 0.9, 10.0, 60.0)])).is_empty());
+        assert!(step(&mut e, tracked(2, 10.0, 60.0)).is_empty());
+        assert!(step(&mut e, tracked(2, 80.0, 70.0)).is_empty());
+        // Track 3 is missed for a few frames and reappears below: still a crossing.
+        assert!(step(&mut e, tracked(3, 30.0, 10.0)).is_empty());
+        for _ in 0..5 {
+            step(&mut e, dets(0, &[]));
+        }
+        assert_eq!(step(&mut e, tracked(3, 30.0, 70.0)).len(), 1);
+        // Passing beside the segment (a line across the left half only) does not count.
+        let mut half = Engine::new(parse_inline("half: line=0,0.5,0.4,0.5").unwrap().rules);
+        assert!(half.evaluate(&tracked(4, 70.0, 20.0), 0).is_empty());
+        assert!(half.evaluate(&tracked(4, 70.0, 50.0), S).is_empty());
+        assert_eq!(
+            e.counts(0),
+            Counts {
+                crossed_in: 2,
+                crossed_out: 1,
+                unique_tracks: 3
+            }
+        );
+    }
+
+    #[test]
+    fn jitter_around_the_line_is_not_a_crossing() {
+        let mut e = Engine::new(parse_inline("l: line=0,0.5,1,0.5").unwrap().rules);
+        // Anchor y 0.30, then 0.51, 0.49, 0.515, 0.49 (within the 0.02 margin), then 0.7.
+        let mut t = 0;
+        for y in [20.0, 41.0, 39.0, 41.5, 39.0] {
+            t += S / 10;
+            assert!(e.evaluate(&tracked(1, 10.0, y), t).is_empty(), "y {y}");
+        }
+        assert_eq!(e.evaluate(&tracked(1, 10.0, 60.0), t + S).len(), 1);
+        assert_eq!(e.counts(0).crossed_in, 1);
+        assert_eq!(e.counts(0).crossed_out, 0);
+    }
+
+    #[test]
+    fn a_track_touching_the_line_counts_once_it_is_across() {
+        let mut e = Engine::new(parse_inline("l: line=0,0.5,1,0.5").unwrap().rules);
+        // Anchor y: 0.3, exactly 0.5 (on the line), 0.5 again, then 0.7.
+        assert!(e.evaluate(&tracked(1, 10.0, 20.0), 0).is_empty());
+        assert!(e.evaluate(&tracked(1, 10.0, 40.0), S).is_empty());
+        assert!(e.evaluate(&tracked(1, 10.0, 40.0), 2 * S).is_empty());
+        let ev = e.evaluate(&tracked(1, 10.0, 60.0), 3 * S);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].kind, Kind::Crossed(Direction::In));
+    }
+
+    #[test]
+    fn dwell_per_track_carries_the_time_held_and_unique_tracks_are_counted() {
+        let rules = parse_inline("dwell: key=track zone=0,0,1,0,1,1,0,1 duration=2 ended=true")
+            .unwrap()
+            .rules;
+        let mut e = Engine::new(rules);
+        for k in 0..=20u64 {
+            let ev = e.evaluate(&tracked(5, 10.0, 10.0), k * S / 10);
+            if k == 20 {
+                assert_eq!(ev.len(), 1);
+                assert_eq!((ev[0].kind, ev[0].held), (Kind::Start, 2 * S));
+                assert_eq!(ev[0].key.2, Group::Track(Some(5)));
+            } else {
+                assert!(ev.is_empty(), "frame {k}");
+            }
+        }
+        let ev = e.evaluate(&tracked(6, 10.0, 10.0), 3 * S);
+        assert_eq!((ev[0].kind, ev[0].held), (Kind::Ended, 3 * S));
+        assert_eq!(e.source_counts(0, 0).unique_tracks, 2);
+        assert_eq!(e.source_counts(0, 9), Counts::default());
     }
 }

@@ -140,6 +140,47 @@ impl Zone {
     }
 }
 
+/// A line segment in normalised frame coordinates (0..1): two distinct points.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Line(pub (f64, f64), pub (f64, f64));
+checked_deserialize!(Line, points, deserialize_seq);
+
+impl TryFrom<Vec<Vec<f64>>> for Line {
+    type Error = String;
+    fn try_from(points: Vec<Vec<f64>>) -> Result<Self, String> {
+        let pts = points
+            .iter()
+            .map(|p| match p[..] {
+                [x, y] if (0.0..=1.0).contains(&x) && (0.0..=1.0).contains(&y) => Ok((x, y)),
+                [x, y] => Err(format!(
+                    "line point [{x}, {y}] is outside the frame: coordinates are fractions 0..1"
+                )),
+                _ => Err(format!("line point {p:?} is not [x, y]")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        match pts[..] {
+            [a, b] if a != b => Ok(Line(a, b)),
+            [_, _] => Err("a line needs two different points".into()),
+            _ => Err(format!(
+                "a line has exactly 2 points, this one has {}",
+                pts.len()
+            )),
+        }
+    }
+}
+
+/// Which crossings of a line a rule alerts on. `in` is a crossing from the left of the line
+/// (looking from its first point to its second, on screen) to its right: for a line drawn
+/// left to right, moving down the frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    In,
+    Out,
+    #[default]
+    Both,
+}
+
 /// Which point of a box is tested against the zone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -217,6 +258,13 @@ pub struct Rule {
     pub zone: Option<Zone>,
     #[serde(default)]
     pub anchor: Anchor,
+    /// A line that tracked objects cross: the rule fires once per crossing (of its anchor
+    /// point), with the track id and the counts per direction. Needs rttrack upstream.
+    #[serde(default)]
+    pub line: Option<Line>,
+    /// With `line`: which crossings alert (`in`, `out`, `both`); both are counted.
+    #[serde(default)]
+    pub direction: Direction,
     /// The condition must hold this long before the alert fires...
     #[serde(default)]
     pub min_duration: Seconds,
@@ -329,6 +377,21 @@ fn check(set: &RuleSet, locate: &dyn Fn(&str) -> String) -> Result<(), String> {
                 r.name, r.min_count
             ));
         }
+        if r.line.is_some() {
+            if r.zone.is_some() {
+                return Err(format!(
+                    "{at}rule \"{}\": a rule has a zone or a line, not both",
+                    r.name
+                ));
+            }
+            if r.min_duration.0 > 0.0 || r.min_frames > 0 || r.ended || r.max_count.is_some() {
+                return Err(format!(
+                    "{at}rule \"{}\": a line rule fires once per crossing; min-duration, \
+                     min-frames, ended and max-count do not apply to it",
+                    r.name
+                ));
+            }
+        }
         if let Some(b) = r.burst
             && (b.count == 0 || b.window.0 <= 0.0)
         {
@@ -386,6 +449,8 @@ const INLINE_KEYS: &[(&str, &str)] = &[
     ("max-count", "max-count"),
     ("zone", "zone"),
     ("anchor", "anchor"),
+    ("line", "line"),
+    ("direction", "direction"),
     ("duration", "min-duration"),
     ("min-duration", "min-duration"),
     ("frames", "min-frames"),
@@ -437,10 +502,10 @@ pub fn parse_inline(text: &str) -> Result<RuleSet, String> {
                 })?;
             let v = match field {
                 "classes" | "sources" => Value::Sequence(value.split(',').map(scalar).collect()),
-                "zone" => {
+                "zone" | "line" => {
                     let nums: Vec<Value> = value.split(',').map(scalar).collect();
                     if !nums.len().is_multiple_of(2) {
-                        return Err(format!("rule \"{name}\": zone needs x,y pairs"));
+                        return Err(format!("rule \"{name}\": {field} needs x,y pairs"));
                     }
                     Value::Sequence(
                         nums.chunks(2)
@@ -511,6 +576,57 @@ outputs:
         // Defaults.
         let set = parse_yaml("rules: [{name: any}]", "x").unwrap();
         assert_eq!(set.rules[0].cooldown, Seconds(10.0));
+    }
+
+    #[test]
+    fn line_rules_parse_and_are_checked() {
+        let yaml = "rules:\n  - name: door\n    classes: [person]\n    line: [[0, 0.5], [1, 0.5]]\n    direction: in\n";
+        let set = parse_yaml(yaml, "r.yaml").unwrap();
+        assert_eq!(set.rules[0].line, Some(Line((0.0, 0.5), (1.0, 0.5))));
+        assert_eq!(set.rules[0].direction, Direction::In);
+        let set = parse_inline("door: class=person line=0.5,0,0.5,1 direction=out").unwrap();
+        assert_eq!(set.rules[0].line, Some(Line((0.5, 0.0), (0.5, 1.0))));
+        assert_eq!(set.rules[0].direction, Direction::Out);
+        assert_eq!(
+            parse_yaml("rules: [{name: a, line: [[0, 0], [1, 1]]}]", "r")
+                .unwrap()
+                .rules[0]
+                .direction,
+            Direction::Both
+        );
+        let head = "rules:\n  - name: a\n";
+        for (body, error) in [
+            ("    line: [[0, 0.5], [1, 0.5], [1, 1]]\n", "r.yaml:3:"),
+            (
+                "    line: [[0, 0.5], [1, 0.5], [1, 1]]\n",
+                "a line has exactly 2 points, this one has 3",
+            ),
+            (
+                "    line: [[0, 0.5], [1.5, 0.5]]\n",
+                "line point [1.5, 0.5] is outside the frame",
+            ),
+            (
+                "    line: [[0.2, 0.5], [0.2, 0.5]]\n",
+                "two different points",
+            ),
+            (
+                "    line: [[0, 0.5], [1, 0.5]]\n    zone: [[0, 0], [1, 0], [1, 1]]\n",
+                "r.yaml:2: rule \"a\": a rule has a zone or a line, not both",
+            ),
+            (
+                "    line: [[0, 0.5], [1, 0.5]]\n    ended: true\n",
+                "fires once per crossing",
+            ),
+            (
+                "    line: [[0, 0.5], [1, 0.5]]\n    direction: up\n",
+                "r.yaml:4:",
+            ),
+        ] {
+            let e = parse_yaml(&format!("{head}{body}"), "r.yaml").unwrap_err();
+            assert!(e.contains(error), "{e:?} should contain {error:?}");
+        }
+        let e = parse_inline("door: line=0,0.5,1").unwrap_err();
+        assert!(e.contains("line needs x,y pairs"), "{e}");
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //! alerts to the bus and the configured outputs. Buffers pass through untouched.
 
 use crate::alert::Alert;
-use crate::engine::{Engine, Kind};
+use crate::engine::{Engine, Group, Kind};
 use crate::outputs::{self, Level, Message, Mqtt, Output, Report, Stdout};
-use crate::rules::{self, RateLimit, RuleSet};
+use crate::rules::{self, Direction, RateLimit, RuleSet};
 use crate::snapshot;
 use crate::throttle::{Throttle, Verdict};
 use gst::glib;
@@ -137,7 +137,7 @@ impl State {
         for event in self.engine.evaluate(dets, t) {
             let rule = &self.engine.rules()[event.key.0];
             let verdict = match event.kind {
-                Kind::Start => self.throttle.start(&event.key, rule, t),
+                Kind::Start | Kind::Crossed(_) => self.throttle.start(&event.key, rule, t),
                 Kind::Ended => self.throttle.ended(&event.key, t),
             };
             let (kind, suppressed, burst_count) = match (verdict, event.kind) {
@@ -145,6 +145,12 @@ impl State {
                 (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
                 (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
                 (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
+                (Verdict::Emit { suppressed }, Kind::Crossed(_)) => ("crossing", suppressed, None),
+            };
+            let counts = self.engine.source_counts(event.key.0, dets.source_id);
+            let track_id = match event.key.2 {
+                Group::Track(t) => t,
+                _ => None,
             };
             self.seq += 1;
             alerts.push(Alert {
@@ -162,6 +168,19 @@ impl State {
                 burst_count,
                 suppressed,
                 objects: event.objects,
+                track_id,
+                direction: match event.kind {
+                    Kind::Crossed(Direction::In) => Some("in"),
+                    Kind::Crossed(_) => Some("out"),
+                    _ => None,
+                },
+                duration: matches!(event.kind, Kind::Start | Kind::Ended)
+                    .then_some(event.held as f64 / 1e9),
+                crossed: rule
+                    .line
+                    .is_some()
+                    .then_some((counts.crossed_in, counts.crossed_out)),
+                unique_tracks: (counts.unique_tracks > 0).then_some(counts.unique_tracks),
                 snapshot: None,
             });
         }
@@ -308,6 +327,16 @@ impl RtAlert {
             .iter()
             .map(|o| o.stats().dropped.load(std::sync::atomic::Ordering::Relaxed))
             .sum();
+        // Per rule, over every source: line crossings and distinct tracks.
+        let rules = state.engine.rules().iter().enumerate().map(|(k, r)| {
+            let counts = state.engine.counts(k);
+            gst::Structure::builder("rule")
+                .field("name", r.name.as_str())
+                .field("unique-tracks", counts.unique_tracks)
+                .field("crossed-in", counts.crossed_in)
+                .field("crossed-out", counts.crossed_out)
+                .build()
+        });
         gst::Structure::builder("rtalert-stats")
             .field("emitted", c.emitted)
             .field("suppressed-cooldown", c.suppressed_cooldown)
@@ -316,6 +345,7 @@ impl RtAlert {
             .field("dropped-outputs", dropped)
             .field("snapshot-failures", state.snapshot_failures)
             .field("outputs", gst::Array::new(outputs))
+            .field("rules", gst::Array::new(rules))
             .build()
     }
 
@@ -498,7 +528,7 @@ impl ObjectImpl for RtAlert {
                 uint("flush-timeout", "Flush timeout", "When stopping, milliseconds to finish delivering queued alerts; the rest count as dropped", 0, 600_000, 2000),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, and delivered/dropped per output")
+                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, delivered/dropped per output, and per rule unique-tracks, crossed-in, crossed-out")
                     .read_only()
                     .build(),
             ]

@@ -61,7 +61,12 @@ struct RuleCounts {
     crossed_in: u64,
     crossed_out: u64,
     tracks: HashSet<u64>,
+    /// Running time of the last crossing.
+    last_crossing: Option<u64>,
 }
+
+/// How long a line shows as active after a crossing (ns).
+const CROSSING_HIGHLIGHT: u64 = 1_000_000_000;
 
 /// Where a track's anchor was last seen off the line.
 struct LastPoint {
@@ -156,6 +161,46 @@ impl Engine {
             })
     }
 
+    /// The zones and lines of the rules that apply to `source`, each active when its rule's
+    /// condition holds there at running time `t` (for a line: a crossing in the last second).
+    pub fn regions(&self, source: u32, t: u64) -> rtmeta::Regions {
+        use rtmeta::{Region, RegionKind};
+        let mut regions = Vec::new();
+        for (ri, rule) in self.rules.iter().enumerate() {
+            if !rule.sources.is_empty() && !rule.sources.contains(&source) {
+                continue;
+            }
+            let (kind, points, active) = if let Some(line) = rule.line {
+                let last = self.counts.get(&(ri, source)).and_then(|c| c.last_crossing);
+                let active = last.is_some_and(|l| t.saturating_sub(l) < CROSSING_HIGHLIGHT);
+                (RegionKind::Line, vec![line.0, line.1], active)
+            } else if let Some(zone) = &rule.zone {
+                let active = self
+                    .conditions
+                    .range((ri, source, Group::All)..)
+                    .take_while(|(k, _)| k.0 == ri && k.1 == source)
+                    .any(|(_, c)| c.active);
+                (RegionKind::Zone, zone.0.clone(), active)
+            } else {
+                continue;
+            };
+            regions.push(Region {
+                rule: rule.name.clone(),
+                kind,
+                points,
+                active,
+            });
+        }
+        rtmeta::Regions(regions)
+    }
+
+    /// Whether any rule has a zone or a line to show.
+    pub fn has_regions(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.zone.is_some() || r.line.is_some())
+    }
+
     /// Crossings of rule `ri`'s line on one frame.
     fn cross(&mut self, ri: usize, line: Line, d: &Detections, t: u64, events: &mut Vec<Event>) {
         let rule = &self.rules[ri];
@@ -189,6 +234,7 @@ impl Engine {
             if !crossed {
                 continue;
             }
+            counts.last_crossing = Some(t);
             let direction = if side(&line, p) > 0.0 {
                 counts.crossed_in += 1;
                 Direction::In
@@ -508,6 +554,33 @@ mod tests {
                 unique_tracks: 3
             }
         );
+    }
+
+    #[test]
+    fn regions_show_which_rules_hold() {
+        let rules = parse_inline(
+            "z: zone=0,0,0.5,0,0.5,1,0,1 duration=1; l: line=0,0.5,1,0.5; plain: class=car; other: zone=0,0,1,0,1,1 source=3",
+        )
+        .unwrap()
+        .rules;
+        let mut e = Engine::new(rules);
+        let r = e.regions(0, 0);
+        let names: Vec<&str> = r.0.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(
+            names,
+            vec!["z", "l"],
+            "rules without geometry or for other sources: none"
+        );
+        assert_eq!(r.0[1].points, vec![(0.0, 0.5), (1.0, 0.5)]);
+        assert!(!r.0[0].active && !r.0[1].active);
+        // In the zone for 1 s: the zone holds; a crossing lights the line for a second.
+        e.evaluate(&tracked(1, 10.0, 20.0), 0);
+        e.evaluate(&tracked(1, 10.0, 60.0), S);
+        let r = e.regions(0, S);
+        assert!(r.0[0].active && r.0[1].active);
+        e.evaluate(&tracked(1, 10.0, 60.0), 2 * S + 1);
+        let r = e.regions(0, 2 * S + 1);
+        assert!(r.0[0].active && !r.0[1].active);
     }
 
     #[test]

@@ -240,3 +240,30 @@ fn bump_mtime(path: &std::path::Path, secs: u64) {
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(5));
 }
+
+#[test]
+fn zones_and_lines_travel_on_the_frames_with_their_state() {
+    let (mut h, _bus) = harness(&[(
+        "rules",
+        "z: class=person zone=0,0,0.5,0,0.5,1,0,1 duration=1; any: class=car",
+    )]);
+    let regions = |h: &mut gst_check::Harness, t: u64| {
+        let out = h.push_and_pull(frame(0, t, &[person(10.0, 10.0)])).unwrap();
+        rtmeta::Regions::from_buffer(&out).expect("regions attached")
+    };
+    let r = regions(&mut h, 0);
+    assert_eq!(r.0.len(), 1, "only rules with a zone or line: {r:?}");
+    assert_eq!(r.0[0].rule, "z");
+    assert_eq!(r.0[0].kind, rtmeta::RegionKind::Zone);
+    assert_eq!(r.0[0].points[1], (0.5, 0.0));
+    assert!(!r.0[0].active, "held 0 s of 1");
+    assert!(regions(&mut h, S).0[0].active, "held 1 s");
+
+    // Without geometry in the rules (or with regions-meta=false), buffers pass untouched.
+    let (mut h, _bus) = harness(&[("rules", "any: class=person")]);
+    let out = h.push_and_pull(frame(0, 0, &[person(10.0, 10.0)])).unwrap();
+    assert!(rtmeta::Regions::from_buffer(&out).is_none());
+    let (mut h, _bus) = harness(&[("rules", "z: zone=0,0,1,0,1,1"), ("regions-meta", "false")]);
+    let out = h.push_and_pull(frame(0, 0, &[person(10.0, 10.0)])).unwrap();
+    assert!(rtmeta::Regions::from_buffer(&out).is_none());
+}

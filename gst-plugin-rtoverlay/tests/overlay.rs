@@ -288,3 +288,76 @@ fn a_missing_font_is_an_error_that_says_what_to_install() {
         "{error}"
     );
 }
+
+#[test]
+fn zones_and_lines_from_rtalert_are_drawn_and_highlighted() {
+    use rtalgo::draw::overlay::{ACTIVE_SHAPE_COLOR, SHAPE_COLOR};
+    use rtmeta::{Region, RegionKind, Regions};
+    for format in ["RGB", "NV12"] {
+        let (mut h, info) = harness(format, &[("font-file", "".to_value())]);
+        // No detections at all: the regions are still drawn.
+        let mut input = frame(&info, false, vec![]);
+        Regions(vec![
+            Region {
+                rule: "zone".into(),
+                kind: RegionKind::Zone,
+                points: vec![(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)],
+                active: false,
+            },
+            Region {
+                rule: "line".into(),
+                kind: RegionKind::Line,
+                points: vec![(0.1, 0.1), (0.1, 0.9)],
+                active: true,
+            },
+        ])
+        .attach(input.get_mut().unwrap())
+        .unwrap();
+        let out = h.push_and_pull(input.clone()).unwrap();
+        let at = |x, y| pixel(&out, &info, x, y);
+        assert_eq!(
+            at(80, 30),
+            expected(&info, SHAPE_COLOR),
+            "{format}: zone top edge"
+        );
+        assert_eq!(
+            at(120, 60),
+            expected(&info, SHAPE_COLOR),
+            "{format}: zone right edge"
+        );
+        assert_eq!(
+            at(16, 60),
+            expected(&info, ACTIVE_SHAPE_COLOR),
+            "{format}: active line"
+        );
+        assert_eq!(
+            at(80, 60),
+            pixel(&input, &info, 80, 60),
+            "{format}: inside the zone"
+        );
+        assert_eq!(
+            at(150, 110),
+            pixel(&input, &info, 150, 110),
+            "{format}: outside"
+        );
+    }
+    // show-regions=false leaves them out.
+    let (mut h, info) = harness(
+        "RGB",
+        &[
+            ("font-file", "".to_value()),
+            ("show-regions", false.to_value()),
+        ],
+    );
+    let mut input = frame(&info, false, vec![]);
+    Regions(vec![Region {
+        rule: "line".into(),
+        kind: RegionKind::Line,
+        points: vec![(0.1, 0.1), (0.1, 0.9)],
+        active: true,
+    }])
+    .attach(input.get_mut().unwrap())
+    .unwrap();
+    let out = h.push_and_pull(input.clone()).unwrap();
+    assert_eq!(pixel(&out, &info, 16, 60), pixel(&input, &info, 16, 60));
+}

@@ -5,6 +5,7 @@
 //!
 //! * `RtDetectionMeta`: the detections of one frame (see [`Detections`]).
 //! * `RtTensorMeta`: the model input tensor made by `rtpreprocess` (see [`TensorMeta`]).
+//! * `RtRegionMeta`: rtalert's zones and lines and whether their rules hold (see [`Regions`]).
 //!
 //! [`roi`] also writes detections as standard `GstVideoRegionOfInterestMeta`s.
 //!
@@ -13,24 +14,28 @@
 
 mod detection;
 pub mod mask;
+mod region;
 pub mod roi;
 mod tensor;
 
 pub use detection::{Detection, Detections};
+pub use region::{Region, RegionKind, Regions};
 pub use tensor::{ChannelOrder, DType, Layout, TensorMeta, Transform};
 
 /// Name of the custom meta (and of its structure) carrying the detections of a frame.
 pub const DETECTION_META: &str = "RtDetectionMeta";
 /// Name of the custom meta (and of its structure) carrying a model input tensor.
 pub const TENSOR_META: &str = "RtTensorMeta";
+/// Name of the custom meta carrying rtalert's zones and lines and their state.
+pub const REGION_META: &str = "RtRegionMeta";
 
-/// Registers both custom metas with GStreamer. Safe to call any number of times.
+/// Registers the custom metas with GStreamer. Safe to call any number of times.
 pub fn register() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // No tags: the metas describe the whole frame and survive elements such as
         // videoconvert; boxes refer to the `width`/`height` stored with them.
-        for name in [DETECTION_META, TENSOR_META] {
+        for name in [DETECTION_META, TENSOR_META, REGION_META] {
             if !gst::meta::CustomMeta::is_registered(name) {
                 gst::meta::CustomMeta::register(name, &[]);
             }

@@ -10,6 +10,7 @@ use crate::throttle::{Throttle, Verdict};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
+use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 use rtmeta::Detections;
 use rtmeta::mask::mask_uri;
@@ -45,6 +46,7 @@ struct Settings {
     stats_interval_ms: u32,
     reload_interval_ms: u32,
     flush_timeout_ms: u32,
+    regions_meta: bool,
 }
 
 impl Default for Settings {
@@ -68,6 +70,7 @@ impl Default for Settings {
             stats_interval_ms: 10_000,
             reload_interval_ms: 1000,
             flush_timeout_ms: 2000,
+            regions_meta: true,
         }
     }
 }
@@ -377,11 +380,13 @@ impl RtAlert {
                 let n = set.rules.len();
                 state.engine = Engine::new(set.rules);
                 state.throttle.reset_rules();
-                n
+                (n, settings.regions_meta && state.engine.has_regions())
             })
         };
         match count {
-            Ok(n) => {
+            Ok((n, regions)) => {
+                // Outside our locks: it takes the element's.
+                self.obj().set_passthrough(!regions);
                 gst::info!(CAT, imp = self, "{why}: {n} rules");
                 gst::element_imp_info!(
                     self,
@@ -494,6 +499,16 @@ impl ObjectImpl for RtAlert {
                             burst (COUNT/SECONDS). E.g. \"people: class=person count=3 duration=2 cooldown=30\"")
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("regions-meta")
+                    .nick("Regions meta")
+                    .blurb(
+                        "Attach RtRegionMeta to each frame: the zones and lines of the rules and \
+                         whether each rule holds, for rtoverlay to draw (only when a rule has a \
+                         zone or a line; otherwise buffers pass untouched)",
+                    )
+                    .default_value(Settings::default().regions_meta)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecBoolean::builder("stdout")
                     .nick("Standard output")
                     .blurb("Print each alert as a JSON line on standard output")
@@ -543,6 +558,7 @@ impl ObjectImpl for RtAlert {
             "rules-file" => s.rules_file = opt(value).map(PathBuf::from),
             "rules" => s.rules = opt(value).unwrap_or_default(),
             "stdout" => s.stdout = value.get().unwrap(),
+            "regions-meta" => s.regions_meta = value.get().unwrap(),
             "jsonl-file" => s.jsonl_file = opt(value),
             "jsonl-max-bytes" => s.jsonl_max_bytes = value.get().unwrap(),
             "jsonl-max-files" => s.jsonl_max_files = value.get().unwrap(),
@@ -576,6 +592,7 @@ impl ObjectImpl for RtAlert {
             "rules-file" => path(&s.rules_file),
             "rules" => s.rules.to_value(),
             "stdout" => s.stdout.to_value(),
+            "regions-meta" => s.regions_meta.to_value(),
             "jsonl-file" => s.jsonl_file.to_value(),
             "jsonl-max-bytes" => s.jsonl_max_bytes.to_value(),
             "jsonl-max-files" => s.jsonl_max_files.to_value(),
@@ -653,7 +670,8 @@ impl ElementImpl for RtAlert {
 impl BaseTransformImpl for RtAlert {
     const MODE: gst_base::subclass::BaseTransformMode =
         gst_base::subclass::BaseTransformMode::AlwaysInPlace;
-    const PASSTHROUGH_ON_SAME_CAPS: bool = true;
+    // Passthrough is set in start (and on reload): on unless regions are attached.
+    const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = true;
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
@@ -692,8 +710,11 @@ impl BaseTransformImpl for RtAlert {
             "{} rules, outputs: {names:?}",
             set.rules.len()
         );
+        let engine = Engine::new(set.rules);
+        self.obj()
+            .set_passthrough(!(s.regions_meta && engine.has_regions()));
         *self.state.lock().unwrap() = Some(State {
-            engine: Engine::new(set.rules),
+            engine,
             throttle: Throttle::new(rate),
             outputs: outputs.into(),
             snapshot_dir,
@@ -767,25 +788,47 @@ impl BaseTransformImpl for RtAlert {
         &self,
         buf: &gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        self.process(buf, false).map(|_| gst::FlowSuccess::Ok)
+    }
+
+    fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if let Some(regions) = self.process(buf, true)?
+            && let Err(e) = regions.attach(buf)
+        {
+            gst::warning!(CAT, imp = self, "could not attach the regions: {e}");
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl RtAlert {
+    /// Evaluates the rules on one frame and hands its alerts to the outputs; returns the
+    /// frame's regions when `regions` is asked for.
+    fn process(
+        &self,
+        buf: &gst::BufferRef,
+        regions: bool,
+    ) -> Result<Option<rtmeta::Regions>, gst::FlowError> {
         let Some(dets) = Detections::from_buffer(buf) else {
-            return Ok(gst::FlowSuccess::Ok);
+            return Ok(None);
         };
         self.maybe_reload();
         // Only the rules and counters need the lock; snapshots, bus messages and outputs
         // come after it is released.
-        let (alerts, outputs, snapshot) = {
+        let (alerts, outputs, snapshot, regions) = {
             let mut guard = self.state.lock().unwrap();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
             let alerts = state.alerts(&dets, buf.pts());
+            let regions = regions.then(|| state.engine.regions(dets.source_id, state.last_time));
             let snapshot = state
                 .snapshot_dir
                 .as_ref()
                 .zip(state.info.as_ref())
                 .filter(|_| !alerts.is_empty())
                 .map(|(dir, info)| (dir.clone(), info.clone()));
-            (alerts, state.outputs.clone(), snapshot)
+            (alerts, state.outputs.clone(), snapshot, regions)
         };
         for alert in alerts {
             self.emit(alert, buf, &outputs, snapshot.as_ref());
@@ -802,6 +845,6 @@ impl BaseTransformImpl for RtAlert {
         if let Some(s) = stats {
             self.post_element(s);
         }
-        Ok(gst::FlowSuccess::Ok)
+        Ok(regions)
     }
 }

@@ -10,10 +10,10 @@ use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::prelude::*;
 use rtalgo::draw::canvas::{Canvas, Color, Format, Plane};
-use rtalgo::draw::overlay::{Object, Overlay, Style};
+use rtalgo::draw::overlay::{Object, Overlay, Shape, Style};
 use rtalgo::draw::text::Text;
 use rtalgo::geometry::Rect;
-use rtmeta::Detections;
+use rtmeta::{Detections, RegionKind, Regions};
 use std::sync::{Arc, LazyLock, Mutex};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -65,6 +65,7 @@ struct Settings {
     blur_classes: Vec<String>,
     blur_block: u32,
     min_confidence: f32,
+    show_regions: bool,
 }
 
 impl Default for Settings {
@@ -81,6 +82,7 @@ impl Default for Settings {
             blur_classes: Vec::new(),
             blur_block: 0,
             min_confidence: 0.0,
+            show_regions: true,
         }
     }
 }
@@ -215,6 +217,15 @@ impl ObjectImpl for RtOverlay {
                     .default_value(d.show_track_ids)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecBoolean::builder("show-regions")
+                    .nick("Show regions")
+                    .blurb(
+                        "Draw the zones and lines that rtalert attaches (RtRegionMeta) with their \
+                         rule names, highlighted while their rule holds",
+                    )
+                    .default_value(d.show_regions)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecFloat::builder("min-confidence")
                     .nick("Minimum confidence")
                     .blurb(
@@ -289,6 +300,7 @@ impl ObjectImpl for RtOverlay {
             }
             "blur-block" => s.blur_block = value.get().unwrap(),
             "min-confidence" => s.min_confidence = value.get().unwrap(),
+            "show-regions" => s.show_regions = value.get().unwrap(),
             _ => unreachable!(),
         }
         *guard = Arc::new(s);
@@ -308,6 +320,7 @@ impl ObjectImpl for RtOverlay {
             "blur-classes" => s.blur_classes.join(",").to_value(),
             "blur-block" => s.blur_block.to_value(),
             "min-confidence" => s.min_confidence.to_value(),
+            "show-regions" => s.show_regions.to_value(),
             _ => unreachable!(),
         }
     }
@@ -416,13 +429,16 @@ impl BaseTransformImpl for RtOverlay {
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(dets) = Detections::from_buffer(buf) else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        if dets.objects.is_empty() {
+        let settings = self.settings.lock().unwrap().clone();
+        let dets = Detections::from_buffer(buf).filter(|d| !d.objects.is_empty());
+        let regions = settings
+            .show_regions
+            .then(|| Regions::from_buffer(buf))
+            .flatten()
+            .filter(|r| !r.0.is_empty());
+        if dets.is_none() && regions.is_none() {
             return Ok(gst::FlowSuccess::Ok);
         }
-        let settings = self.settings.lock().unwrap().clone();
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
             return Err(gst::FlowError::Flushing);
@@ -433,29 +449,53 @@ impl BaseTransformImpl for RtOverlay {
         let (fw, fh) = (info.width(), info.height());
         state.refresh(&settings, fh);
         // Boxes refer to the frame rtinfer saw; scale them if this one differs.
-        let sx = if dets.width > 0 {
-            fw as f32 / dets.width as f32
-        } else {
-            1.0
-        };
-        let sy = if dets.height > 0 {
-            fh as f32 / dets.height as f32
-        } else {
-            1.0
-        };
-        let objects: Vec<Object> = dets
-            .objects
-            .iter()
-            .filter(|o| o.track_id.is_some() || o.confidence >= settings.min_confidence)
-            .map(|o| Object {
-                rect: Rect::new(o.x * sx, o.y * sy, o.w * sx, o.h * sy),
-                label: &o.label,
-                class_id: o.class_id,
-                confidence: o.confidence,
-                track_id: o.track_id,
-                blur: settings.blurs(&o.label, o.class_id),
-            })
-            .collect();
+        let objects: Vec<Object> = dets.as_ref().map_or_else(Vec::new, |dets| {
+            let sx = if dets.width > 0 {
+                fw as f32 / dets.width as f32
+            } else {
+                1.0
+            };
+            let sy = if dets.height > 0 {
+                fh as f32 / dets.height as f32
+            } else {
+                1.0
+            };
+            dets.objects
+                .iter()
+                .filter(|o| o.track_id.is_some() || o.confidence >= settings.min_confidence)
+                .map(|o| Object {
+                    rect: Rect::new(o.x * sx, o.y * sy, o.w * sx, o.h * sy),
+                    label: &o.label,
+                    class_id: o.class_id,
+                    confidence: o.confidence,
+                    track_id: o.track_id,
+                    blur: settings.blurs(&o.label, o.class_id),
+                })
+                .collect()
+        });
+        // Region points are fractions of the frame.
+        let points: Vec<Vec<(f32, f32)>> = regions.as_ref().map_or_else(Vec::new, |r| {
+            r.0.iter()
+                .map(|region| {
+                    region
+                        .points
+                        .iter()
+                        .map(|&(x, y)| ((x * fw as f64) as f32, (y * fh as f64) as f32))
+                        .collect()
+                })
+                .collect()
+        });
+        let shapes: Vec<Shape> = regions.as_ref().map_or_else(Vec::new, |r| {
+            r.0.iter()
+                .zip(&points)
+                .map(|(region, points)| Shape {
+                    points,
+                    closed: region.kind == RegionKind::Zone,
+                    label: &region.rule,
+                    active: region.active,
+                })
+                .collect()
+        });
         let format = canvas_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
         let drawn = match gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info) {
             Ok(mut frame) => {
@@ -470,6 +510,7 @@ impl BaseTransformImpl for RtOverlay {
                     .map(|(data, stride)| Plane { data, stride });
                 match Canvas::new(format, fw, fh, planes) {
                     Some(mut canvas) => {
+                        state.overlay.draw_shapes(&mut canvas, &shapes);
                         state.overlay.draw(&mut canvas, &objects);
                         Ok(())
                     }

@@ -220,6 +220,20 @@ impl<'a> Canvas<'a> {
         self.fill_rect((x1 - w).max(x0), y0, x1, y1, color);
     }
 
+    /// A straight line `width` pixels thick from (x0, y0) to (x1, y1).
+    pub fn draw_line(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, width: i32, color: Color) {
+        let (dx, dy) = (x1 - x0, y1 - y0);
+        let steps = dx.abs().max(dy.abs()).ceil().max(1.0) as i32;
+        let w = width.max(1);
+        let half = w / 2;
+        for i in 0..=steps {
+            let t = i as f32 / steps as f32;
+            let x = (x0 + dx * t).round() as i32 - half;
+            let y = (y0 + dy * t).round() as i32 - half;
+            self.fill_rect(x, y, x + w, y + w, color);
+        }
+    }
+
     /// Blends `color` through a coverage mask (`mask_w` x `mask_h`, 0..=255 per pixel) whose
     /// top-left corner is at (x, y). Chroma takes the mean coverage of its 2x2 block.
     pub fn blend_mask(&mut self, x: i32, y: i32, mask: &[u8], mask_w: usize, color: Color) {
@@ -462,6 +476,17 @@ mod tests {
         let mut nv12 = vec![vec![16u8; 8 * 4], vec![128u8; 8 * 2]];
         canvas(Format::Nv12, 8, 4, &mut nv12).fill_rect(3, 0, 4, 4, RED);
         assert_eq!(&nv12[1][0..8], &[128, 128, 90, 240, 128, 128, 128, 128]);
+    }
+
+    #[test]
+    fn lines_cover_their_path_and_nothing_else() {
+        let mut bufs = vec![vec![0u8; 20 * 10 * 3]];
+        canvas(Format::Rgb, 20, 10, &mut bufs).draw_line(2.0, 2.0, 17.0, 7.0, 1, RED);
+        let red = |x: usize, y: usize| bufs[0][(y * 20 + x) * 3] == 255;
+        assert!(red(2, 2) && red(17, 7) && red(11, 5), "ends and middle");
+        let lit = bufs[0].chunks(3).filter(|p| p[0] == 255).count();
+        assert_eq!(lit, 16, "one pixel per column for a shallow 1 px line");
+        assert!(!red(2, 7) && !red(17, 2));
     }
 
     #[test]

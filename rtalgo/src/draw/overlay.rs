@@ -66,6 +66,20 @@ pub struct Object<'a> {
     pub blur: bool,
 }
 
+/// A zone (closed polygon) or line to draw, in frame pixels, with the name of its rule.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape<'a> {
+    pub points: &'a [(f32, f32)],
+    pub closed: bool,
+    pub label: &'a str,
+    /// Drawn highlighted (its rule holds).
+    pub active: bool,
+}
+
+/// Zones and lines at rest, and while their rule holds.
+pub const SHAPE_COLOR: Color = Color::rgb(255, 215, 0);
+pub const ACTIVE_SHAPE_COLOR: Color = Color::rgb(230, 40, 40);
+
 /// Draws objects with a style; keeps the font and a text buffer between frames.
 pub struct Overlay {
     pub style: Style,
@@ -108,6 +122,40 @@ impl Overlay {
         }
         let trimmed = self.caption.trim_end().len();
         self.caption.truncate(trimmed);
+    }
+
+    /// Draws zones and lines: outlines in [`SHAPE_COLOR`], thicker and in
+    /// [`ACTIVE_SHAPE_COLOR`] while active, with the rule's name at the first point.
+    pub fn draw_shapes(&mut self, canvas: &mut Canvas, shapes: &[Shape]) {
+        for shape in shapes {
+            let (color, width) = if shape.active {
+                (ACTIVE_SHAPE_COLOR, self.style.line_width + 2)
+            } else {
+                (SHAPE_COLOR, self.style.line_width)
+            };
+            let n = shape.points.len();
+            let edges = if shape.closed { n } else { n.saturating_sub(1) };
+            for k in 0..edges {
+                let (a, b) = (shape.points[k], shape.points[(k + 1) % n]);
+                canvas.draw_line(a.0, a.1, b.0, b.1, width, color);
+            }
+            if let (Some(text), Some(&(x, y))) = (self.text.as_mut(), shape.points.first())
+                && !shape.label.is_empty()
+            {
+                let pad = (text.px() / 6.0).ceil() as i32;
+                let (w, h) = (text.width(shape.label) + 2 * pad, text.line_height() + pad);
+                let x = (x.round() as i32).clamp(0, (canvas.width() as i32 - w).max(0));
+                let y = (y.round() as i32).clamp(0, (canvas.height() as i32 - h).max(0));
+                canvas.fill_rect(x, y, x + w, y + h, color);
+                text.draw(
+                    canvas,
+                    x + pad,
+                    y + pad / 2,
+                    shape.label,
+                    color.contrasting(),
+                );
+            }
+        }
     }
 
     pub fn draw(&mut self, canvas: &mut Canvas, objects: &[Object]) {

@@ -210,6 +210,19 @@ fn recovers_from_server_restarts_and_masks_the_password() {
         !all.iter().any(|(_, text)| text.contains("s3cret-pw")),
         "the password never appears: {all:#?}"
     );
+    // One warning per outage (a gst-launch user sees it), whatever the number of retries.
+    let warnings: Vec<&String> = all
+        .iter()
+        .filter(|(t, _)| *t == gst::MessageType::Warning)
+        .map(|(_, text)| text)
+        .collect();
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.starts_with("Lost rtsp://admin:***@")),
+        "{warnings:#?}"
+    );
     eprintln!(
         "RSS before the restarts {rss_before} KiB, after {} KiB",
         rss_kib()
@@ -229,4 +242,103 @@ fn rss_kib() -> u64 {
             })
         })
         .unwrap_or(0)
+}
+
+/// Runs `rturisrcbin` with extra properties until an error (or `secs`); returns the messages.
+fn run_until_error(props: &str, secs: u64) -> (Vec<(gst::MessageType, String)>, Duration) {
+    let pipeline = gst::parse::launch(&format!("rturisrcbin name=src {props} ! fakesink"))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let messages = collect_messages(&pipeline);
+    let started = Instant::now();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let has_error = || {
+        messages
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(t, _)| *t == gst::MessageType::Error)
+    };
+    let until = started + Duration::from_secs(secs);
+    while !has_error() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let took = started.elapsed();
+    pipeline.set_state(gst::State::Null).unwrap();
+    let all = messages.lock().unwrap().clone();
+    (all, took)
+}
+
+#[test]
+fn what_no_retry_can_fix_fails_at_once() {
+    init();
+    let empty = std::env::temp_dir().join(format!("rturisrcbin-empty-{}.mp4", std::process::id()));
+    std::fs::write(&empty, b"").unwrap();
+    for (uri, expected) in [
+        (
+            "foo://x".to_string(),
+            "No GStreamer element reads foo:// URIs",
+        ),
+        (
+            "file:///nonexistent/x.mp4".to_string(),
+            "Cannot read /nonexistent/x.mp4",
+        ),
+        (format!("file://{}", empty.display()), "is empty"),
+    ] {
+        let (messages, took) = run_until_error(&format!("uri={uri}"), 10);
+        let error = messages
+            .iter()
+            .find(|(t, _)| *t == gst::MessageType::Error)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("{uri}: no error in {messages:?}"));
+        assert!(error.contains(expected), "{uri}: {error}");
+        assert!(
+            took < Duration::from_secs(2),
+            "{uri}: the error took {took:?}"
+        );
+        assert_eq!(
+            count_in(&messages, "rturisrcbin-retrying"),
+            0,
+            "{uri}: no retries"
+        );
+    }
+    std::fs::remove_file(&empty).unwrap();
+}
+
+fn count_in(messages: &[(gst::MessageType, String)], name: &str) -> usize {
+    messages.iter().filter(|(_, t)| t.starts_with(name)).count()
+}
+
+#[test]
+fn max_attempts_means_attempts_and_an_outage_warns_once() {
+    init();
+    // Nothing listens on this port: every attempt fails.
+    let uri = format!("rtsp://127.0.0.1:{}/none", free_port());
+    for max in [1u32, 3] {
+        let (messages, _) = run_until_error(
+            &format!("uri={uri} max-attempts={max} initial-retry-interval=50 connect-timeout=1000"),
+            60,
+        );
+        let error = messages
+            .iter()
+            .find(|(t, _)| *t == gst::MessageType::Error)
+            .map(|(_, text)| text.clone())
+            .unwrap_or_else(|| panic!("max-attempts={max}: no error in {messages:?}"));
+        assert!(error.contains(&format!("after {max} attempts")), "{error}");
+        // N attempts are N - 1 retries, and the outage is one warning, not one per attempt.
+        assert_eq!(
+            count_in(&messages, "rturisrcbin-retrying"),
+            max as usize - 1
+        );
+        let warnings = messages
+            .iter()
+            .filter(|(t, _)| *t == gst::MessageType::Warning)
+            .count();
+        assert_eq!(
+            warnings,
+            (max > 1) as usize,
+            "max-attempts={max}: {messages:?}"
+        );
+    }
 }

@@ -190,6 +190,34 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
     stop.load(Ordering::Relaxed)
 }
 
+/// Problems with a URI that retrying cannot fix: no element handles its scheme, or a local
+/// file that is missing, empty or not a file.
+fn check_uri(uri: &str) -> Result<(), String> {
+    let scheme = uri
+        .split_once("://")
+        .map_or("", |(s, _)| s)
+        .to_ascii_lowercase();
+    if gst::Element::make_from_uri(gst::URIType::Src, uri, None).is_err() {
+        return Err(format!(
+            "No GStreamer element reads {scheme}:// URIs: check the URI, or install the plugin \
+             for it (rtsp and http are in gstreamer1.0-plugins-good)"
+        ));
+    }
+    if scheme == "file" {
+        let (path, _) = glib::filename_from_uri(uri)
+            .map_err(|e| format!("{uri} is not a valid file URI: {e}"))?;
+        let shown = path.display();
+        let meta = std::fs::metadata(&path).map_err(|e| format!("Cannot read {shown}: {e}"))?;
+        if !meta.is_file() {
+            return Err(format!("{shown} is not a file"));
+        }
+        if meta.len() == 0 {
+            return Err(format!("{shown} is empty"));
+        }
+    }
+    Ok(())
+}
+
 /// How one attempt ended.
 enum Outcome {
     Stopped,
@@ -313,6 +341,7 @@ fn supervise(
         if let Ok((p, _)) = &inner {
             let _ = p.set_state(gst::State::Null);
         }
+        let restarting = matches!(outcome, Outcome::Ended);
         let reason = match outcome {
             Outcome::Stopped => break,
             Outcome::Ended if !s.restart_on_eos => {
@@ -339,7 +368,7 @@ fn supervise(
             post("rturisrcbin-lost", &[("reason", reason.to_send_value())]);
         }
         attempt += 1;
-        if s.max_attempts > 0 && attempt > s.max_attempts {
+        if s.max_attempts > 0 && attempt >= s.max_attempts {
             shared.set_state("failed");
             if let Some(e) = element.upgrade() {
                 gst::element_error!(
@@ -353,6 +382,21 @@ fn supervise(
             }
             let _ = appsrc.end_of_stream();
             break;
+        }
+        // Once per outage (the count restarts when frames flow), so a gst-launch user sees it.
+        if attempt == 1
+            && !restarting
+            && let Some(e) = element.upgrade()
+        {
+            gst::element_warning!(
+                e,
+                gst::ResourceError::Read,
+                (
+                    "{} {masked}: {reason}; retrying in {} ms, then with backoff",
+                    if connected { "Lost" } else { "Cannot reach" },
+                    delay.as_millis()
+                )
+            );
         }
         shared.reconnects.fetch_add(1, Ordering::Relaxed);
         shared.set_state("retrying");
@@ -395,6 +439,11 @@ impl RtUriSrcBin {
                 gst::ResourceError::NotFound,
                 ("\"{}\" is not a URI", mask_uri(&uri))
             );
+            return Err(gst::StateChangeError);
+        }
+        // What no retry can fix is an error at once.
+        if let Err(why) = check_uri(&uri) {
+            gst::element_imp_error!(self, gst::ResourceError::NotFound, ("{why}"));
             return Err(gst::StateChangeError);
         }
         let stop = Arc::new(AtomicBool::new(false));

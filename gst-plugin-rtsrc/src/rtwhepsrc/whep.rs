@@ -61,16 +61,41 @@ pub fn post_offer(
             "the WHEP endpoint {shown} refused the offer: HTTP {status}{hint}: {body}"
         ));
     }
-    if !body.starts_with("v=0") {
-        return Err(format!(
-            "the WHEP endpoint {shown} answered HTTP {status} without an SDP answer"
-        ));
-    }
     let resource = resp
         .headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
         .map(|l| resolve(endpoint, l));
+    if !body.starts_with("v=0") {
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("no content type")
+            .to_string();
+        let text = body.trim();
+        let what = if text.is_empty() {
+            "an empty body".to_string()
+        } else {
+            let start: String = text.chars().take(60).collect();
+            format!(
+                "a body that is not SDP ({content_type}, {} bytes: {start:?})",
+                body.len()
+            )
+        };
+        // The server may have created a session anyway: do not leave it behind.
+        let cleanup = match &resource {
+            Some(r) => match delete(r, token, timeout) {
+                Ok(()) => "; the session it created was deleted".to_string(),
+                Err(e) => format!("; deleting the session it created failed: {e}"),
+            },
+            None => String::new(),
+        };
+        return Err(format!(
+            "the WHEP endpoint {shown} answered HTTP {status} with {what} instead of an SDP \
+             answer{cleanup}"
+        ));
+    }
     Ok(Session {
         answer: body,
         resource,
@@ -122,6 +147,78 @@ mod tests {
         assert_eq!(resolve(ep, "abc"), "http://10.0.0.2:8889/live/abc");
         assert_eq!(resolve("http://h:1", "abc"), "http://h:1/abc");
         assert_eq!(resolve("http://h:1", "/abc"), "http://h:1/abc");
+    }
+
+    /// A one-shot HTTP server on loopback: answers each request with the next response and
+    /// records the request lines.
+    fn server(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/whep", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for response in responses {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                lines.push(line.trim().to_string());
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0u8; length];
+                reader.read_exact(&mut body).unwrap();
+                reader.get_mut().write_all(response.as_bytes()).unwrap();
+            }
+            lines
+        });
+        (url, handle)
+    }
+
+    fn response(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn a_body_that_is_not_sdp_is_described_and_its_session_deleted() {
+        let timeout = Duration::from_secs(5);
+        let (url, server_thread) = server(vec![
+            response(
+                "201 Created",
+                "Location: /whep/session/7\r\nContent-Type: text/html\r\n",
+                "<html>busy</html>",
+            ),
+            response("200 OK", "", ""),
+        ]);
+        let e = post_offer(&url, None, "v=0 offer", timeout).unwrap_err();
+        assert!(
+            e.contains("a body that is not SDP (text/html, 17 bytes: \"<html>busy</html>\")"),
+            "{e}"
+        );
+        assert!(e.contains("the session it created was deleted"), "{e}");
+        let requests = server_thread.join().unwrap();
+        assert_eq!(requests[1], "DELETE /whep/session/7 HTTP/1.1");
+
+        // An empty body and no Location: said so, nothing to delete.
+        let (url, server_thread) = server(vec![response("201 Created", "", "")]);
+        let e = post_offer(&url, None, "v=0 offer", timeout).unwrap_err();
+        assert!(
+            e.contains("with an empty body instead of an SDP answer"),
+            "{e}"
+        );
+        assert!(!e.contains("deleted"), "{e}");
+        assert_eq!(server_thread.join().unwrap().len(), 1);
     }
 
     #[test]

@@ -450,6 +450,23 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
         .unwrap();
     let infer = pipeline.by_name("i").unwrap();
     let target = gst::ClockTime::from_seconds(75);
+    // Only one frame from before the seek reaches rtinfer: two of stream 0's own would fill
+    // the batch of 2 and run without waiting for stream 1.
+    let passed = Arc::new(AtomicU64::new(0));
+    infer
+        .static_pad("sink_0")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let early = info
+                .buffer()
+                .and_then(|b| b.pts())
+                .is_some_and(|t| t < target);
+            if early && passed.fetch_add(1, Ordering::Relaxed) > 0 {
+                gst::PadProbeReturn::Drop
+            } else {
+                gst::PadProbeReturn::Ok
+            }
+        });
     let seeker = std::thread::spawn(move || {
         // Until stream 0's first frames are waiting in rtinfer (several may be: a stream
         // has up to 2 x requests + 1 frames in flight).

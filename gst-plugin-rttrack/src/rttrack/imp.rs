@@ -30,7 +30,6 @@ const FALLBACK_PERIOD: f64 = 1.0 / 30.0;
 
 #[derive(Clone, Debug, Default)]
 struct Settings {
-    mode: TrackMode,
     config: Config,
     track_messages: bool,
 }
@@ -228,7 +227,7 @@ impl ObjectImpl for RtTrack {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             let d = Settings::default();
             vec![
-                glib::ParamSpecEnum::builder_with_default("mode", d.mode)
+                glib::ParamSpecEnum::builder_with_default("mode", TrackMode::from(d.config.mode))
                     .nick("Mode")
                     .blurb("How tracks are predicted and matched with detections")
                     .mutable_ready()
@@ -326,10 +325,7 @@ impl ObjectImpl for RtTrack {
         let mut s = self.settings.lock().unwrap();
         let c = &mut s.config;
         match pspec.name() {
-            "mode" => {
-                s.mode = value.get().unwrap();
-                s.config.mode = s.mode.into();
-            }
+            "mode" => c.mode = value.get::<TrackMode>().unwrap().into(),
             "high-threshold" => c.high_threshold = value.get().unwrap(),
             "low-threshold" => c.low_threshold = value.get().unwrap(),
             "new-track-threshold" => c.new_track_threshold = value.get().unwrap(),
@@ -349,7 +345,7 @@ impl ObjectImpl for RtTrack {
         let s = self.settings.lock().unwrap();
         let c = &s.config;
         match pspec.name() {
-            "mode" => s.mode.to_value(),
+            "mode" => TrackMode::from(c.mode).to_value(),
             "high-threshold" => c.high_threshold.to_value(),
             "low-threshold" => c.low_threshold.to_value(),
             "new-track-threshold" => c.new_track_threshold.to_value(),

@@ -34,6 +34,15 @@ impl From<TrackMode> for rtalgo::track::Mode {
     }
 }
 
+impl From<rtalgo::track::Mode> for TrackMode {
+    fn from(m: rtalgo::track::Mode) -> Self {
+        match m {
+            rtalgo::track::Mode::ByteTrack => Self::ByteTrack,
+            rtalgo::track::Mode::Iou => Self::Iou,
+        }
+    }
+}
+
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     TrackMode::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(

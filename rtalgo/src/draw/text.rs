@@ -27,26 +27,20 @@ impl Text {
     pub fn new(font_data: &[u8], px: f32) -> Result<Self, String> {
         let font = fontdue::Font::from_bytes(font_data, fontdue::FontSettings::default())
             .map_err(|e| e.to_string())?;
-        let (ascent, descent) = font
-            .horizontal_line_metrics(px)
-            .map_or((px * 0.8, -px * 0.2), |m| (m.ascent, m.descent));
-        Ok(Text {
-            font,
-            px,
-            ascent,
-            height: ascent - descent,
-            glyphs: HashMap::new(),
-        })
+        Ok(Self::with_font(font, px))
     }
 
     /// The same font at another size (glyphs are rasterised again as needed).
     pub fn resized(&self, px: f32) -> Self {
-        let (ascent, descent) = self
-            .font
+        Self::with_font(self.font.clone(), px)
+    }
+
+    fn with_font(font: fontdue::Font, px: f32) -> Self {
+        let (ascent, descent) = font
             .horizontal_line_metrics(px)
             .map_or((px * 0.8, -px * 0.2), |m| (m.ascent, m.descent));
         Text {
-            font: self.font.clone(),
+            font,
             px,
             ascent,
             height: ascent - descent,

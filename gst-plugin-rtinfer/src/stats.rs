@@ -6,12 +6,20 @@ use std::time::Duration;
 /// Recent values kept for a percentile.
 const WINDOW: usize = 512;
 
-/// The mean of all values and the 95th percentile of the last `WINDOW`.
+/// Upper bounds (ms) of the histogram buckets of all values (Prometheus-style `le`; one more
+/// bucket holds what is above the last bound).
+pub const BUCKET_BOUNDS_MS: [f64; 12] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
+];
+
+/// The mean of all values, a histogram of all values and the 95th percentile of the last
+/// `WINDOW`.
 #[derive(Clone)]
 pub struct Window {
     count: u64,
     total: f64,
     recent: [f32; WINDOW],
+    buckets: [u64; BUCKET_BOUNDS_MS.len() + 1],
 }
 
 impl Default for Window {
@@ -20,6 +28,7 @@ impl Default for Window {
             count: 0,
             total: 0.0,
             recent: [0.0; WINDOW],
+            buckets: [0; BUCKET_BOUNDS_MS.len() + 1],
         }
     }
 }
@@ -29,6 +38,17 @@ impl Window {
         self.recent[(self.count % WINDOW as u64) as usize] = v as f32;
         self.count += 1;
         self.total += v;
+        let bucket = BUCKET_BOUNDS_MS.partition_point(|&b| b < v);
+        self.buckets[bucket] += 1;
+    }
+
+    /// How many values fell in each bucket (not cumulative; the last is above every bound).
+    pub fn buckets(&self) -> &[u64] {
+        &self.buckets
+    }
+
+    pub fn total(&self) -> f64 {
+        self.total
     }
 
     pub fn mean(&self) -> f64 {
@@ -120,6 +140,15 @@ impl Stats {
             .field("mean-latency-ms", self.latency.mean())
             .field("p95-latency-ms", self.latency.p95())
             .field("skipped", self.skipped)
+            .field("inference-ms-sum", self.inference.total())
+            .field(
+                "inference-ms-bounds",
+                gst::Array::new(BUCKET_BOUNDS_MS.iter().copied()),
+            )
+            .field(
+                "inference-ms-buckets",
+                gst::Array::new(self.inference.buckets().iter().copied()),
+            )
             .build()
     }
 }
@@ -143,5 +172,18 @@ mod tests {
             s.record_inference(1.0, 0);
         }
         assert_eq!(s.p95_ms(), 1.0);
+    }
+
+    #[test]
+    fn histogram_counts_every_value_in_its_bucket() {
+        let mut w = Window::default();
+        for v in [0.5, 1.0, 1.5, 9.0, 10.0, 10.5, 7000.0] {
+            w.record(v);
+        }
+        let b = w.buckets();
+        // le=1: 0.5 and 1.0; le=2: 1.5; le=10: 9 and 10; le=20: 10.5; above 5000: 7000.
+        assert_eq!((b[0], b[1], b[2], b[3], b[4]), (2, 1, 0, 2, 1));
+        assert_eq!(b[BUCKET_BOUNDS_MS.len()], 1);
+        assert_eq!(b.iter().sum::<u64>(), 7);
     }
 }

@@ -11,6 +11,10 @@ use gst::glib;
 mod rturisrcbin;
 mod rtwhepsrc;
 
+/// What `rturisrcbin` refuses at once (no element for the scheme; a missing or empty local
+/// file), for applications that check URIs before building a pipeline.
+pub use rturisrcbin::check_uri;
+
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     rturisrcbin::register(plugin)?;
     rtwhepsrc::register(plugin)

@@ -788,7 +788,8 @@ impl ObjectImpl for RtInfer {
                     .nick("Statistics")
                     .blurb("frames, inferences, detections, mean-inference-ms, p95-inference-ms, batches, model-runs, \
                             mean-batch-size, requests, mean-busy-requests, mean-queue-ms, mean-latency-ms (arrival to push), \
-                            p95-latency-ms, skipped (max-latency) and active-device so far")
+                            p95-latency-ms, skipped (max-latency), inference-ms-sum, inference-ms-bounds, \
+                            inference-ms-buckets (a histogram of inference times: counts per bucket, the last above every bound) and active-device so far")
                     .read_only()
                     .build(),
             ]

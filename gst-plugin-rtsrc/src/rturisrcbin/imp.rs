@@ -192,7 +192,7 @@ fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
 
 /// Problems with a URI that retrying cannot fix: no element handles its scheme, or a local
 /// file that is missing, empty or not a file.
-fn check_uri(uri: &str) -> Result<(), String> {
+pub fn check_uri(uri: &str) -> Result<(), String> {
     let scheme = uri
         .split_once("://")
         .map_or("", |(s, _)| s)

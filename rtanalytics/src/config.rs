@@ -1,0 +1,491 @@
+//! The service's configuration: a YAML file (or the quick command-line form), checked as a
+//! whole before anything starts. Unknown keys and bad values are errors that name the file,
+//! the line and the key. The JSON Schema in `rtanalytics/config.schema.json` is generated
+//! from these types (`rtanalytics schema`), and a test keeps it in step.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The cameras, streams and files to analyse. More can be added while running through
+    /// the HTTP API.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// The detector, shared and batched across all sources.
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub tracker: TrackerConfig,
+    /// rtalert rules file (YAML) for every source that has no rules of its own.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    #[serde(default)]
+    pub outputs: OutputsConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    /// This instance's share of the sources, "I/N" (0-based): it runs the sources whose
+    /// id hashes to I modulo N. The command line's --shard overrides it.
+    #[serde(default)]
+    pub shard: Option<String>,
+    /// On SIGTERM/SIGINT, the most milliseconds to wait for in-flight frames and alert
+    /// outputs to drain before stopping anyway.
+    #[serde(default = "default_stop_timeout")]
+    pub stop_timeout_ms: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name: letters, digits, '.', '_' and '-' (used in metrics labels and outputs).
+    pub id: String,
+    /// file://, rtsp:// (rtspt:// for TCP), http(s)://... Credentials are masked in logs.
+    pub uri: String,
+    /// A disabled source is kept in the config but not run.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// rtalert rules file (YAML, zones and lines included) for this source only.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
+    /// Play files again from the start when they end (live streams always reconnect).
+    #[serde(default = "yes", rename = "loop")]
+    pub loop_: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// ONNX detector (YOLOX, YOLOv5, YOLOv8/YOLO11 export).
+    pub file: PathBuf,
+    /// onnxruntime, openvino or auto.
+    #[serde(default = "auto")]
+    pub backend: String,
+    /// auto, cpu or cuda:N.
+    #[serde(default = "auto")]
+    pub device: String,
+    /// auto, f32, bf16 or f16 (OpenVINO).
+    #[serde(default = "auto")]
+    pub precision: String,
+    /// Frames of all sources run as one batch (dynamic-batch models).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Milliseconds a frame waits for its batch to fill.
+    #[serde(default = "default_batch_timeout")]
+    pub batch_timeout_ms: u32,
+    /// Run the model on every Nth frame of each source; frames in between carry the last
+    /// detections, flagged stale.
+    #[serde(default = "one")]
+    pub interval: u32,
+    /// Model executions in flight (0 = one per core).
+    #[serde(default)]
+    pub requests: u32,
+    /// Threads of each request (0 = auto).
+    #[serde(default)]
+    pub threads: u32,
+    /// Detections below this confidence are dropped.
+    #[serde(default)]
+    pub confidence_threshold: Option<f64>,
+    /// Only report these classes: "person,car" or "0,2".
+    #[serde(default)]
+    pub classes: Option<String>,
+    /// Milliseconds a frame may wait for inference before it leaves with the last
+    /// detections (0 = infer every frame).
+    #[serde(default)]
+    pub max_latency_ms: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// Give detections track ids (rttrack) before the rules see them.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// rttrack's mode (bytetrack or iou); empty keeps rttrack's default.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            enabled: true,
+            mode: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsConfig {
+    #[serde(default)]
+    pub detections: DetectionsOutput,
+    #[serde(default)]
+    pub alerts: AlertsOutput,
+}
+
+/// Every frame's detections as JSON lines, each with its source id.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetectionsOutput {
+    /// Print them on standard output.
+    #[serde(default)]
+    pub stdout: bool,
+    /// Append them to this file ("{source}" in the name gives one file per source).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsOutput {
+    /// Print each alert as a JSON line on standard output.
+    #[serde(default = "yes")]
+    pub stdout: bool,
+    /// Append each alert as a JSON line to this file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// POST each alert here (rtalert's webhook output).
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// Publish each alert over MQTT: mqtt://host:port/topic (rtalert's MQTT output).
+    #[serde(default)]
+    pub mqtt_url: Option<String>,
+}
+
+impl Default for AlertsOutput {
+    fn default() -> Self {
+        AlertsOutput {
+            stdout: true,
+            file: None,
+            webhook_url: None,
+            mqtt_url: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address and port of the HTTP API and /metrics (the command line's --listen
+    /// overrides it).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token the API requires; mandatory when listening beyond loopback. The
+    /// environment variable RTANALYTICS_TOKEN overrides it.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: default_listen(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    /// text (for people) or json (for log shippers).
+    #[serde(default = "default_log_format")]
+    pub format: String,
+    /// error, warn, info, debug or trace (or a tracing filter such as "rtanalytics=debug").
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one() -> u32 {
+    1
+}
+fn auto() -> String {
+    "auto".into()
+}
+fn default_batch_size() -> u32 {
+    4
+}
+fn default_batch_timeout() -> u32 {
+    40
+}
+fn default_stop_timeout() -> u64 {
+    10_000
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_log_format() -> String {
+    "text".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+/// The JSON Schema of the config file.
+pub fn schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes") + "\n"
+}
+
+impl Config {
+    /// Reads and checks a config file; errors name the file, and the line and key where
+    /// they are known.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("Cannot read the config {}: {e}", path.display()))?;
+        let config = Self::parse(&text, &path.display().to_string())?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Ok(config.relative_to(base))
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
+        let config: Config =
+            serde_yaml_ng::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+        config.check_values().map_err(|e| format!("{origin}: {e}"))?;
+        Ok(config)
+    }
+
+    /// Paths in a config file are relative to the file's folder.
+    fn relative_to(mut self, base: &Path) -> Config {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.model.file);
+        if let Some(r) = self.rules.as_mut() {
+            fix(r);
+        }
+        for s in &mut self.sources {
+            if let Some(r) = s.rules.as_mut() {
+                fix(r);
+            }
+        }
+        self
+    }
+
+    /// Checks that need no file system: names, choices, ranges.
+    pub fn check_values(&self) -> Result<(), String> {
+        let mut seen = HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            s.check().map_err(|e| format!("sources[{i}]: {e}"))?;
+            if !seen.insert(s.id.as_str()) {
+                return Err(format!("sources[{i}].id: '{}' is used twice", s.id));
+            }
+        }
+        let m = &self.model;
+        one_of("model.backend", &m.backend, &["auto", "onnxruntime", "openvino"])?;
+        one_of("model.precision", &m.precision, &["auto", "f32", "bf16", "f16"])?;
+        if m.device != "auto" && m.device != "cpu" && !m.device.starts_with("cuda:") {
+            return Err(format!(
+                "model.device: '{}' is not auto, cpu or cuda:N",
+                m.device
+            ));
+        }
+        in_range("model.batch_size", m.batch_size as f64, 1.0, 64.0)?;
+        in_range("model.interval", m.interval as f64, 1.0, 1000.0)?;
+        in_range("model.requests", m.requests as f64, 0.0, 64.0)?;
+        if let Some(c) = m.confidence_threshold {
+            in_range("model.confidence_threshold", c, 0.0, 1.0)?;
+        }
+        if let Some(mode) = &self.tracker.mode {
+            one_of("tracker.mode", mode, &["bytetrack", "iou"])?;
+        }
+        one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        if let Some(shard) = &self.shard {
+            crate::shard::Shard::parse(shard).map_err(|e| format!("shard: {e}"))?;
+        }
+        self.http
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                format!(
+                    "http.listen: '{}' is not ADDRESS:PORT (e.g. 127.0.0.1:8080)",
+                    self.http.listen
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Checks that read files: the model exists, and every rules file parses (with
+    /// rtalert's own parser, so `check` and `run` agree).
+    pub fn check_files(&self) -> Result<(), String> {
+        let model = &self.model.file;
+        let meta = std::fs::metadata(model)
+            .map_err(|e| format!("model.file: cannot read {}: {e}", model.display()))?;
+        if !meta.is_file() || meta.len() == 0 {
+            return Err(format!(
+                "model.file: {} is not an ONNX model file",
+                model.display()
+            ));
+        }
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| ("rules".to_string(), r))
+            .chain(self.sources.iter().enumerate().filter_map(|(i, s)| {
+                s.rules.as_ref().map(|r| (format!("sources[{i}].rules"), r))
+            }));
+        for (key, path) in rules {
+            check_rules_file(path).map_err(|e| format!("{key}: {e}"))?;
+        }
+        if let Some(f) = &self.outputs.alerts.file {
+            check_parent("outputs.alerts.file", f)?;
+        }
+        if let Some(f) = &self.outputs.detections.file {
+            check_parent("outputs.detections.file", Path::new(f))?;
+        }
+        Ok(())
+    }
+}
+
+impl SourceConfig {
+    pub fn check(&self) -> Result<(), String> {
+        check_id(&self.id).map_err(|e| format!("id: {e}"))?;
+        let scheme = self.uri.split_once("://").map(|(s, _)| s);
+        match scheme {
+            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+                Ok(())
+            }
+            // Not quoted: a malformed URI may still hold a password.
+            _ => Err("uri: this is not a URI (file:///path, rtsp://host/path, ...)".into()),
+        }
+    }
+}
+
+/// Source ids name GStreamer elements, metric labels and files.
+pub fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(format!("'{id}' must have 1 to 64 characters"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(format!(
+            "'{id}' may only have letters, digits, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_rules_file(path: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    gstrtalert::rules::parse_yaml(&text, &path.display().to_string()).map(|_| ())
+}
+
+fn check_parent(key: &str, file: &Path) -> Result<(), String> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    match dir {
+        Some(d) if !d.is_dir() => Err(format!(
+            "{key}: the folder {} does not exist",
+            d.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn one_of(key: &str, value: &str, choices: &[&str]) -> Result<(), String> {
+    if choices.contains(&value) {
+        Ok(())
+    } else {
+        Err(format!("{key}: '{value}' is not one of {}", choices.join(", ")))
+    }
+}
+
+fn in_range(key: &str, v: f64, min: f64, max: f64) -> Result<(), String> {
+    if (min..=max).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("{key}: {v} is not in {min}..{max}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+sources:
+  - id: cam1
+    uri: rtsp://user:pw@127.0.0.1:8554/test
+  - id: lobby
+    uri: file:///tmp/x.mp4
+    loop: false
+model:
+  file: m.onnx
+  interval: 2
+";
+
+    #[test]
+    fn parses_with_defaults() {
+        let c = Config::parse(GOOD, "cameras.yaml").unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert!(c.sources[0].enabled && c.sources[0].loop_);
+        assert!(!c.sources[1].loop_);
+        assert_eq!(c.model.interval, 2);
+        assert_eq!(c.model.batch_size, 4);
+        assert_eq!(c.http.listen, "127.0.0.1:8080");
+        assert!(c.tracker.enabled && c.outputs.alerts.stdout);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("    loop: false", "    loop: false\n    rulez: r.yaml");
+        let e = Config::parse(&text, "cameras.yaml").unwrap_err();
+        assert!(e.starts_with("cameras.yaml: "), "{e}");
+        assert!(e.contains("rulez") && e.contains("line 7"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ("  interval: 2", "  interval: 0", "model.interval"),
+            ("  interval: 2", "  interval: 2\n  backend: tract", "model.backend"),
+            ("id: lobby", "id: cam1", "sources[1].id: 'cam1' is used twice"),
+            ("id: lobby", "id: 'a b'", "sources[1]: id:"),
+            ("uri: file:///tmp/x.mp4", "uri: /tmp/x.mp4", "sources[1]: uri:"),
+        ];
+        for (from, to, want) in cases {
+            let e = Config::parse(&GOOD.replace(from, to), "c.yaml").unwrap_err();
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        let e = Config::parse(&GOOD.replace("  interval: 2", "  interval: two"), "c.yaml")
+            .unwrap_err();
+        assert!(e.contains("model.interval") && e.contains("line 9"), "{e}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file() {
+        let c = Config::parse(GOOD, "x").unwrap().relative_to(Path::new("/etc/rt"));
+        assert_eq!(c.model.file, Path::new("/etc/rt/m.onnx"));
+    }
+
+    #[test]
+    fn credentials_are_masked_in_errors() {
+        let e = Config::parse(
+            &GOOD.replace("uri: file:///tmp/x.mp4", "uri: user:secret@host"),
+            "c",
+        )
+        .unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+    }
+}

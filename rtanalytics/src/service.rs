@@ -1,0 +1,971 @@
+//! The running service: one pipeline with one shared, batched `rtinfer`, and a branch per
+//! source that is added and removed while it plays:
+//!
+//! ```text
+//! bin "src-ID":  rturisrcbin ! videoconvert ! (ghost src)  ->  rtinfer.sink_N
+//! bin "out-ID":  rtinfer.src_N -> (ghost sink) rttrack ! rtalert ! appsink
+//! ```
+//!
+//! The appsink hands each frame's detections to the detection outputs; `rtalert` posts its
+//! alerts on the bus, and the bus thread hands them to the alert outputs. Everything that
+//! reaches a log, the API or the metrics shows URIs masked.
+//!
+//! Locking: `sources` is held only for bookkeeping; element state changes, pad releases and
+//! joins happen after it is released (a branch is taken out of the map first, so two callers
+//! never tear down the same branch).
+
+use crate::config::{Config, SourceConfig};
+use crate::shard::Shard;
+use gst::prelude::*;
+use gstrtalert::outputs::{Level, Message, Output, Report, Worker, jsonl_file};
+use rtmeta::mask::{mask_in, mask_uri};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Why a request to add or remove a source failed.
+#[derive(Debug, PartialEq)]
+pub enum SourceError {
+    /// The request itself is wrong (bad id, URI, rules): 400.
+    Invalid(String),
+    /// The id is taken: 409.
+    Duplicate(String),
+    /// No such source: 404.
+    Unknown(String),
+    /// The source could not start (no element for its scheme, missing file): 422.
+    CannotStart(String),
+    /// The service is stopping: 503.
+    Stopping,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceError::Invalid(e) | SourceError::CannotStart(e) => f.write_str(e),
+            SourceError::Duplicate(id) => write!(f, "a source with id '{id}' exists already"),
+            SourceError::Unknown(id) => write!(f, "there is no source with id '{id}'"),
+            SourceError::Stopping => f.write_str("the service is stopping"),
+        }
+    }
+}
+
+/// Counted by the appsink callback (streaming thread), read by the API and metrics.
+#[derive(Default)]
+pub struct Counters {
+    pub frames: AtomicU64,
+    pub stale: AtomicU64,
+    pub detections: AtomicU64,
+    pub ended: AtomicBool,
+}
+
+/// The elements of a running source.
+struct Branch {
+    input: gst::Bin,
+    output: gst::Bin,
+    sinkpad: gst::Pad,
+    source: gst::Element,
+    alert: Option<gst::Element>,
+    /// This source's own detections file, when the file name has "{source}".
+    file: Option<Arc<Worker>>,
+}
+
+struct Source {
+    config: SourceConfig,
+    pad: u32,
+    branch: Option<Branch>,
+    counters: Arc<Counters>,
+    /// Set when the source failed for good; the branch is then gone.
+    failed: Option<String>,
+    last_error: Option<String>,
+    /// Alerts emitted, by (rule, kind).
+    alerts: BTreeMap<(String, String), u64>,
+    /// Frames at the last fps sample, and the rate then.
+    sampled_frames: u64,
+    fps: f64,
+    /// Reconnects of the branch's source when it was stopped.
+    reconnects: u64,
+}
+
+/// A snapshot of one source for the API and the metrics.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SourceStatus {
+    pub id: String,
+    /// Masked.
+    pub uri: String,
+    pub enabled: bool,
+    /// connecting, playing, retrying, ended, failed, stopped (disabled) or starting.
+    pub state: String,
+    pub fps: f64,
+    pub frames: u64,
+    pub stale_frames: u64,
+    pub detections: u64,
+    pub reconnects: u64,
+    pub last_error: Option<String>,
+    /// The rtinfer pad number, which is the `source_id` inside detections and alerts.
+    pub source_id: u32,
+    #[serde(skip)]
+    pub alerts: BTreeMap<(String, String), u64>,
+    #[serde(skip)]
+    pub alert_stats: Option<gst::Structure>,
+}
+
+impl SourceStatus {
+    pub fn ready(&self) -> bool {
+        !self.enabled || matches!(self.state.as_str(), "playing" | "ended")
+    }
+}
+
+/// Outputs shared by all sources; the streaming threads hold them weakly so that the stop
+/// can take them back and drain them.
+#[derive(Default)]
+struct Shared {
+    detections: Vec<Arc<Worker>>,
+    alerts: Vec<Arc<Worker>>,
+}
+
+pub struct Service {
+    pipeline: gst::Pipeline,
+    infer: gst::Element,
+    config: Config,
+    pub shard: Option<Shard>,
+    sources: Mutex<BTreeMap<String, Source>>,
+    next_pad: AtomicU32,
+    shared: Mutex<Shared>,
+    started: Instant,
+    stopping: AtomicBool,
+    /// Set by the bus thread: the pipeline ended (EOS) or failed (the error).
+    finished: (Mutex<Option<Result<(), String>>>, Condvar),
+}
+
+fn report() -> Report {
+    Arc::new(|level, text| match level {
+        Level::Problem => tracing::warn!("{text}"),
+        Level::Recovered => tracing::info!("{text}"),
+    })
+}
+
+/// A JSON-lines output on standard output (one line per message, never interleaved).
+fn stdout_worker(what: &str) -> Worker {
+    Worker::spawn(format!("stdout:{what}"), 4096, report(), |m, _| {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", m.json)
+            .and_then(|_| out.flush())
+            .map_err(|e| format!("standard output: {e}"))
+    })
+}
+
+impl Service {
+    /// Builds the pipeline and starts it (the model loads here: a bad model is an error that
+    /// says what to fix), then starts the configured sources this instance owns.
+    pub fn start(config: Config, shard: Option<Shard>) -> Result<Arc<Service>, String> {
+        let m = &config.model;
+        let infer = gst::ElementFactory::make("rtinfer")
+            .name("infer")
+            .property("model-file", m.file.to_string_lossy().as_ref())
+            .property_from_str("backend", &m.backend)
+            .property("device", &m.device)
+            .property_from_str("precision", &m.precision)
+            .property("batch-size", m.batch_size)
+            .property("batch-timeout", m.batch_timeout_ms)
+            .property("interval", m.interval)
+            .property("requests", m.requests)
+            .property("threads", m.threads)
+            .property("max-latency", m.max_latency_ms)
+            .property("classes", m.classes.as_deref().unwrap_or(""))
+            .build()
+            .map_err(|e| format!("Cannot create rtinfer ({e}): is GST_PLUGIN_PATH set?"))?;
+        if let Some(c) = m.confidence_threshold {
+            infer.set_property("confidence-threshold", c as f32);
+        }
+        let pipeline = gst::Pipeline::with_name("rtanalytics");
+        pipeline.add(&infer).map_err(|e| e.to_string())?;
+
+        let mut shared = Shared::default();
+        let outs = &config.outputs;
+        if outs.detections.stdout {
+            shared.detections.push(Arc::new(stdout_worker("detections")));
+        }
+        if let Some(f) = outs.detections.file.as_ref().filter(|f| !f.contains("{source}")) {
+            shared
+                .detections
+                .push(Arc::new(jsonl_file(f.into(), 0, 0, report())));
+        }
+        if outs.alerts.stdout {
+            shared.alerts.push(Arc::new(stdout_worker("alerts")));
+        }
+        if let Some(f) = &outs.alerts.file {
+            shared.alerts.push(Arc::new(jsonl_file(f.clone(), 0, 0, report())));
+        }
+
+        let service = Arc::new(Service {
+            pipeline,
+            infer,
+            config,
+            shard,
+            sources: Mutex::new(BTreeMap::new()),
+            next_pad: AtomicU32::new(0),
+            shared: Mutex::new(shared),
+            started: Instant::now(),
+            stopping: AtomicBool::new(false),
+            finished: (Mutex::new(None), Condvar::new()),
+        });
+
+        // The model loads on the way to PLAYING; its errors are on the bus.
+        if service.pipeline.set_state(gst::State::Playing).is_err() {
+            let bus = service.pipeline.bus().expect("pipelines have a bus");
+            let why = bus
+                .pop_filtered(&[gst::MessageType::Error])
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(e) => Some(format!(
+                        "{} ({})",
+                        e.error(),
+                        e.debug().unwrap_or_default()
+                    )),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "the pipeline did not start".into());
+            let _ = service.pipeline.set_state(gst::State::Null);
+            return Err(format!("Cannot start the model: {why}"));
+        }
+        let weak = Arc::downgrade(&service);
+        std::thread::Builder::new()
+            .name("rtanalytics-bus".into())
+            .spawn(move || bus_loop(weak))
+            .map_err(|e| e.to_string())?;
+
+        let configured: Vec<SourceConfig> = service
+            .config
+            .sources
+            .iter()
+            .filter(|s| service.shard.is_none_or(|sh| sh.owns(&s.id)))
+            .cloned()
+            .collect();
+        if let Some(sh) = service.shard {
+            tracing::info!(
+                shard = %sh,
+                "shard {sh}: {} of {} configured sources",
+                configured.len(),
+                service.config.sources.len()
+            );
+        }
+        for s in configured {
+            let id = s.id.clone();
+            match service.add_source(s) {
+                Ok(_) | Err(SourceError::CannotStart(_)) => {}
+                Err(e) => return Err(format!("sources: {id}: {e}")),
+            }
+        }
+        Ok(service)
+    }
+
+    /// Adds a source and starts it. A source that cannot start is kept as failed (so that
+    /// /readyz and the API show it) and the error is returned.
+    pub fn add_source(&self, config: SourceConfig) -> Result<SourceStatus, SourceError> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(SourceError::Stopping);
+        }
+        config.check().map_err(SourceError::Invalid)?;
+        if let Some(r) = &config.rules {
+            crate::config::check_rules_file(r)
+                .map_err(|e| SourceError::Invalid(format!("rules: {e}")))?;
+        }
+        let id = config.id.clone();
+        let counters = Arc::new(Counters::default());
+        let pad = {
+            let mut sources = self.sources.lock().unwrap();
+            if sources.contains_key(&id) {
+                return Err(SourceError::Duplicate(id));
+            }
+            let pad = self.next_pad.fetch_add(1, Ordering::Relaxed);
+            sources.insert(
+                id.clone(),
+                Source {
+                    config: config.clone(),
+                    pad,
+                    branch: None,
+                    counters: counters.clone(),
+                    failed: None,
+                    last_error: None,
+                    alerts: BTreeMap::new(),
+                    sampled_frames: 0,
+                    fps: 0.0,
+                    reconnects: 0,
+                },
+            );
+            pad
+        };
+        let masked = mask_uri(&config.uri);
+        if !config.enabled {
+            tracing::info!(source = %id, uri = %masked, "source {id} is disabled");
+            return Ok(self.status(&id).expect("just added"));
+        }
+        let result = gstrtsrc::check_uri(&config.uri)
+            .map_err(|e| mask_in(&e, &config.uri))
+            .and_then(|()| self.build_branch(&config, pad, counters));
+        match result {
+            Ok(branch) => {
+                let mut sources = self.sources.lock().unwrap();
+                match sources.get_mut(&id) {
+                    Some(s) => s.branch = Some(branch),
+                    // Removed meanwhile: undo.
+                    None => {
+                        drop(sources);
+                        self.teardown(branch);
+                        return Err(SourceError::Unknown(id));
+                    }
+                }
+                drop(sources);
+                tracing::info!(source = %id, uri = %masked, "source {id} added: {masked}");
+                Ok(self.status(&id).expect("just added"))
+            }
+            Err(e) => {
+                tracing::error!(source = %id, uri = %masked, "source {id} cannot start: {e}");
+                if let Some(s) = self.sources.lock().unwrap().get_mut(&id) {
+                    s.failed = Some(e.clone());
+                    s.last_error = Some(e.clone());
+                }
+                Err(SourceError::CannotStart(e))
+            }
+        }
+    }
+
+    /// Stops a source, releases its rtinfer pad and forgets it.
+    pub fn remove_source(&self, id: &str) -> Result<(), SourceError> {
+        let source = self
+            .sources
+            .lock()
+            .unwrap()
+            .remove(id)
+            .ok_or_else(|| SourceError::Unknown(id.to_string()))?;
+        if let Some(b) = source.branch {
+            self.teardown(b);
+        }
+        tracing::info!(source = %id, "source {id} removed");
+        Ok(())
+    }
+
+    fn build_branch(
+        &self,
+        config: &SourceConfig,
+        pad: u32,
+        counters: Arc<Counters>,
+    ) -> Result<Branch, String> {
+        let id = &config.id;
+        let input = gst::Bin::with_name(&format!("src-{id}"));
+        let source = gst::ElementFactory::make("rturisrcbin")
+            .property("uri", &config.uri)
+            .property("restart-on-eos", config.loop_)
+            .build()
+            .map_err(|e| format!("Cannot create rturisrcbin: {e}"))?;
+        let convert = make("videoconvert")?;
+        input
+            .add_many([&source, &convert])
+            .and_then(|_| source.link(&convert).map_err(Into::into))
+            .map_err(|e| e.to_string())?;
+        let ghost = gst::GhostPad::with_target(&convert.static_pad("src").expect("src"))
+            .map_err(|e| e.to_string())?;
+        input.add_pad(&ghost).map_err(|e| e.to_string())?;
+
+        let output = gst::Bin::with_name(&format!("out-{id}"));
+        let mut chain: Vec<gst::Element> = Vec::new();
+        let tracker = &self.config.tracker;
+        if tracker.enabled {
+            let t = make("rttrack")?;
+            if let Some(mode) = &tracker.mode {
+                t.set_property_from_str("mode", mode);
+            }
+            chain.push(t);
+        }
+        let rules = config.rules.as_ref().or(self.config.rules.as_ref());
+        let alert = match rules {
+            Some(r) => {
+                let a = gst::ElementFactory::make("rtalert")
+                    .name(format!("alert-{id}"))
+                    .property("rules-file", r.to_string_lossy().as_ref())
+                    .property("stdout", false)
+                    .build()
+                    .map_err(|e| format!("Cannot create rtalert: {e}"))?;
+                let outs = &self.config.outputs.alerts;
+                if let Some(u) = &outs.webhook_url {
+                    a.set_property("webhook-url", u);
+                }
+                if let Some(u) = &outs.mqtt_url {
+                    a.set_property("mqtt-url", u);
+                }
+                a.set_property(
+                    "flush-timeout",
+                    self.config.stop_timeout_ms.min(u32::MAX as u64) as u32,
+                );
+                chain.push(a.clone());
+                Some(a)
+            }
+            None => None,
+        };
+        // Not async: a sink that waits for preroll would pause the playing pipeline it joins.
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .async_(false)
+            .max_buffers(4)
+            .build();
+        chain.push(sink.clone().upcast());
+        output.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+        let ghost = gst::GhostPad::with_target(&chain[0].static_pad("sink").expect("sink"))
+            .map_err(|e| e.to_string())?;
+        output.add_pad(&ghost).map_err(|e| e.to_string())?;
+
+        let file = self
+            .config
+            .outputs
+            .detections
+            .file
+            .as_ref()
+            .filter(|f| f.contains("{source}"))
+            .map(|f| Arc::new(jsonl_file(f.replace("{source}", id).into(), 0, 0, report())));
+        let mut outputs: Vec<Weak<Worker>> = self
+            .shared
+            .lock()
+            .unwrap()
+            .detections
+            .iter()
+            .map(Arc::downgrade)
+            .collect();
+        outputs.extend(file.iter().map(Arc::downgrade));
+        sink.set_callbacks(frame_callbacks(id.clone(), counters, outputs));
+
+        self.pipeline
+            .add_many([input.upcast_ref::<gst::Element>(), output.upcast_ref()])
+            .map_err(|e| e.to_string())?;
+        let branch = |sinkpad| Branch {
+            input: input.clone(),
+            output: output.clone(),
+            sinkpad,
+            source: source.clone(),
+            alert: alert.clone(),
+            file: file.clone(),
+        };
+        let sinkpad = match self.infer.request_pad_simple(&format!("sink_{pad}")) {
+            Some(p) => p,
+            None => {
+                let _ = self.pipeline.remove_many([&input, &output]);
+                return Err("rtinfer gave no request pad".into());
+            }
+        };
+        let linked = input
+            .static_pad("src")
+            .expect("ghost")
+            .link(&sinkpad)
+            .map_err(|e| format!("linking to rtinfer: {e}"))
+            .and_then(|_| {
+                let srcpad = self
+                    .infer
+                    .static_pad(&format!("src_{pad}"))
+                    .ok_or("rtinfer has no src pad for the stream")?;
+                srcpad
+                    .link(&output.static_pad("sink").expect("ghost"))
+                    .map_err(|e| format!("linking from rtinfer: {e}"))
+            })
+            .and_then(|_| {
+                output
+                    .sync_state_with_parent()
+                    .map_err(|_| "the outputs did not start".to_string())?;
+                input
+                    .sync_state_with_parent()
+                    .map_err(|_| "the source did not start".to_string())
+            });
+        match linked {
+            Ok(_) => Ok(branch(sinkpad)),
+            Err(e) => {
+                self.teardown(branch(sinkpad));
+                Err(e)
+            }
+        }
+    }
+
+    fn teardown(&self, b: Branch) {
+        let _ = b.input.set_state(gst::State::Null);
+        let _ = b.output.set_state(gst::State::Null);
+        self.infer.release_request_pad(&b.sinkpad);
+        let _ = self.pipeline.remove_many([&b.input, &b.output]);
+        if let Some(f) = b.file {
+            drain(f, Duration::from_millis(self.config.stop_timeout_ms));
+        }
+    }
+
+    /// The source an element belongs to: the id of its `src-ID` or `out-ID` bin.
+    fn source_of(&self, obj: &gst::Object) -> Option<String> {
+        let mut cur = Some(obj.clone());
+        while let Some(o) = cur {
+            let parent = o.parent();
+            if parent.as_ref() == Some(self.pipeline.upcast_ref()) {
+                let name = o.name();
+                return name
+                    .strip_prefix("src-")
+                    .or_else(|| name.strip_prefix("out-"))
+                    .map(str::to_string);
+            }
+            cur = parent;
+        }
+        None
+    }
+
+    pub fn status(&self, id: &str) -> Option<SourceStatus> {
+        let sources = self.sources.lock().unwrap();
+        let s = sources.get(id)?;
+        let elements = s.branch.as_ref().map(|b| (b.source.clone(), b.alert.clone()));
+        let mut st = SourceStatus {
+            id: id.to_string(),
+            uri: mask_uri(&s.config.uri),
+            enabled: s.config.enabled,
+            state: String::new(),
+            fps: s.fps,
+            frames: s.counters.frames.load(Ordering::Relaxed),
+            stale_frames: s.counters.stale.load(Ordering::Relaxed),
+            detections: s.counters.detections.load(Ordering::Relaxed),
+            reconnects: s.reconnects,
+            last_error: s.last_error.clone(),
+            source_id: s.pad,
+            alerts: s.alerts.clone(),
+            alert_stats: None,
+        };
+        let failed = s.failed.is_some();
+        let ended = s.counters.ended.load(Ordering::Relaxed);
+        drop(sources);
+        // Element properties are read without the lock.
+        st.state = match (&elements, failed) {
+            (_, true) => "failed".into(),
+            (None, false) if !st.enabled || self.is_stopping() => "stopped".into(),
+            (None, false) => "starting".into(),
+            (Some(_), false) if ended => "ended".into(),
+            (Some((src, _)), false) => src.property::<String>("source-state"),
+        };
+        if let Some((src, alert)) = elements {
+            st.reconnects = src.property::<u64>("reconnects");
+            st.alert_stats = alert.map(|a| a.property::<gst::Structure>("stats"));
+        }
+        Some(st)
+    }
+
+    pub fn statuses(&self) -> Vec<SourceStatus> {
+        let ids: Vec<String> = self.sources.lock().unwrap().keys().cloned().collect();
+        ids.iter().filter_map(|id| self.status(id)).collect()
+    }
+
+    /// Whether the pipeline plays and every enabled source is connected (or has ended);
+    /// otherwise the sources that are not.
+    pub fn readiness(&self) -> Result<(), Vec<SourceStatus>> {
+        let (_, state, _) = self.pipeline.state(gst::ClockTime::ZERO);
+        let not_ready: Vec<SourceStatus> =
+            self.statuses().into_iter().filter(|s| !s.ready()).collect();
+        if state == gst::State::Playing && not_ready.is_empty() && !self.is_stopping() {
+            Ok(())
+        } else {
+            Err(not_ready)
+        }
+    }
+
+    pub fn inference_stats(&self) -> gst::Structure {
+        self.infer.property::<gst::Structure>("stats")
+    }
+
+    /// Delivered and dropped counts of every output: ours and each rtalert's.
+    pub fn output_stats(&self) -> BTreeMap<String, (u64, u64)> {
+        let mut out = BTreeMap::new();
+        {
+            let shared = self.shared.lock().unwrap();
+            let ours = shared.detections.iter().map(|w| ("detections", w));
+            for (what, w) in ours.chain(shared.alerts.iter().map(|w| ("alerts", w))) {
+                let e = out.entry(format!("{what}:{}", w.name())).or_insert((0, 0));
+                e.0 += w.stats().delivered.load(Ordering::Relaxed);
+                e.1 += w.stats().dropped.load(Ordering::Relaxed);
+            }
+        }
+        for st in self.statuses() {
+            let Some(stats) = st.alert_stats else { continue };
+            let Ok(list) = stats.get::<gst::Array>("outputs") else {
+                continue;
+            };
+            for o in list.iter().filter_map(|v| v.get::<gst::Structure>().ok()) {
+                let name = o.get::<String>("name").unwrap_or_default();
+                let e = out.entry(format!("alerts:{name}")).or_insert((0, 0));
+                e.0 += o.get::<u64>("delivered").unwrap_or(0);
+                e.1 += o.get::<u64>("dropped").unwrap_or(0);
+            }
+        }
+        out
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// All figures as one JSON document (GET /api/v1/stats, and the final stats).
+    pub fn stats_json(&self) -> Value {
+        let sources: serde_json::Map<String, Value> = self
+            .statuses()
+            .into_iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(&s).expect("serializable");
+                let alerts: Vec<Value> = s
+                    .alerts
+                    .iter()
+                    .map(|((rule, kind), n)| json!({"rule": rule, "kind": kind, "count": n}))
+                    .collect();
+                v["alerts"] = alerts.into();
+                if let Some(a) = &s.alert_stats {
+                    v["alert_stats"] = structure_to_json(a);
+                }
+                (s.id.clone(), v)
+            })
+            .collect();
+        let outputs: serde_json::Map<String, Value> = self
+            .output_stats()
+            .into_iter()
+            .map(|(k, (d, x))| (k, json!({"delivered": d, "dropped": x})))
+            .collect();
+        let p = crate::procstat::sample();
+        json!({
+            "uptime_seconds": self.uptime().as_secs_f64(),
+            "shard": self.shard.map(|s| s.to_string()),
+            "sources": sources,
+            "inference": structure_to_json(&self.inference_stats()),
+            "outputs": outputs,
+            "process": {
+                "resident_memory_bytes": p.rss_bytes,
+                "cpu_seconds": p.cpu_seconds,
+                "threads": p.threads,
+            },
+        })
+    }
+
+    /// Waits until the pipeline ends or fails (the bus thread says so) or `timeout` passes.
+    pub fn wait_finished(&self, timeout: Duration) -> Option<Result<(), String>> {
+        let (lock, cv) = &self.finished;
+        let guard = lock.lock().unwrap();
+        let (guard, _) = cv
+            .wait_timeout_while(guard, timeout, |f| f.is_none())
+            .unwrap();
+        guard.clone()
+    }
+
+    fn finish(&self, result: Result<(), String>) {
+        let (lock, cv) = &self.finished;
+        let mut f = lock.lock().unwrap();
+        if f.is_none() {
+            *f = Some(result);
+        }
+        cv.notify_all();
+    }
+
+    /// The clean stop: end every source (EOS), let in-flight frames and alerts drain for up
+    /// to the stop timeout, stop the pipeline, then drain our outputs.
+    pub fn stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let timeout = Duration::from_millis(self.config.stop_timeout_ms);
+        let deadline = Instant::now() + timeout;
+        let running = self
+            .sources
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| s.branch.is_some())
+            .count();
+        tracing::info!("stopping: ending {running} sources (at most {timeout:?})");
+        if running > 0 {
+            let inputs: Vec<gst::Bin> = self
+                .sources
+                .lock()
+                .unwrap()
+                .values()
+                .filter_map(|s| s.branch.as_ref().map(|b| b.input.clone()))
+                .collect();
+            for i in inputs {
+                i.send_event(gst::event::Eos::new());
+            }
+            // The pipeline posts EOS once every branch's appsink has it.
+            let _ = self.wait_finished(timeout);
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+        let branches: Vec<Branch> = self
+            .sources
+            .lock()
+            .unwrap()
+            .values_mut()
+            .filter_map(|s| {
+                let b = s.branch.take()?;
+                s.reconnects = b.source.property::<u64>("reconnects");
+                s.fps = 0.0;
+                Some(b)
+            })
+            .collect();
+        for b in branches {
+            self.teardown(b);
+        }
+        let shared = std::mem::take(&mut *self.shared.lock().unwrap());
+        let left = deadline.saturating_duration_since(Instant::now());
+        for w in shared.detections.into_iter().chain(shared.alerts) {
+            drain(w, left.max(Duration::from_millis(500)));
+        }
+        self.finish(Ok(()));
+    }
+
+    /// Samples each source's frame rate; called once a second.
+    fn sample_fps(&self, dt: f64) {
+        for s in self.sources.lock().unwrap().values_mut() {
+            let frames = s.counters.frames.load(Ordering::Relaxed);
+            s.fps = (frames - s.sampled_frames.min(frames)) as f64 / dt;
+            s.sampled_frames = frames;
+        }
+    }
+
+    /// An alert from `id`'s rtalert: counted, tagged with the source id, and handed to the
+    /// alert outputs.
+    fn on_alert(&self, id: &str, s: &gst::StructureRef) {
+        let rule = s.get::<String>("rule").unwrap_or_default();
+        let kind = s.get::<String>("kind").unwrap_or_default();
+        let Ok(text) = s.get::<String>("json") else {
+            return;
+        };
+        let mut doc: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        doc["source"] = id.into();
+        let message = Message {
+            id: s.get::<String>("id").unwrap_or_default().into(),
+            json: doc.to_string().into(),
+        };
+        if let Some(src) = self.sources.lock().unwrap().get_mut(id) {
+            *src.alerts.entry((rule, kind)).or_insert(0) += 1;
+        }
+        let outputs: Vec<Arc<Worker>> = self.shared.lock().unwrap().alerts.clone();
+        for o in outputs {
+            o.send(&message);
+        }
+    }
+
+    /// A source failed for good: keep it listed as failed, stop its branch, go on.
+    fn fail_source(&self, id: &str, why: String) {
+        let branch = {
+            let mut sources = self.sources.lock().unwrap();
+            let Some(s) = sources.get_mut(id) else { return };
+            if s.failed.is_some() {
+                return;
+            }
+            s.failed = Some(why.clone());
+            s.last_error = Some(why.clone());
+            s.branch.take()
+        };
+        tracing::error!(source = %id, "source {id} failed: {why}; the other sources go on");
+        if let Some(b) = branch {
+            self.teardown(b);
+        }
+    }
+
+    fn note_error(&self, id: &str, why: &str) {
+        if let Some(s) = self.sources.lock().unwrap().get_mut(id) {
+            s.last_error = Some(why.to_string());
+        }
+    }
+
+    fn uri_of(&self, id: &str) -> String {
+        self.sources
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|s| s.config.uri.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| format!("Cannot create {factory}: {e} (is its plugin installed?)"))
+}
+
+/// Delivers what a worker has queued within `grace`, once nothing else holds it.
+fn drain(w: Arc<Worker>, grace: Duration) {
+    match Arc::try_unwrap(w) {
+        Ok(mut w) => w.shutdown(grace),
+        Err(w) => tracing::warn!("{} is still in use; not drained", w.name()),
+    }
+}
+
+/// Per frame, on the branch's streaming thread: count, and hand the detections (as a JSON
+/// line with the source id) to the detection outputs.
+fn frame_callbacks(
+    id: String,
+    counters: Arc<Counters>,
+    outputs: Vec<Weak<Worker>>,
+) -> gst_app::AppSinkCallbacks {
+    let ended = counters.clone();
+    let msg_id: Arc<str> = Arc::from(id.as_str());
+    gst_app::AppSinkCallbacks::builder()
+        .new_sample(move |sink| {
+            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+            let Some(buffer) = sample.buffer() else {
+                return Ok(gst::FlowSuccess::Ok);
+            };
+            counters.frames.fetch_add(1, Ordering::Relaxed);
+            let Some(dets) = rtmeta::Detections::from_buffer(buffer) else {
+                return Ok(gst::FlowSuccess::Ok);
+            };
+            if dets.stale {
+                counters.stale.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counters
+                    .detections
+                    .fetch_add(dets.objects.len() as u64, Ordering::Relaxed);
+            }
+            if !outputs.is_empty() {
+                let mut doc = dets.to_json(buffer.pts().map(|t| t.nseconds()));
+                doc["source"] = id.as_str().into();
+                let message = Message {
+                    id: msg_id.clone(),
+                    json: doc.to_string().into(),
+                };
+                for o in outputs.iter().filter_map(Weak::upgrade) {
+                    o.send(&message);
+                }
+            }
+            Ok(gst::FlowSuccess::Ok)
+        })
+        .eos(move |_| ended.ended.store(true, Ordering::Relaxed))
+        .build()
+}
+
+/// The bus thread: source events to the log, alerts to the outputs, errors to the source
+/// they belong to (or, from the shared part, to the whole service), fps once a second.
+fn bus_loop(service: Weak<Service>) {
+    let Some(bus) = service.upgrade().and_then(|s| s.pipeline.bus()) else {
+        return;
+    };
+    let mut last_sample = Instant::now();
+    loop {
+        let msg = bus.timed_pop(gst::ClockTime::from_mseconds(200));
+        let Some(svc) = service.upgrade() else { return };
+        if last_sample.elapsed() >= Duration::from_secs(1) {
+            svc.sample_fps(last_sample.elapsed().as_secs_f64());
+            last_sample = Instant::now();
+        }
+        let Some(msg) = msg else {
+            if svc.finished.0.lock().unwrap().is_some() {
+                return;
+            }
+            continue;
+        };
+        let source = msg.src().and_then(|o| svc.source_of(o));
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                let (Some(s), Some(id)) = (e.structure(), source.as_deref()) else {
+                    continue;
+                };
+                match s.name().as_str() {
+                    "rtalert" => svc.on_alert(id, s),
+                    "rturisrcbin-connected" => {
+                        tracing::info!(source = %id, "source {id} connected")
+                    }
+                    "rturisrcbin-restored" => {
+                        tracing::info!(source = %id, "source {id} recovered")
+                    }
+                    "rturisrcbin-lost" => {
+                        let why = s.get::<String>("reason").unwrap_or_default();
+                        if why == "end of stream" {
+                            // A looping file starting again.
+                            tracing::debug!(source = %id, "source {id} ended; playing it again");
+                        } else {
+                            svc.note_error(id, &why);
+                            tracing::warn!(source = %id, "source {id} dropped: {why}");
+                        }
+                    }
+                    "rturisrcbin-retrying" => {
+                        let attempt = s.get::<u32>("attempt").unwrap_or(0);
+                        let delay = s.get::<u64>("delay-ms").unwrap_or(0);
+                        let why = s.get::<String>("reason").unwrap_or_default();
+                        if why != "end of stream" {
+                            tracing::info!(
+                                source = %id,
+                                "source {id}: retry {attempt} in {delay} ms ({why})"
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            gst::MessageView::Warning(w) => {
+                let text = format!("{}", w.error());
+                match source {
+                    Some(id) => {
+                        let text = mask_in(&text, &svc.uri_of(&id));
+                        svc.note_error(&id, &text);
+                        tracing::warn!(source = %id, "source {id}: {text}");
+                    }
+                    None => tracing::warn!("{text}"),
+                }
+            }
+            gst::MessageView::Error(err) => {
+                let text = format!(
+                    "{} ({})",
+                    err.error(),
+                    err.debug().unwrap_or_default()
+                );
+                match source {
+                    Some(id) => {
+                        let text = mask_in(&text, &svc.uri_of(&id));
+                        svc.fail_source(&id, text);
+                    }
+                    None => {
+                        tracing::error!("the pipeline failed: {text}");
+                        svc.finish(Err(text));
+                    }
+                }
+            }
+            gst::MessageView::Eos(_) => svc.finish(Ok(())),
+            _ => {}
+        }
+    }
+}
+
+/// A GStreamer structure as JSON: numbers, strings, booleans, nested structures and lists.
+pub fn structure_to_json(s: &gst::StructureRef) -> Value {
+    s.iter()
+        .map(|(k, v)| (k.replace('-', "_"), value_to_json(v)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn value_to_json(v: &gst::glib::Value) -> Value {
+    if let Ok(x) = v.get::<u64>() {
+        x.into()
+    } else if let Ok(x) = v.get::<i64>() {
+        x.into()
+    } else if let Ok(x) = v.get::<u32>() {
+        x.into()
+    } else if let Ok(x) = v.get::<i32>() {
+        x.into()
+    } else if let Ok(x) = v.get::<f64>() {
+        if x.is_finite() { x.into() } else { Value::Null }
+    } else if let Ok(x) = v.get::<bool>() {
+        x.into()
+    } else if let Ok(x) = v.get::<String>() {
+        x.into()
+    } else if let Ok(x) = v.get::<gst::Structure>() {
+        structure_to_json(&x)
+    } else if let Ok(x) = v.get::<gst::Array>() {
+        x.iter().map(|e| value_to_json(e)).collect::<Vec<_>>().into()
+    } else if let Ok(x) = v.get::<gst::List>() {
+        x.iter().map(|e| value_to_json(e)).collect::<Vec<_>>().into()
+    } else {
+        v.serialize().map(|s| s.to_string()).unwrap_or_default().into()
+    }
+}

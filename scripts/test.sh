@@ -9,7 +9,20 @@ VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
 
 echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server; NVRTC for the CUDA kernel)"
 "$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest \
-  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*"
+  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*" jsonschema pyyaml kubernetes-validate
+# Real servers the service's tests start on loopback: Prometheus scrapes it, NATS JetStream
+# receives its alerts.
+test_apt=()
+for p in prometheus nats-server; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || test_apt+=("$p")
+done
+if [ ${#test_apt[@]} -gt 0 ]; then
+  echo "== apt (test servers): ${test_apt[*]}"
+  as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get -o DPkg::Lock::Timeout=300 update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+    install -y -qq --no-install-recommends "${test_apt[@]}"
+fi
 # NVRTC compiles the preprocessing kernel without a GPU, so CI checks that it compiles.
 nvrtc_lib=$("$VENV/bin/python" -c "import nvidia, os; print(os.path.join(nvidia.__path__[0], 'cu13', 'lib'))")
 export LD_LIBRARY_PATH=$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}

@@ -41,7 +41,10 @@ pub fn router(service: Arc<Service>, token: Option<String>) -> Router {
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
     Router::new()
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
         .route("/readyz", get(ready))
         .merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -93,7 +96,11 @@ async fn ready(State(api): State<Api>) -> Response {
                 .iter()
                 .map(|s| json!({"id": s.id, "state": s.state, "last_error": s.last_error}))
                 .collect();
-            let status = if api.service.is_stopping() { "stopping" } else { "not ready" };
+            let status = if api.service.is_stopping() {
+                "stopping"
+            } else {
+                "not ready"
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 axum::Json(json!({"status": status, "not_ready": list})),

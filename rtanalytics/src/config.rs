@@ -254,11 +254,16 @@ impl Config {
         Ok(config.relative_to(base))
     }
 
-    /// Parses config text; `origin` names it in errors.
+    /// Parses config text; `origin` names it in errors. `${NAME}` and `${NAME:-default}`
+    /// take values from the environment first (lines keep their numbers).
     pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
+        let text =
+            expand_env(text, |k| std::env::var(k).ok()).map_err(|e| format!("{origin}: {e}"))?;
         let config: Config =
-            serde_yaml_ng::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        config.check_values().map_err(|e| format!("{origin}: {e}"))?;
+            serde_yaml_ng::from_str(&text).map_err(|e| format!("{origin}: {e}"))?;
+        config
+            .check_values()
+            .map_err(|e| format!("{origin}: {e}"))?;
         Ok(config)
     }
 
@@ -278,6 +283,14 @@ impl Config {
                 fix(r);
             }
         }
+        if let Some(f) = self.outputs.alerts.file.as_mut() {
+            fix(f);
+        }
+        if let Some(f) = self.outputs.detections.file.as_mut()
+            && Path::new(f).is_relative()
+        {
+            *f = base.join(&*f).to_string_lossy().into_owned();
+        }
         self
     }
 
@@ -291,8 +304,16 @@ impl Config {
             }
         }
         let m = &self.model;
-        one_of("model.backend", &m.backend, &["auto", "onnxruntime", "openvino"])?;
-        one_of("model.precision", &m.precision, &["auto", "f32", "bf16", "f16"])?;
+        one_of(
+            "model.backend",
+            &m.backend,
+            &["auto", "onnxruntime", "openvino"],
+        )?;
+        one_of(
+            "model.precision",
+            &m.precision,
+            &["auto", "f32", "bf16", "f16"],
+        )?;
         if m.device != "auto" && m.device != "cpu" && !m.device.starts_with("cuda:") {
             return Err(format!(
                 "model.device: '{}' is not auto, cpu or cuda:N",
@@ -336,13 +357,12 @@ impl Config {
                 model.display()
             ));
         }
-        let rules = self
-            .rules
-            .iter()
-            .map(|r| ("rules".to_string(), r))
-            .chain(self.sources.iter().enumerate().filter_map(|(i, s)| {
-                s.rules.as_ref().map(|r| (format!("sources[{i}].rules"), r))
-            }));
+        let rules = self.rules.iter().map(|r| ("rules".to_string(), r)).chain(
+            self.sources
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.rules.as_ref().map(|r| (format!("sources[{i}].rules"), r))),
+        );
         for (key, path) in rules {
             check_rules_file(path).map_err(|e| format!("{key}: {e}"))?;
         }
@@ -361,13 +381,55 @@ impl SourceConfig {
         check_id(&self.id).map_err(|e| format!("id: {e}"))?;
         let scheme = self.uri.split_once("://").map(|(s, _)| s);
         match scheme {
-            Some(s) if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') => {
+            Some(s)
+                if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+            {
                 Ok(())
             }
             // Not quoted: a malformed URI may still hold a password.
             _ => Err("uri: this is not a URI (file:///path, rtsp://host/path, ...)".into()),
         }
     }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` (default when unset or empty); `$$` is a `$`.
+fn expand_env(text: &str, var: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        if let Some(r) = rest.strip_prefix("$$") {
+            out.push('$');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("${") {
+            let end = r.find('}').ok_or_else(|| {
+                let line = text[..text.len() - rest.len()].lines().count().max(1);
+                format!("line {line}: '${{' without a closing '}}'")
+            })?;
+            let (name, default) = match r[..end].split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (&r[..end], None),
+            };
+            match (var(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    let line = text[..text.len() - rest.len()].lines().count().max(1);
+                    return Err(format!(
+                        "line {line}: the environment variable {name} is not set \
+                         (write ${{{name}:-default}} for a default)"
+                    ));
+                }
+            }
+            rest = &r[end + 1..];
+        } else {
+            out.push('$');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Source ids name GStreamer elements, metric labels and files.
@@ -395,10 +457,7 @@ pub fn check_rules_file(path: &Path) -> Result<(), String> {
 fn check_parent(key: &str, file: &Path) -> Result<(), String> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
     match dir {
-        Some(d) if !d.is_dir() => Err(format!(
-            "{key}: the folder {} does not exist",
-            d.display()
-        )),
+        Some(d) if !d.is_dir() => Err(format!("{key}: the folder {} does not exist", d.display())),
         _ => Ok(()),
     }
 }
@@ -407,7 +466,10 @@ fn one_of(key: &str, value: &str, choices: &[&str]) -> Result<(), String> {
     if choices.contains(&value) {
         Ok(())
     } else {
-        Err(format!("{key}: '{value}' is not one of {}", choices.join(", ")))
+        Err(format!(
+            "{key}: '{value}' is not one of {}",
+            choices.join(", ")
+        ))
     }
 }
 
@@ -459,24 +521,66 @@ model:
     fn bad_values_name_the_key() {
         let cases = [
             ("  interval: 2", "  interval: 0", "model.interval"),
-            ("  interval: 2", "  interval: 2\n  backend: tract", "model.backend"),
-            ("id: lobby", "id: cam1", "sources[1].id: 'cam1' is used twice"),
+            (
+                "  interval: 2",
+                "  interval: 2\n  backend: tract",
+                "model.backend",
+            ),
+            (
+                "id: lobby",
+                "id: cam1",
+                "sources[1].id: 'cam1' is used twice",
+            ),
             ("id: lobby", "id: 'a b'", "sources[1]: id:"),
-            ("uri: file:///tmp/x.mp4", "uri: /tmp/x.mp4", "sources[1]: uri:"),
+            (
+                "uri: file:///tmp/x.mp4",
+                "uri: /tmp/x.mp4",
+                "sources[1]: uri:",
+            ),
         ];
         for (from, to, want) in cases {
             let e = Config::parse(&GOOD.replace(from, to), "c.yaml").unwrap_err();
             assert!(e.contains(want), "{to}: {e}");
         }
-        let e = Config::parse(&GOOD.replace("  interval: 2", "  interval: two"), "c.yaml")
-            .unwrap_err();
+        let e =
+            Config::parse(&GOOD.replace("  interval: 2", "  interval: two"), "c.yaml").unwrap_err();
         assert!(e.contains("model.interval") && e.contains("line 9"), "{e}");
     }
 
     #[test]
     fn paths_are_relative_to_the_file() {
-        let c = Config::parse(GOOD, "x").unwrap().relative_to(Path::new("/etc/rt"));
+        let c = Config::parse(GOOD, "x")
+            .unwrap()
+            .relative_to(Path::new("/etc/rt"));
         assert_eq!(c.model.file, Path::new("/etc/rt/m.onnx"));
+    }
+
+    #[test]
+    fn published_schema_is_current() {
+        assert!(
+            schema() == include_str!("../config.schema.json"),
+            "rtanalytics/config.schema.json is out of date: run \
+             target/release/rtanalytics schema > rtanalytics/config.schema.json"
+        );
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let text = include_str!("../examples/cameras.yaml");
+        let c = Config::parse(text, "cameras.yaml").unwrap();
+        assert_eq!(c.sources.len(), 2);
+    }
+
+    #[test]
+    fn environment_variables_are_expanded() {
+        let var = |k: &str| (k == "ROOT").then(|| "/opt/rt".to_string());
+        let e = |t: &str| expand_env(t, var);
+        assert_eq!(e("a: ${ROOT}/m.onnx").unwrap(), "a: /opt/rt/m.onnx");
+        assert_eq!(e("a: ${NOPE:-../x}/m").unwrap(), "a: ../x/m");
+        assert_eq!(e("a: $$5 $HOME").unwrap(), "a: $5 $HOME");
+        let err = e("x: 1\ny: ${NOPE}").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("NOPE"), "{err}");
+        assert!(e("y: ${ROOT").unwrap_err().contains("line 1"));
     }
 
     #[test]

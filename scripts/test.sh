@@ -9,7 +9,7 @@ VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
 
 echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server; NVRTC for the CUDA kernel)"
 "$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest \
-  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*" jsonschema pyyaml kubernetes-validate
+  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*" jsonschema pyyaml kubernetes-validate nats-py
 # Real servers the service's tests start on loopback: Prometheus scrapes it, NATS JetStream
 # receives its alerts.
 test_apt=()

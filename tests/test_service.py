@@ -436,3 +436,71 @@ def test_add_and_remove_50_sources_returns_to_baseline(services, tmp_path, rtsp)
     assert [x["id"] for x in body["streams"]] == ["main"]
     assert s.get("/readyz")[0] == 200
     assert s.stop() == 0
+
+
+def consume_all(port, subject, durable):
+    """Every message of a JetStream subject, through a durable pull consumer (nats-py)."""
+    import asyncio
+
+    import nats
+
+    async def run():
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(subject, durable=durable)
+        got = []
+        while True:
+            try:
+                batch = await sub.fetch(100, timeout=2)
+            except nats.errors.TimeoutError:
+                break
+            for m in batch:
+                got.append((m.subject, m.headers.get("Nats-Msg-Id"), json.loads(m.data)))
+                await m.ack()
+        await nc.close()
+        return got
+
+    return asyncio.run(run())
+
+
+def test_alerts_reach_nats_jetstream_exactly_once_across_a_server_restart(services, tmp_path):
+    pytest.importorskip("nats")
+    port = free_port()
+    server_cmd = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port),
+                  "-sd", str(tmp_path / "jetstream")]
+    server = subprocess.Popen(server_cmd, stderr=subprocess.DEVNULL)
+    rules = tmp_path / "rules.yaml"
+    # Start and end alerts per tracked person: many alerts from vtest in a few seconds.
+    rules.write_text("rules:\n  - name: person\n    classes: [person]\n    key: track\n"
+                     "    min-duration: 0.3\n    ended: true\n    cooldown: 0\n")
+    nats_url = f"nats://127.0.0.1:{port}/site1.alerts"
+    try:
+        s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
+                                      outputs={"alerts": {"stdout": True, "nats_url": nats_url},
+                                               "detections": {"nats_url": nats_url.replace(
+                                                   "site1.alerts", "site1.dets")}})).wait_up()
+        alerts = lambda: [x for x in s.stdout_lines() if "rule" in x]  # noqa: E731
+        wait_for(lambda: len(alerts()) >= 3, 60)
+        server.kill()
+        server.wait()
+        down = len(alerts())
+        # Away for longer than an acknowledgement may take (5 s), with alerts meanwhile.
+        time.sleep(8)
+        wait_for(lambda: len(alerts()) >= down + 3, 60)
+        server = subprocess.Popen(server_cmd, stderr=subprocess.DEVNULL)
+        wait_for(lambda: len(alerts()) >= down + 6, 60)
+        assert s.stop() == 0, s.stderr()[-3000:]
+        emitted = [a["id"] for a in alerts()]
+        err = s.stderr()
+        assert "cannot publish" in err and "publishing again" in err, err[-3000:]
+        got = consume_all(port, "site1.alerts.>", "test-alerts")
+        assert sorted(i for _, i, _ in got) == sorted(emitted), "not every alert exactly once"
+        assert all(subj == "site1.alerts.street" and doc["source"] == "street"
+                   and doc["id"] == i for subj, i, doc in got)
+        # Detections too, one message per frame: every frame number at most once.
+        dets = consume_all(port, "site1.dets.>", "test-dets")
+        frames = [doc["frame"] for _, _, doc in dets]
+        assert len(frames) > 20 and len(frames) == len(set(frames))
+    finally:
+        server.kill()
+        server.wait()

@@ -342,6 +342,9 @@ pub struct Outputs {
     pub webhook: Option<WebhookConfig>,
     #[serde(default)]
     pub mqtt: Option<MqttConfig>,
+    /// Same fields as MQTT: `nats://host:port/SUBJECT[?stream=NAME]` and the queue.
+    #[serde(default)]
+    pub nats: Option<MqttConfig>,
     #[serde(default)]
     pub snapshot_dir: Option<String>,
 }

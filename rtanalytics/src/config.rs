@@ -137,6 +137,10 @@ pub struct DetectionsOutput {
     /// Append them to this file ("{source}" in the name gives one file per source).
     #[serde(default)]
     pub file: Option<String>,
+    /// Publish them to NATS JetStream: nats://[user:password@]host:port/SUBJECT[?stream=NAME]
+    /// (subject SUBJECT.SOURCE, one message per frame, acknowledged).
+    #[serde(default)]
+    pub nats_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -148,12 +152,17 @@ pub struct AlertsOutput {
     /// Append each alert as a JSON line to this file.
     #[serde(default)]
     pub file: Option<PathBuf>,
-    /// POST each alert here (rtalert's webhook output).
+    /// POST each alert here (http:// or https://), the alert id as Idempotency-Key.
     #[serde(default)]
     pub webhook_url: Option<String>,
-    /// Publish each alert over MQTT: mqtt://host:port/topic (rtalert's MQTT output).
+    /// Publish each alert over MQTT (QoS 1): mqtt://host:port/topic.
     #[serde(default)]
     pub mqtt_url: Option<String>,
+    /// Publish each alert to NATS JetStream: nats://[user:password@]host:port/SUBJECT
+    /// [?stream=NAME]; subject SUBJECT.SOURCE, the alert id as Nats-Msg-Id (JetStream drops
+    /// retried copies); the stream is created when missing.
+    #[serde(default)]
+    pub nats_url: Option<String>,
 }
 
 impl Default for AlertsOutput {
@@ -163,6 +172,7 @@ impl Default for AlertsOutput {
             file: None,
             webhook_url: None,
             mqtt_url: None,
+            nats_url: None,
         }
     }
 }
@@ -330,6 +340,7 @@ impl Config {
             one_of("tracker.mode", mode, &["bytetrack", "iou"])?;
         }
         one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        self.check_urls()?;
         if let Some(shard) = &self.shard {
             crate::shard::Shard::parse(shard).map_err(|e| format!("shard: {e}"))?;
         }
@@ -389,6 +400,35 @@ impl SourceConfig {
             // Not quoted: a malformed URI may still hold a password.
             _ => Err("uri: this is not a URI (file:///path, rtsp://host/path, ...)".into()),
         }
+    }
+}
+
+impl Config {
+    /// Checks the output URLs' form (not whether their servers answer: they may come later).
+    fn check_urls(&self) -> Result<(), String> {
+        let o = &self.outputs;
+        for (key, url) in [
+            ("outputs.alerts.nats_url", &o.alerts.nats_url),
+            ("outputs.detections.nats_url", &o.detections.nats_url),
+        ] {
+            if let Some(u) = url {
+                gstrtalert::outputs::parse_nats_url(u).map_err(|e| format!("{key}: {e}"))?;
+            }
+        }
+        if let Some(u) = &o.alerts.mqtt_url {
+            gstrtalert::outputs::parse_mqtt_url(u)
+                .map_err(|e| format!("outputs.alerts.mqtt_url: {e}"))?;
+        }
+        if let Some(u) = &o.alerts.webhook_url
+            && !u.starts_with("http://")
+            && !u.starts_with("https://")
+        {
+            return Err(format!(
+                "outputs.alerts.webhook_url: \"{}\" must start with http:// or https://",
+                rtmeta::mask::mask_uri(u)
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -176,7 +176,13 @@ fn quick_source(i: usize, arg: &str) -> SourceConfig {
 }
 
 fn init_logging(format: &str, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
+    // The NATS client logs every reconnect attempt at info; our outputs report outages.
+    let level = if level.contains('=') {
+        level.to_string()
+    } else {
+        format!("{level},async_nats=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

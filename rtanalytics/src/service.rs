@@ -17,7 +17,7 @@
 use crate::config::{Config, SourceConfig};
 use crate::shard::Shard;
 use gst::prelude::*;
-use gstrtalert::outputs::{Level, Message, Output, Report, Worker, jsonl_file};
+use gstrtalert::outputs::{self, Level, Message, Output, Report, Worker, jsonl_file};
 use rtmeta::mask::{mask_in, mask_uri};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ struct Branch {
     source: gst::Element,
     alert: Option<gst::Element>,
     /// This source's own detections file, when the file name has "{source}".
-    file: Option<Arc<Worker>>,
+    file: Option<Arc<OutputSet>>,
 }
 
 struct Source {
@@ -118,12 +118,47 @@ impl SourceStatus {
     }
 }
 
-/// Outputs shared by all sources; the streaming threads hold them weakly so that the stop
-/// can take them back and drain them.
+/// Outputs that messages go to together. The streaming threads hold them weakly, so the
+/// stop can take them back and drain them.
+#[derive(Default)]
+pub struct OutputSet(Vec<Box<dyn Output>>);
+
+impl OutputSet {
+    fn send(&self, m: &Message) {
+        for o in &self.0 {
+            o.send(m);
+        }
+    }
+
+    /// (name, delivered, dropped) of each output.
+    fn stats(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.0.iter().map(|o| {
+            let s = o.stats();
+            (
+                o.name(),
+                s.delivered.load(Ordering::Relaxed),
+                s.dropped.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+/// Delivers what the outputs have queued within `grace`, once nothing else holds them.
+fn drain(set: Arc<OutputSet>, grace: Duration) {
+    match Arc::try_unwrap(set) {
+        Ok(set) => {
+            for mut o in set.0 {
+                o.shutdown(grace);
+            }
+        }
+        Err(_) => tracing::warn!("outputs still in use at the stop; not drained"),
+    }
+}
+
 #[derive(Default)]
 struct Shared {
-    detections: Vec<Arc<Worker>>,
-    alerts: Vec<Arc<Worker>>,
+    detections: Arc<OutputSet>,
+    alerts: Arc<OutputSet>,
 }
 
 pub struct Service {
@@ -183,31 +218,7 @@ impl Service {
         let pipeline = gst::Pipeline::with_name("rtanalytics");
         pipeline.add(&infer).map_err(|e| e.to_string())?;
 
-        let mut shared = Shared::default();
-        let outs = &config.outputs;
-        if outs.detections.stdout {
-            shared
-                .detections
-                .push(Arc::new(stdout_worker("detections")));
-        }
-        if let Some(f) = outs
-            .detections
-            .file
-            .as_ref()
-            .filter(|f| !f.contains("{source}"))
-        {
-            shared
-                .detections
-                .push(Arc::new(jsonl_file(f.into(), 0, 0, report())));
-        }
-        if outs.alerts.stdout {
-            shared.alerts.push(Arc::new(stdout_worker("alerts")));
-        }
-        if let Some(f) = &outs.alerts.file {
-            shared
-                .alerts
-                .push(Arc::new(jsonl_file(f.clone(), 0, 0, report())));
-        }
+        let shared = shared_outputs(&config.outputs)?;
 
         let service = Arc::new(Service {
             pipeline,
@@ -395,13 +406,6 @@ impl Service {
                     .property("stdout", false)
                     .build()
                     .map_err(|e| format!("Cannot create rtalert: {e}"))?;
-                let outs = &self.config.outputs.alerts;
-                if let Some(u) = &outs.webhook_url {
-                    a.set_property("webhook-url", u);
-                }
-                if let Some(u) = &outs.mqtt_url {
-                    a.set_property("mqtt-url", u);
-                }
                 a.set_property(
                     "flush-timeout",
                     self.config.stop_timeout_ms.min(u32::MAX as u64) as u32,
@@ -431,15 +435,11 @@ impl Service {
             .file
             .as_ref()
             .filter(|f| f.contains("{source}"))
-            .map(|f| Arc::new(jsonl_file(f.replace("{source}", id).into(), 0, 0, report())));
-        let mut outputs: Vec<Weak<Worker>> = self
-            .shared
-            .lock()
-            .unwrap()
-            .detections
-            .iter()
-            .map(Arc::downgrade)
-            .collect();
+            .map(|f| {
+                let file = jsonl_file(f.replace("{source}", id).into(), 0, 0, report());
+                Arc::new(OutputSet(vec![Box::new(file)]))
+            });
+        let mut outputs = vec![Arc::downgrade(&self.shared.lock().unwrap().detections)];
         outputs.extend(file.iter().map(Arc::downgrade));
         sink.set_callbacks(frame_callbacks(id.clone(), counters, outputs));
 
@@ -581,30 +581,28 @@ impl Service {
         self.infer.property::<gst::Structure>("stats")
     }
 
-    /// Delivered and dropped counts of every output: ours and each rtalert's.
+    /// Delivered and dropped counts of every output (names masked), by "what:name".
     pub fn output_stats(&self) -> BTreeMap<String, (u64, u64)> {
         let mut out = BTreeMap::new();
-        {
+        let (detections, alerts) = {
             let shared = self.shared.lock().unwrap();
-            let ours = shared.detections.iter().map(|w| ("detections", w));
-            for (what, w) in ours.chain(shared.alerts.iter().map(|w| ("alerts", w))) {
-                let e = out.entry(format!("{what}:{}", w.name())).or_insert((0, 0));
-                e.0 += w.stats().delivered.load(Ordering::Relaxed);
-                e.1 += w.stats().dropped.load(Ordering::Relaxed);
-            }
-        }
-        for st in self.statuses() {
-            let Some(stats) = st.alert_stats else {
-                continue;
-            };
-            let Ok(list) = stats.get::<gst::Array>("outputs") else {
-                continue;
-            };
-            for o in list.iter().filter_map(|v| v.get::<gst::Structure>().ok()) {
-                let name = o.get::<String>("name").unwrap_or_default();
-                let e = out.entry(format!("alerts:{name}")).or_insert((0, 0));
-                e.0 += o.get::<u64>("delivered").unwrap_or(0);
-                e.1 += o.get::<u64>("dropped").unwrap_or(0);
+            (shared.detections.clone(), shared.alerts.clone())
+        };
+        let files: Vec<Arc<OutputSet>> = self
+            .sources
+            .lock()
+            .unwrap()
+            .values()
+            .filter_map(|s| s.branch.as_ref()?.file.clone())
+            .collect();
+        let sets = [("detections", &detections), ("alerts", &alerts)]
+            .into_iter()
+            .chain(files.iter().map(|f| ("detections", f)));
+        for (what, set) in sets {
+            for (name, delivered, dropped) in set.stats() {
+                let e = out.entry(format!("{what}:{name}")).or_insert((0, 0));
+                e.0 += delivered;
+                e.1 += dropped;
             }
         }
         out
@@ -724,9 +722,8 @@ impl Service {
         }
         let shared = std::mem::take(&mut *self.shared.lock().unwrap());
         let left = deadline.saturating_duration_since(Instant::now());
-        for w in shared.detections.into_iter().chain(shared.alerts) {
-            drain(w, left.max(Duration::from_millis(500)));
-        }
+        drain(shared.detections, left.max(Duration::from_millis(500)));
+        drain(shared.alerts, left.max(Duration::from_millis(500)));
         self.finish(Ok(()));
     }
 
@@ -755,14 +752,13 @@ impl Service {
         let message = Message {
             id: s.get::<String>("id").unwrap_or_default().into(),
             json: doc.to_string().into(),
+            source: id.into(),
         };
         if let Some(src) = self.sources.lock().unwrap().get_mut(id) {
             *src.alerts.entry((rule, kind)).or_insert(0) += 1;
         }
-        let outputs: Vec<Arc<Worker>> = self.shared.lock().unwrap().alerts.clone();
-        for o in outputs {
-            o.send(&message);
-        }
+        let outputs = self.shared.lock().unwrap().alerts.clone();
+        outputs.send(&message);
     }
 
     /// A source failed for good: keep it listed as failed, stop its branch, go on.
@@ -799,18 +795,56 @@ impl Service {
     }
 }
 
+/// The outputs every source shares, from the config.
+fn shared_outputs(c: &crate::config::OutputsConfig) -> Result<Shared, String> {
+    let mut detections: Vec<Box<dyn Output>> = Vec::new();
+    let d = &c.detections;
+    if d.stdout {
+        detections.push(Box::new(stdout_worker("detections")));
+    }
+    if let Some(f) = d.file.as_ref().filter(|f| !f.contains("{source}")) {
+        detections.push(Box::new(jsonl_file(f.into(), 0, 0, report())));
+    }
+    if let Some(url) = &d.nats_url {
+        detections.push(Box::new(outputs::nats(url, 10_000, report())?));
+    }
+    let mut alerts: Vec<Box<dyn Output>> = Vec::new();
+    let a = &c.alerts;
+    if a.stdout {
+        alerts.push(Box::new(stdout_worker("alerts")));
+    }
+    if let Some(f) = &a.file {
+        alerts.push(Box::new(jsonl_file(f.clone(), 0, 0, report())));
+    }
+    if let Some(url) = &a.webhook_url {
+        let settings = outputs::webhook_settings(url, 5000, 3, 1000);
+        alerts.push(Box::new(outputs::webhook(settings, report())));
+    }
+    if let Some(url) = &a.mqtt_url {
+        let id = format!("rtanalytics-{:x}", rand_nonce());
+        alerts.push(Box::new(outputs::Mqtt::new(url, 1000, &id, report())?));
+    }
+    if let Some(url) = &a.nats_url {
+        alerts.push(Box::new(outputs::nats(url, 1000, report())?));
+    }
+    Ok(Shared {
+        detections: Arc::new(OutputSet(detections)),
+        alerts: Arc::new(OutputSet(alerts)),
+    })
+}
+
+/// Differs between runs: the time and the process id.
+fn rand_nonce() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ ((std::process::id() as u64) << 40)
+}
+
 fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|e| format!("Cannot create {factory}: {e} (is its plugin installed?)"))
-}
-
-/// Delivers what a worker has queued within `grace`, once nothing else holds it.
-fn drain(w: Arc<Worker>, grace: Duration) {
-    match Arc::try_unwrap(w) {
-        Ok(mut w) => w.shutdown(grace),
-        Err(w) => tracing::warn!("{} is still in use; not drained", w.name()),
-    }
 }
 
 /// Per frame, on the branch's streaming thread: count, and hand the detections (as a JSON
@@ -818,10 +852,12 @@ fn drain(w: Arc<Worker>, grace: Duration) {
 fn frame_callbacks(
     id: String,
     counters: Arc<Counters>,
-    outputs: Vec<Weak<Worker>>,
+    outputs: Vec<Weak<OutputSet>>,
 ) -> gst_app::AppSinkCallbacks {
     let ended = counters.clone();
-    let msg_id: Arc<str> = Arc::from(id.as_str());
+    let source: Arc<str> = Arc::from(id.as_str());
+    // Message ids (NATS de-duplication) must not repeat across runs or re-added sources.
+    let run = format!("{:x}", rand_nonce());
     gst_app::AppSinkCallbacks::builder()
         .new_sample(move |sink| {
             let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
@@ -839,15 +875,21 @@ fn frame_callbacks(
                     .detections
                     .fetch_add(dets.objects.len() as u64, Ordering::Relaxed);
             }
-            if !outputs.is_empty() {
+            let sets: Vec<Arc<OutputSet>> = outputs
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|s| !s.0.is_empty())
+                .collect();
+            if !sets.is_empty() {
                 let mut doc = dets.to_json(buffer.pts().map(|t| t.nseconds()));
                 doc["source"] = id.as_str().into();
                 let message = Message {
-                    id: msg_id.clone(),
+                    id: format!("{run}-{id}-{}", dets.frame_number).into(),
                     json: doc.to_string().into(),
+                    source: source.clone(),
                 };
-                for o in outputs.iter().filter_map(Weak::upgrade) {
-                    o.send(&message);
+                for set in sets {
+                    set.send(&message);
                 }
             }
             Ok(gst::FlowSuccess::Ok)

@@ -5,10 +5,12 @@
 
 mod jsonl;
 mod mqtt;
+mod nats;
 mod webhook;
 
 pub use jsonl::jsonl_file;
-pub use mqtt::Mqtt;
+pub use mqtt::{Mqtt, parse_url as parse_mqtt_url};
+pub use nats::{NatsSettings, nats, parse_nats_url};
 pub use webhook::{WebhookSettings, webhook};
 
 /// Webhook settings from element properties: first retry after 250 ms, doubling to 30 s.
@@ -53,6 +55,8 @@ pub struct Stats {
 pub struct Message {
     pub id: Arc<str>,
     pub json: Arc<str>,
+    /// The source it is about (outputs that route per source use it, e.g. NATS subjects).
+    pub source: Arc<str>,
 }
 
 /// Names and reports show URLs masked (`rtmeta::mask`): they reach the bus, `stats` and logs.

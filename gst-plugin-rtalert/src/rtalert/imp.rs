@@ -40,6 +40,8 @@ struct Settings {
     webhook_queue: u32,
     mqtt_url: Option<String>,
     mqtt_queue: u32,
+    nats_url: Option<String>,
+    nats_queue: u32,
     snapshot_dir: Option<String>,
     rate_limit: f64,
     rate_burst: u32,
@@ -64,6 +66,8 @@ impl Default for Settings {
             webhook_queue: 1000,
             mqtt_url: None,
             mqtt_queue: 1000,
+            nats_url: None,
+            nats_queue: 1000,
             snapshot_dir: None,
             rate_limit: 0.0,
             rate_burst: 10,
@@ -301,6 +305,18 @@ impl RtAlert {
                 report.clone(),
             )?));
         }
+        let nats = match (&s.nats_url, &file.nats) {
+            (Some(url), _) => Some((url.clone(), s.nats_queue)),
+            (None, Some(n)) => Some((n.url.clone(), n.queue.unwrap_or(s.nats_queue))),
+            (None, None) => None,
+        };
+        if let Some((url, queue)) = nats {
+            outputs.push(Box::new(outputs::nats(
+                &url,
+                queue as usize,
+                report.clone(),
+            )?));
+        }
         Ok(outputs)
     }
 
@@ -454,6 +470,7 @@ impl RtAlert {
         let msg = Message {
             id: alert.id.as_str().into(),
             json: json.into(),
+            source: alert.source_id.to_string().into(),
         };
         for o in outputs {
             o.send(&msg);
@@ -528,6 +545,8 @@ impl ObjectImpl for RtAlert {
                 uint("webhook-queue", "Webhook queue", "Alerts waiting for the webhook; more are dropped and counted", 1, 1_000_000, 1000),
                 string("mqtt-url", "MQTT URL", "Publish each alert with QoS 1: mqtt://host:port/topic"),
                 uint("mqtt-queue", "MQTT queue", "Alerts waiting for the broker; more are dropped and counted", 1, 1_000_000, 1000),
+                string("nats-url", "NATS JetStream URL", "Publish each alert to NATS JetStream and wait for its acknowledgement: nats://[user:password@]host:port/SUBJECT[?stream=NAME] publishes to SUBJECT.SOURCE_ID with the alert id as Nats-Msg-Id (JetStream drops retried copies); the stream (default: SUBJECT in capitals) is created when missing"),
+                uint("nats-queue", "NATS queue", "Alerts waiting for the NATS server; more are dropped and counted", 1, 1_000_000, 1000),
                 string("snapshot-dir", "Snapshot folder", "Write a JPEG of the frame of each alert here; the alert names the file"),
                 glib::ParamSpecDouble::builder("rate-limit")
                     .nick("Rate limit")
@@ -568,6 +587,8 @@ impl ObjectImpl for RtAlert {
             "webhook-queue" => s.webhook_queue = value.get().unwrap(),
             "mqtt-url" => s.mqtt_url = opt(value),
             "mqtt-queue" => s.mqtt_queue = value.get().unwrap(),
+            "nats-url" => s.nats_url = opt(value),
+            "nats-queue" => s.nats_queue = value.get().unwrap(),
             "snapshot-dir" => s.snapshot_dir = opt(value),
             "rate-limit" => s.rate_limit = value.get().unwrap(),
             "rate-burst" => s.rate_burst = value.get().unwrap(),
@@ -603,6 +624,8 @@ impl ObjectImpl for RtAlert {
             "webhook-queue" => s.webhook_queue.to_value(),
             "mqtt-url" => s.mqtt_url.as_deref().map(mask_uri).to_value(),
             "mqtt-queue" => s.mqtt_queue.to_value(),
+            "nats-url" => s.nats_url.as_deref().map(mask_uri).to_value(),
+            "nats-queue" => s.nats_queue.to_value(),
             "snapshot-dir" => s.snapshot_dir.to_value(),
             "rate-limit" => s.rate_limit.to_value(),
             "rate-burst" => s.rate_burst.to_value(),

@@ -2,9 +2,11 @@
 clean stops, failing sources, tokens, masked credentials, JSON logs and sharding."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -504,3 +506,53 @@ def test_alerts_reach_nats_jetstream_exactly_once_across_a_server_restart(servic
     finally:
         server.kill()
         server.wait()
+
+
+def test_open_metrics_option(services, tmp_path):
+    s = services(tmp_path, config(http={"listen": f"0.0.0.0:{free_port()}",
+                                        "metrics_without_token": True}),
+                 extra_env={"RTANALYTICS_TOKEN": "t0ken"}).wait_up()
+    assert s.get("/metrics")[0] == 200
+    assert s.get("/api/v1/streams")[0] == 401
+    assert s.stop() == 0
+
+
+def test_deploy_manifests_are_valid(tmp_path):
+    """The Kubernetes manifests against the Kubernetes schemas, the config inside them against
+    ours, and the systemd unit with systemd-analyze."""
+    yaml = pytest.importorskip("yaml")
+    jsonschema = pytest.importorskip("jsonschema")
+    manifest = REPO / "deploy" / "kubernetes" / "rtanalytics.yaml"
+    validator = shutil.which("kubernetes-validate") or str(
+        os.path.join(os.path.dirname(sys.executable), "kubernetes-validate"))
+    r = subprocess.run([validator, "--strict", "--quiet", str(manifest)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    docs = list(yaml.safe_load_all(manifest.read_text()))
+    kinds = {d["kind"]: d for d in docs}
+    assert set(kinds) == {"ConfigMap", "Service", "StatefulSet"}
+    pod = kinds["StatefulSet"]["spec"]["template"]
+    container = pod["spec"]["containers"][0]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert f"--shards={kinds['StatefulSet']['spec']['replicas']}" in container["args"]
+    schema = json.loads((REPO / "rtanalytics" / "config.schema.json").read_text())
+    cameras = yaml.safe_load(kinds["ConfigMap"]["data"]["cameras.yaml"])
+    jsonschema.validate(cameras, schema)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(kinds["ConfigMap"]["data"]["rules.yaml"])
+    cfg = tmp_path / "cameras.yaml"
+    cfg.write_text(kinds["ConfigMap"]["data"]["cameras.yaml"]
+                   .replace("/etc/rtanalytics/rules.yaml", str(rules))
+                   .replace("/models/yolox_nano.onnx", str(YOLOX)))
+    r = check(cfg)
+    assert r.returncode == 0, r.stderr
+
+    unit = (REPO / "deploy" / "systemd" / "rtanalytics.service").read_text()
+    local = tmp_path / "rtanalytics.service"
+    local.write_text(unit.replace("/opt/rtanalytics/rtanalytics", str(BIN)))
+    if shutil.which("systemd-analyze"):
+        r = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and not r.stderr.strip(), r.stderr

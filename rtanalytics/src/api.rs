@@ -1,6 +1,7 @@
 //! The HTTP API: health, readiness, sources, stats and Prometheus metrics.
 //!
-//! `/healthz` and `/readyz` are open (probes); everything else needs
+//! `/healthz` and `/readyz` are open (probes), and `/metrics` when the config says so;
+//! everything else needs
 //! `Authorization: Bearer TOKEN` when a token is set, and a token must be set to listen
 //! beyond loopback. Errors are JSON: `{"error": "..."}`.
 
@@ -28,25 +29,30 @@ fn error(status: StatusCode, text: impl Into<String>) -> Response {
     (status, axum::Json(json!({"error": text.into()}))).into_response()
 }
 
-pub fn router(service: Arc<Service>, token: Option<String>) -> Router {
+/// `open_metrics`: serve /metrics without the token.
+pub fn router(service: Arc<Service>, token: Option<String>, open_metrics: bool) -> Router {
     let api = Api {
         registry: Arc::new(crate::metrics::registry(service.clone())),
         service,
         token: token.map(Into::into),
     };
-    let guarded = Router::new()
+    let mut guarded = Router::new()
         .route("/api/v1/streams", get(list).post(add))
         .route("/api/v1/streams/{id}", get(show).delete(remove))
-        .route("/api/v1/stats", get(stats))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
-    Router::new()
+        .route("/api/v1/stats", get(stats));
+    let mut open = Router::new()
         .route(
             "/healthz",
             get(|| async { axum::Json(json!({"status": "ok"})) }),
         )
-        .route("/readyz", get(ready))
-        .merge(guarded)
+        .route("/readyz", get(ready));
+    if open_metrics {
+        open = open.route("/metrics", get(metrics));
+    } else {
+        guarded = guarded.route("/metrics", get(metrics));
+    }
+    let guarded = guarded.route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    open.merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(api)
 }

@@ -188,6 +188,10 @@ pub struct HttpConfig {
     /// environment variable RTANALYTICS_TOKEN overrides it.
     #[serde(default)]
     pub token: Option<String>,
+    /// Serve /metrics without the token too (for Prometheus set up by pod annotations,
+    /// which cannot send one). /healthz and /readyz never need it.
+    #[serde(default)]
+    pub metrics_without_token: bool,
 }
 
 impl Default for HttpConfig {
@@ -195,6 +199,7 @@ impl Default for HttpConfig {
         HttpConfig {
             listen: default_listen(),
             token: None,
+            metrics_without_token: false,
         }
     }
 }

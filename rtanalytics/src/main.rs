@@ -278,6 +278,7 @@ fn run(args: RunArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let stop_timeout = Duration::from_millis(config.stop_timeout_ms);
+    let open_metrics = config.http.metrics_without_token;
     let service = match rtanalytics::service::Service::start(config, shard) {
         Ok(s) => s,
         Err(e) => {
@@ -299,7 +300,12 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(serve(service.clone(), listen, token, stop_timeout));
+    let result = runtime.block_on(serve(
+        service.clone(),
+        listen,
+        (token, open_metrics),
+        stop_timeout,
+    ));
     let final_stats = service.stats_json();
     let mut line = final_stats.clone();
     line["final"] = true.into();
@@ -328,7 +334,7 @@ fn run(args: RunArgs) -> ExitCode {
 async fn serve(
     service: std::sync::Arc<rtanalytics::service::Service>,
     listen: std::net::SocketAddr,
-    token: Option<String>,
+    (token, open_metrics): (Option<String>, bool),
     stop_timeout: Duration,
 ) -> Result<(), String> {
     use tokio::signal::unix::{SignalKind, signal};
@@ -342,7 +348,7 @@ async fn serve(
     };
     tracing::info!("HTTP API on http://{listen} (/healthz /readyz /metrics /api/v1/streams)");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = rtanalytics::api::router(service.clone(), token);
+    let app = rtanalytics::api::router(service.clone(), token, open_metrics);
     let server = tokio::spawn(async move {
         let mut rx = stop_rx;
         axum::serve(listener, app)

@@ -361,7 +361,9 @@ def test_json_logs_and_masked_credentials(services, tmp_path):
     status, body = s.get("/readyz")
     assert status == 503 and body["not_ready"][0]["id"] == "gate"
     seen = [s.get("/api/v1/streams")[1], s.get("/api/v1/stats")[1], s.get("/metrics")[1]]
+    t0 = time.time()
     assert s.stop() == 0
+    assert time.time() - t0 < STOP_BOUND_S, "a source that never connected held up the stop"
     err = s.stderr()
     records = [json.loads(line) for line in err.splitlines() if line.strip()]
     assert any(r.get("source") == "gate" for r in records)
@@ -556,3 +558,29 @@ def test_deploy_manifests_are_valid(tmp_path):
         r = subprocess.run(["systemd-analyze", "verify", str(local)], capture_output=True,
                            text=True, timeout=60)
         assert r.returncode == 0 and not r.stderr.strip(), r.stderr
+
+
+def test_second_signal_stops_at_once(services, tmp_path):
+    # A webhook that accepts connections and never answers keeps alerts queued, so the clean
+    # stop would wait for them up to its timeout (60 s here).
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(100)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: person\n    classes: [person]\n    key: track\n"
+                     "    min-duration: 0.3\n    cooldown: 0\n")
+    url = f"http://127.0.0.1:{hole.getsockname()[1]}/hook"
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
+                                  stop_timeout_ms=60000,
+                                  outputs={"alerts": {"stdout": True, "webhook_url": url}}))
+    s.wait_up()
+    wait_for(lambda: len([x for x in s.stdout_lines() if "rule" in x]) >= 3, 60)
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(1)
+    assert s.proc.poll() is None, "the first signal should wait for the queued alerts"
+    t0 = time.time()
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(timeout=10) == 130
+    assert time.time() - t0 < 5
+    assert "second signal" in s.stderr()
+    hole.close()

@@ -276,9 +276,14 @@ impl Config {
             expand_env(text, |k| std::env::var(k).ok()).map_err(|e| format!("{origin}: {e}"))?;
         let config: Config =
             serde_yaml_ng::from_str(&text).map_err(|e| format!("{origin}: {e}"))?;
-        config
-            .check_values()
-            .map_err(|e| format!("{origin}: {e}"))?;
+        config.check_values().map_err(|e| {
+            // The error starts with the key's path ("sources[1].id: ..."): find its line.
+            let path = e.split(':').next().unwrap_or("");
+            match line_of(&text, path) {
+                Some(n) => format!("{origin}: {e} (line {n})"),
+                None => format!("{origin}: {e}"),
+            }
+        })?;
         Ok(config)
     }
 
@@ -313,7 +318,7 @@ impl Config {
     pub fn check_values(&self) -> Result<(), String> {
         let mut seen = HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
-            s.check().map_err(|e| format!("sources[{i}]: {e}"))?;
+            s.check().map_err(|e| format!("sources[{i}].{e}"))?;
             if !seen.insert(s.id.as_str()) {
                 return Err(format!("sources[{i}].id: '{}' is used twice", s.id));
             }
@@ -477,6 +482,74 @@ fn expand_env(text: &str, var: impl Fn(&str) -> Option<String>) -> Result<String
     Ok(out)
 }
 
+/// The line (1-based) of a key path such as `model.interval` or `sources[1].id` in YAML
+/// text written in block style, found by indentation; None when it is not there.
+fn line_of(text: &str, path: &str) -> Option<usize> {
+    // (raw indent, whether the line is a list item, key indent, content after "- ").
+    let lines: Vec<Option<(usize, bool, usize, &str)>> = text
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            let indent = l.len() - t.len();
+            if t.is_empty() || t.starts_with('#') {
+                return None;
+            }
+            Some(match t.strip_prefix("- ") {
+                Some(rest) => {
+                    let key = rest.trim_start();
+                    (indent, true, indent + 2 + rest.len() - key.len(), key)
+                }
+                None => (indent, false, indent, t),
+            })
+        })
+        .collect();
+    let mut pos = 0;
+    // Keys of the current block are indented more than this (None: the top level).
+    let mut parent: Option<usize> = None;
+    let mut found = None;
+    for segment in path.split('.') {
+        let (key, index) = match segment.split_once('[') {
+            Some((k, i)) => (k, Some(i.trim_end_matches(']').parse::<usize>().ok()?)),
+            None => (segment, None),
+        };
+        let mut hit = None;
+        for (n, line) in lines.iter().enumerate().skip(pos) {
+            let Some((raw, _, indent, t)) = *line else {
+                continue;
+            };
+            // Left the block: a line at or left of the parent (the item line we start on
+            // excepted).
+            if n > pos && parent.is_some_and(|p| raw <= p) {
+                break;
+            }
+            let is_key = t.strip_prefix(key).is_some_and(|r| r.starts_with(':'));
+            if is_key && parent.is_none_or(|p| indent > p) {
+                hit = Some((n, indent));
+                break;
+            }
+        }
+        let (n, indent) = hit?;
+        found = Some(n);
+        (pos, parent) = (n + 1, Some(indent));
+        if let Some(wanted) = index {
+            let items: Vec<(usize, usize)> = lines
+                .iter()
+                .enumerate()
+                .skip(pos)
+                .filter_map(|(m, l)| l.map(|l| (m, l)))
+                .take_while(|(_, (raw, item, ..))| *raw > indent || (*raw == indent && *item))
+                .filter(|(_, (_, item, ..))| *item)
+                .map(|(m, (raw, ..))| (m, raw))
+                .collect();
+            let first = items.first()?.1;
+            let (m, raw) = *items.iter().filter(|(_, r)| *r == first).nth(wanted)?;
+            found = Some(m);
+            (pos, parent) = (m, Some(raw));
+        }
+    }
+    found.map(|n| n + 1)
+}
+
 /// Source ids name GStreamer elements, metric labels and files.
 pub fn check_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 64 {
@@ -576,11 +649,11 @@ model:
                 "id: cam1",
                 "sources[1].id: 'cam1' is used twice",
             ),
-            ("id: lobby", "id: 'a b'", "sources[1]: id:"),
+            ("id: lobby", "id: 'a b'", "sources[1].id:"),
             (
                 "uri: file:///tmp/x.mp4",
                 "uri: /tmp/x.mp4",
-                "sources[1]: uri:",
+                "sources[1].uri:",
             ),
         ];
         for (from, to, want) in cases {
@@ -590,6 +663,42 @@ model:
         let e =
             Config::parse(&GOOD.replace("  interval: 2", "  interval: two"), "c.yaml").unwrap_err();
         assert!(e.contains("model.interval") && e.contains("line 9"), "{e}");
+    }
+
+    #[test]
+    fn value_errors_name_the_line() {
+        let e = Config::parse(&GOOD.replace("  interval: 2", "  interval: 0"), "c.yaml");
+        assert!(e.unwrap_err().ends_with("(line 9)"));
+        let e = Config::parse(&GOOD.replace("id: lobby", "id: 'a b'"), "c.yaml");
+        assert!(e.unwrap_err().ends_with("(line 4)"));
+        let e = Config::parse(&GOOD.replace("uri: file:///tmp/x.mp4", "uri: x"), "c.yaml");
+        assert!(e.unwrap_err().ends_with("(line 5)"));
+    }
+
+    #[test]
+    fn lines_of_key_paths() {
+        let text = "\
+# comment
+model:
+  file: m.onnx
+  interval: 2
+sources:
+- id: a
+  uri: file:///a
+-   id: b
+    uri: file:///b
+http:
+  listen: x
+";
+        assert_eq!(line_of(text, "model"), Some(2));
+        assert_eq!(line_of(text, "model.interval"), Some(4));
+        assert_eq!(line_of(text, "sources[0].uri"), Some(7));
+        assert_eq!(line_of(text, "sources[1].id"), Some(8));
+        assert_eq!(line_of(text, "sources[1].uri"), Some(9));
+        assert_eq!(line_of(text, "sources[2].id"), None);
+        assert_eq!(line_of(text, "http.listen"), Some(11));
+        assert_eq!(line_of(text, "model.listen"), None);
+        assert_eq!(line_of(GOOD, "sources[1].uri"), Some(5));
     }
 
     #[test]

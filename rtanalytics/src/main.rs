@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use rtanalytics::config::{Config, SourceConfig};
 use rtanalytics::shard::Shard;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -309,7 +310,8 @@ fn run(args: RunArgs) -> ExitCode {
     let final_stats = service.stats_json();
     let mut line = final_stats.clone();
     line["final"] = true.into();
-    println!("{line}");
+    // Not println!: stdout may be a closed pipe by now.
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
     if let Some(path) = &args.stats_file {
         let text = serde_json::to_string_pretty(&final_stats).expect("serializable") + "\n";
         if let Err(e) = std::fs::write(path, text) {

@@ -125,18 +125,36 @@ impl Worker {
                     name.split(':').next().unwrap_or("out")
                 ))
                 .spawn(move || {
+                    // Failures in a row: the first is reported, the rest only counted until
+                    // one is delivered again (a closed stdout or a dead server would
+                    // otherwise log a line per alert).
+                    let mut failing = 0u64;
                     for msg in rx {
                         if shutdown.expired() {
                             stats.dropped.fetch_add(1, Ordering::Relaxed);
                             continue;
                         }
                         match deliver(&msg, &shutdown) {
-                            Ok(()) => stats.delivered.fetch_add(1, Ordering::Relaxed),
+                            Ok(()) => {
+                                if failing > 1 {
+                                    report(
+                                        Level::Recovered,
+                                        &format!(
+                                            "{name}: delivering again ({failing} not delivered)"
+                                        ),
+                                    );
+                                }
+                                failing = 0;
+                                stats.delivered.fetch_add(1, Ordering::Relaxed)
+                            }
                             Err(e) => {
-                                report(
-                                    Level::Problem,
-                                    &format!("{name}: alert {} not delivered: {e}", msg.id),
-                                );
+                                failing += 1;
+                                if failing == 1 {
+                                    report(
+                                        Level::Problem,
+                                        &format!("{name}: {} not delivered: {e}", msg.id),
+                                    );
+                                }
                                 stats.dropped.fetch_add(1, Ordering::Relaxed)
                             }
                         };

@@ -2,6 +2,7 @@
 import os
 import pathlib
 import shlex
+import socket
 import subprocess
 import sys
 
@@ -32,3 +33,22 @@ def gst_launch(line, timeout=600):
 def built_plugins():
     assert (PLUGINS / "libgstrtinfer.so").exists(), "build first: cargo build --release"
     assert YOLOX.exists(), f"{YOLOX} missing: set RT_SHARED to the shared folder"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def rtsp():
+    """A real RTSP server (tests/servers/rtsp_server.py) serving vtest.avi on loopback: its
+    port; the stream is rtsp://127.0.0.1:PORT/test."""
+    port = free_port()
+    proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/servers/rtsp_server.py"),
+                             str(port), str(VTEST)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    yield port
+    proc.kill()
+    proc.wait()

@@ -3,29 +3,14 @@
 (the compositor mosaic), stopped with Ctrl-C as a user would."""
 import json
 import signal
-import socket
 import subprocess
 import time
 
 import cv2
-import pytest
 
 from conftest import REPO, SHARED, VTEST, gst_env
 
 MEGAMIND = VTEST.parent / "Megamind.avi"
-
-
-@pytest.fixture
-def rtsp():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/servers/rtsp_server.py"),
-                             str(port), str(VTEST)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    yield port
-    proc.kill()
-    proc.wait()
 
 
 def run_for(name, seconds, until=None, **vars):

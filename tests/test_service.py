@@ -14,19 +14,13 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, SHARED, VTEST, YOLOX
+from conftest import REPO, SHARED, VTEST, YOLOX, free_port
 
 BIN = REPO / "target" / "release" / "rtanalytics"
 MEGAMIND = VTEST.parent / "Megamind.avi"
 EXAMPLES = REPO / "rtanalytics" / "examples"
 # The documented bound for a clean stop: the stop timeout (10 s by default) plus shutdown.
 STOP_BOUND_S = 15
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def env():
@@ -388,17 +382,6 @@ def test_shards_cover_every_source_once(services, tmp_path):
     assert owned[0] and owned[1]
     for s in runs:
         assert s.stop() == 0
-
-
-@pytest.fixture
-def rtsp():
-    port = free_port()
-    proc = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/servers/rtsp_server.py"),
-                             str(port), str(VTEST)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    yield port
-    proc.kill()
-    proc.wait()
 
 
 def process_figures(pid):

@@ -505,6 +505,7 @@ fn credentials_in_output_urls_reach_no_message_stats_or_log() {
 /// stored in the stream the output created), and the URL's password never shown.
 #[test]
 fn nats_output_publishes_to_jetstream() {
+    let _serial = serial();
     init();
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("rtalert-nats-{port}"));

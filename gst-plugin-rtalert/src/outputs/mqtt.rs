@@ -50,6 +50,10 @@ impl Mqtt {
         let (host, port, topic) = parse_url(url)?;
         let mut opts = MqttOptions::new(client_id, host.clone(), port);
         opts.set_keep_alive(Duration::from_secs(5));
+        // A persistent session: rumqttc drops the alerts it holds for an outage (queued or
+        // unacknowledged) when the broker answers the reconnect with no session, which a
+        // clean session always gets.
+        opts.set_clean_session(false);
         let (client, mut connection) = Client::new(opts, queue.max(1));
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));

@@ -8,6 +8,9 @@ pub struct Alert {
     pub id: String,
     /// `start`, `ended`, `burst` or `crossing`.
     pub kind: &'static str,
+    /// Why an `ended` alert came without the condition clearing: `reloaded` (the rules were
+    /// replaced while it held).
+    pub reason: Option<&'static str>,
     pub rule: String,
     pub source_id: u32,
     /// Running time of the frame, in nanoseconds.
@@ -51,6 +54,9 @@ impl Alert {
             "suppressed": self.suppressed,
             "objects": objects,
         });
+        if let Some(r) = self.reason {
+            v["reason"] = r.into();
+        }
         if let Some(n) = self.burst_count {
             v["burst_count"] = n.into();
         }

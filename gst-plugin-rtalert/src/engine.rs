@@ -79,6 +79,8 @@ struct Condition {
     since: u64,
     frames: u32,
     active: bool,
+    /// The last frame it held on, for an end that comes without a frame (a reload).
+    frame: u64,
 }
 
 pub struct Engine {
@@ -265,6 +267,27 @@ impl Engine {
         &self.rules
     }
 
+    /// Ends every active condition, because the rules are being replaced: an `Ended` event
+    /// for each whose rule sends them, with the frame it last held on, so that consumers
+    /// pairing `start` and `ended` are never left with an open alert.
+    pub fn end_all(&mut self, t: u64) -> Vec<(Event, u64)> {
+        let conditions = std::mem::take(&mut self.conditions);
+        conditions
+            .into_iter()
+            .filter(|(key, c)| c.active && self.rules[key.0].ended)
+            .map(|(key, c)| {
+                let event = Event {
+                    kind: Kind::Ended,
+                    key,
+                    count: 0,
+                    objects: Vec::new(),
+                    held: t.saturating_sub(c.since),
+                };
+                (event, c.frame)
+            })
+            .collect()
+    }
+
     /// Evaluates every rule on one frame at running time `t` (ns).
     pub fn evaluate(&mut self, d: &Detections, t: u64) -> Vec<Event> {
         let mut events = Vec::new();
@@ -313,7 +336,8 @@ impl Engine {
                 groups.insert(g, Vec::new());
             }
             for (g, matched) in groups {
-                self.step((ri, d.source_id, g), &d.objects, &matched, t, &mut events);
+                let key = (ri, d.source_id, g);
+                self.step(key, &d.objects, &matched, (t, d.frame_number), &mut events);
             }
         }
         events
@@ -324,7 +348,7 @@ impl Engine {
         key: Key,
         all: &[Detection],
         matched: &[usize],
-        t: u64,
+        (t, frame): (u64, u64),
         events: &mut Vec<Event>,
     ) {
         let rule = &self.rules[key.0];
@@ -350,8 +374,10 @@ impl Engine {
             since: t,
             frames: 0,
             active: false,
+            frame,
         });
         c.frames += 1;
+        c.frame = frame;
         let held = t.saturating_sub(c.since);
         if !c.active && held >= rule.min_duration.ns() && c.frames >= rule.min_frames.max(1) {
             c.active = true;
@@ -629,5 +655,27 @@ mod tests {
         assert_eq!((ev[0].kind, ev[0].held), (Kind::Ended, 3 * S));
         assert_eq!(e.source_counts(0, 0).unique_tracks, 2);
         assert_eq!(e.source_counts(0, 9), Counts::default());
+    }
+
+    #[test]
+    fn end_all_ends_the_active_conditions_of_rules_that_send_ended() {
+        let rules =
+            parse_inline("p: class=person ended=true; q: class=person; c: class=car ended=true")
+                .unwrap()
+                .rules;
+        let mut e = Engine::new(rules);
+        let mut d = dets(3, &[("person", 0.9, 10.0, 10.0)]);
+        d.frame_number = 41;
+        assert_eq!(e.evaluate(&d, S).len(), 2, "p and q start; c never held");
+        d.frame_number = 42;
+        assert!(e.evaluate(&d, 2 * S).is_empty());
+        let ended = e.end_all(5 * S);
+        assert_eq!(ended.len(), 1, "q sends no ended alerts: {ended:?}");
+        let (ev, frame) = &ended[0];
+        assert_eq!(
+            (ev.kind, &ev.key, ev.held, *frame),
+            (Kind::Ended, &(0, 3, Group::All), 4 * S, 42)
+        );
+        assert!(e.end_all(6 * S).is_empty(), "each condition ends once");
     }
 }

@@ -190,6 +190,40 @@ fn rules_property_reloads_while_playing_and_bad_rules_keep_the_old() {
 }
 
 #[test]
+fn a_reload_ends_the_alerts_the_old_rules_had_open() {
+    let (mut h, bus) = harness(&[("rules", "p: class=person cooldown=0 ended=true")]);
+    push(&mut h, 2, 0, &[person(0.0, 0.0)]);
+    push(&mut h, 2, S, &[person(0.0, 0.0)]);
+    assert_eq!(summary(&alerts(&bus)), vec![s("start", "p", 0.0, 0)]);
+    // The person is still there when the rules change: the open `start` gets its `ended`
+    // (reason `reloaded`) before anything the new rules say.
+    h.element()
+        .unwrap()
+        .set_property("rules", "p: class=person cooldown=0 ended=true min-count=2");
+    let a = alerts(&bus);
+    assert_eq!(summary(&a), vec![s("ended", "p", 1.0, 0)]);
+    assert_eq!(a[0]["reason"], "reloaded");
+    assert_eq!(
+        (a[0]["source_id"].as_u64(), a[0]["frame"].as_u64()),
+        (Some(2), Some(10))
+    );
+    assert_eq!(a[0]["duration"].as_f64(), Some(1.0));
+    // Nothing was open under the new rules; a normal end carries no reason.
+    push(&mut h, 2, 2 * S, &[person(0.0, 0.0), person(50.0, 50.0)]);
+    push(&mut h, 2, 3 * S, &[]);
+    let a = alerts(&bus);
+    assert_eq!(
+        summary(&a),
+        vec![s("start", "p", 2.0, 0), s("ended", "p", 3.0, 0)]
+    );
+    assert!(a[1].get("reason").is_none());
+    h.element()
+        .unwrap()
+        .set_property("rules", "p: class=person");
+    assert!(alerts(&bus).is_empty(), "no condition was open");
+}
+
+#[test]
 fn rules_file_reloads_when_it_changes() {
     let dir = std::env::temp_dir().join(format!("rtalert-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -2,7 +2,7 @@
 //! alerts to the bus and the configured outputs. Buffers pass through untouched.
 
 use crate::alert::Alert;
-use crate::engine::{Engine, Group, Kind};
+use crate::engine::{Engine, Event, Group, Kind};
 use crate::outputs::{self, Level, Message, Mqtt, Output, Report, Stdout};
 use crate::rules::{self, Direction, RateLimit, RuleSet};
 use crate::snapshot;
@@ -140,58 +140,84 @@ impl State {
             .to_running_time(pts)
             .map_or(self.last_time, |t| t.nseconds());
         self.last_time = t;
-        let mut alerts = Vec::new();
-        for event in self.engine.evaluate(dets, t) {
-            let rule = &self.engine.rules()[event.key.0];
-            let verdict = match event.kind {
-                Kind::Start | Kind::Crossed(_) => self.throttle.start(&event.key, rule, t),
-                Kind::Ended => self.throttle.ended(&event.key, t),
-            };
-            let (kind, suppressed, burst_count) = match (verdict, event.kind) {
-                (Verdict::Suppress, _) => continue,
-                (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
-                (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
-                (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
-                (Verdict::Emit { suppressed }, Kind::Crossed(_)) => ("crossing", suppressed, None),
-            };
-            let counts = self.engine.source_counts(event.key.0, dets.source_id);
-            let track_id = match event.key.2 {
-                Group::Track(t) => t,
-                _ => None,
-            };
-            self.seq += 1;
-            alerts.push(Alert {
-                id: format!("{}-{:06}", self.nonce, self.seq),
-                kind,
-                rule: rule.name.clone(),
-                source_id: dets.source_id,
-                stream_time: t,
-                frame: dets.frame_number,
-                wall_time: glib::DateTime::now_utc()
-                    .and_then(|d| d.format("%Y-%m-%dT%H:%M:%S.%fZ"))
-                    .map(|s| s.to_string())
-                    .unwrap_or_default(),
-                count: event.count,
-                burst_count,
-                suppressed,
-                objects: event.objects,
-                track_id,
-                direction: match event.kind {
-                    Kind::Crossed(Direction::In) => Some("in"),
-                    Kind::Crossed(_) => Some("out"),
-                    _ => None,
-                },
-                duration: matches!(event.kind, Kind::Start | Kind::Ended)
-                    .then_some(event.held as f64 / 1e9),
-                crossed: rule
-                    .line
-                    .is_some()
-                    .then_some((counts.crossed_in, counts.crossed_out)),
-                unique_tracks: (counts.unique_tracks > 0).then_some(counts.unique_tracks),
-                snapshot: None,
-            });
-        }
+        let events = self.engine.evaluate(dets, t);
+        events
+            .into_iter()
+            .filter_map(|event| self.alert(event, dets.frame_number, t, None))
+            .collect()
+    }
+
+    /// The `ended` alerts of the conditions active when the rules are replaced (reason
+    /// `reloaded`), after throttling; the rule and throttle state go with the old rules.
+    fn end_for_reload(&mut self) -> Vec<Alert> {
+        let t = self.last_time;
+        let ended = self.engine.end_all(t);
+        let alerts = ended
+            .into_iter()
+            .filter_map(|(event, frame)| self.alert(event, frame, t, Some("reloaded")))
+            .collect();
+        self.throttle.reset_rules();
         alerts
+    }
+
+    /// The alert for one event of frame `frame` at running time `t`, unless throttled.
+    fn alert(
+        &mut self,
+        event: Event,
+        frame: u64,
+        t: u64,
+        reason: Option<&'static str>,
+    ) -> Option<Alert> {
+        let rule = &self.engine.rules()[event.key.0];
+        let verdict = match event.kind {
+            Kind::Start | Kind::Crossed(_) => self.throttle.start(&event.key, rule, t),
+            Kind::Ended => self.throttle.ended(&event.key, t),
+        };
+        let (kind, suppressed, burst_count) = match (verdict, event.kind) {
+            (Verdict::Suppress, _) => return None,
+            (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
+            (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
+            (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
+            (Verdict::Emit { suppressed }, Kind::Crossed(_)) => ("crossing", suppressed, None),
+        };
+        let source_id = event.key.1;
+        let counts = self.engine.source_counts(event.key.0, source_id);
+        let track_id = match event.key.2 {
+            Group::Track(t) => t,
+            _ => None,
+        };
+        self.seq += 1;
+        Some(Alert {
+            id: format!("{}-{:06}", self.nonce, self.seq),
+            kind,
+            reason,
+            rule: rule.name.clone(),
+            source_id,
+            stream_time: t,
+            frame,
+            wall_time: glib::DateTime::now_utc()
+                .and_then(|d| d.format("%Y-%m-%dT%H:%M:%S.%fZ"))
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+            count: event.count,
+            burst_count,
+            suppressed,
+            objects: event.objects,
+            track_id,
+            direction: match event.kind {
+                Kind::Crossed(Direction::In) => Some("in"),
+                Kind::Crossed(_) => Some("out"),
+                _ => None,
+            },
+            duration: matches!(event.kind, Kind::Start | Kind::Ended)
+                .then_some(event.held as f64 / 1e9),
+            crossed: rule
+                .line
+                .is_some()
+                .then_some((counts.crossed_in, counts.crossed_out)),
+            unique_tracks: (counts.unique_tracks > 0).then_some(counts.unique_tracks),
+            snapshot: None,
+        })
     }
 }
 
@@ -383,7 +409,7 @@ impl RtAlert {
     /// Reads the rules without the state lock, swaps them in under it and posts the outcome;
     /// the old rules stay if the new ones are bad.
     fn reload(&self, why: &str) {
-        let count = {
+        let (count, ended) = {
             let _one = self.reloading.lock().unwrap();
             let settings = self.settings.lock().unwrap().clone();
             // Taken first: a change while reading is seen at the next check.
@@ -392,13 +418,22 @@ impl RtAlert {
             let mut guard = self.state.lock().unwrap();
             let Some(state) = guard.as_mut() else { return };
             state.rules_mtime = mtime;
-            loaded.map(|set| {
-                let n = set.rules.len();
-                state.engine = Engine::new(set.rules);
-                state.throttle.reset_rules();
-                (n, settings.regions_meta && state.engine.has_regions())
-            })
+            match loaded {
+                Ok(set) => {
+                    let ended = state.end_for_reload();
+                    let n = set.rules.len();
+                    state.engine = Engine::new(set.rules);
+                    let regions = settings.regions_meta && state.engine.has_regions();
+                    (Ok((n, regions)), (ended, state.outputs.clone()))
+                }
+                Err(e) => (Err(e), (Vec::new(), state.outputs.clone())),
+            }
         };
+        // The conditions the old rules had open end before the new rules' first alert.
+        let (ended, outputs) = ended;
+        for alert in ended {
+            self.emit(alert, None, &outputs);
+        }
         match count {
             Ok((n, regions)) => {
                 // Outside our locks: it takes the element's.
@@ -444,11 +479,10 @@ impl RtAlert {
     fn emit(
         &self,
         mut alert: Alert,
-        buf: &gst::BufferRef,
+        snapshot: Option<(&gst::BufferRef, &(PathBuf, gst_video::VideoInfo))>,
         outputs: &[Box<dyn Output>],
-        snapshot: Option<&(PathBuf, gst_video::VideoInfo)>,
     ) {
-        if let Some((dir, info)) = snapshot {
+        if let Some((buf, (dir, info))) = snapshot {
             let path = dir.join(format!("{}.jpg", alert.id));
             match snapshot::write_jpeg(buf, info, &path) {
                 Ok(()) => alert.snapshot = Some(path.display().to_string()),
@@ -854,7 +888,7 @@ impl RtAlert {
             (alerts, state.outputs.clone(), snapshot, regions)
         };
         for alert in alerts {
-            self.emit(alert, buf, &outputs, snapshot.as_ref());
+            self.emit(alert, snapshot.as_ref().map(|s| (buf, s)), &outputs);
         }
         let interval =
             Duration::from_millis(self.settings.lock().unwrap().stats_interval_ms as u64);

@@ -495,6 +495,63 @@ def test_alerts_reach_nats_jetstream_exactly_once_across_a_server_restart(servic
         server.wait()
 
 
+def make_certs(d):
+    """A CA (ca.pem) and a certificate for 127.0.0.1 signed by it (server.pem, server.key)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            "/CN=rt-test-ca", "-keyout", "ca.key", "-out", "ca.pem")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+            "-keyout", "server.key", "-out", "server.csr")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem")
+
+
+def test_alerts_reach_an_mqtts_broker_that_wants_a_password(services, tmp_path):
+    d = tmp_path / "broker"
+    d.mkdir()
+    make_certs(d)
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(d / "passwd"), "cam", "p@ss"],
+                   check=True)
+    port = free_port()
+    # "user root": started as root, mosquitto would switch to a user that cannot read tmp_path.
+    (d / "mosquitto.conf").write_text(
+        f"user root\nallow_anonymous false\npassword_file {d}/passwd\n"
+        f"listener {port} 127.0.0.1\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n")
+    broker = subprocess.Popen(["mosquitto", "-c", str(d / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    received = open(tmp_path / "received.txt", "w")
+    sub = None
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 10)
+        sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port),
+                                "--cafile", str(d / "ca.pem"), "-u", "cam", "-P", "p@ss",
+                                "-t", "site/alerts", "-q", "1"], stdout=received)
+        rules = tmp_path / "rules.yaml"
+        rules.write_text("rules:\n  - name: person\n    classes: [person]\n    key: track\n"
+                         "    min-duration: 0.3\n    cooldown: 0\n")
+        url = f"mqtts://cam:p%40ss@127.0.0.1:{port}/site/alerts"
+        # The broker's CA joins the "system store" the way an operator's would: SSL_CERT_FILE.
+        s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
+                                      outputs={"alerts": {"stdout": True, "mqtt_url": url}}),
+                     extra_env={"SSL_CERT_FILE": str(d / "ca.pem")}).wait_up()
+        alerts = lambda: [x["id"] for x in s.stdout_lines() if "rule" in x]  # noqa: E731
+        wait_for(lambda: len(alerts()) >= 3, 60)
+        assert s.stop() == 0, s.stderr()[-3000:]
+        sent = alerts()
+        got = lambda: [json.loads(x)["id"] for x in open(received.name) if x.strip()]  # noqa
+        wait_for(lambda: set(got()) >= set(sent), 20)
+        err = s.stderr()
+        assert "unreachable" not in err, err[-3000:]
+        assert "p@ss" not in err and "p%40ss" not in err
+    finally:
+        for p in [sub, broker]:
+            if p:
+                p.kill()
+                p.wait()
+
+
 def test_open_metrics_option(services, tmp_path):
     s = services(tmp_path, config(http={"listen": f"0.0.0.0:{free_port()}",
                                         "metrics_without_token": True}),

@@ -420,6 +420,162 @@ fn a_broker_that_never_answers_counts_every_alert_as_dropped() {
     );
 }
 
+/// A CA and a server certificate for 127.0.0.1 signed by it (`ca.pem`, `server.pem`,
+/// `server.key` in `dir`), made with the openssl command.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian package) is installed");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=rt-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    for f in ["ca.pem", "server.pem", "server.key"] {
+        std::fs::set_permissions(
+            dir.join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+}
+
+/// An rtalert publishing 3 alerts to `url` (the harness ends before returning): delivered
+/// and dropped, and the warnings it posted.
+fn publish_three(url: &str, flush_ms: u32) -> ((u64, u64), Vec<String>) {
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("mqtt-url", url),
+        ("flush-timeout", &flush_ms.to_string()),
+    ]);
+    push_activations(&mut h, 0, 3);
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    // Until everything is acknowledged or a connection problem was reported.
+    while Instant::now() < deadline
+        && output_counts(&stats(&h), "mqtt").0 < 3
+        && !seen.iter().any(|w: &String| w.contains("unreachable"))
+    {
+        seen.extend(warnings(&bus));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let counts = output_counts(&finish(h), "mqtt");
+    seen.extend(warnings(&bus));
+    (counts, seen)
+}
+
+#[test]
+fn mqtt_user_and_password_authenticate_and_tls_problems_say_what_to_fix() {
+    let _serial = serial();
+    let dir = temp_dir("mqtt-auth");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    make_certs(&dir);
+    let passwd = dir.join("passwd");
+    let ok = Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwd)
+        .args(["rt user", "s3cr@t:x"])
+        .status()
+        .expect("mosquitto_passwd (Debian package mosquitto) is installed");
+    assert!(ok.success());
+    std::fs::set_permissions(&passwd, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let (plain, tls) = (free_port(), free_port());
+    let conf = dir.join("mosquitto.conf");
+    let d = dir.display();
+    std::fs::write(
+        &conf,
+        format!(
+            "per_listener_settings false\nallow_anonymous false\npassword_file {d}/passwd\n\
+             listener {plain} 127.0.0.1\n\
+             listener {tls} 127.0.0.1\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n"
+        ),
+    )
+    .unwrap();
+    let broker = Broker::start(&conf, plain);
+    wait_for("the TLS listener", 10, || {
+        std::net::TcpStream::connect(("127.0.0.1", tls)).is_ok()
+    });
+
+    // The user and password are percent-encoded in the URL.
+    let url = format!("mqtt://rt%20user:s3cr%40t%3Ax@127.0.0.1:{plain}/rt/alerts");
+    let (counts, seen) = publish_three(&url, 10_000);
+    assert_eq!(counts, (3, 0), "{seen:?}");
+
+    // A wrong password: refused, said so with what to check, the password masked.
+    let url = format!("mqtt://rt%20user:wrongpw@127.0.0.1:{plain}/rt/alerts");
+    let (counts, seen) = publish_three(&url, 300);
+    assert_eq!(counts, (0, 3));
+    let w = seen
+        .iter()
+        .find(|w| w.contains("unreachable"))
+        .expect("a warning");
+    assert!(w.contains("check the user and password"), "{w}");
+    assert!(!seen.iter().any(|w| w.contains("wrongpw")), "{seen:?}");
+
+    // mqtts checks the broker against the system's CA store, which lacks the test CA.
+    let url = format!("mqtts://rt%20user:s3cr%40t%3Ax@127.0.0.1:{tls}/rt/alerts");
+    let (counts, seen) = publish_three(&url, 300);
+    assert_eq!(counts, (0, 3));
+    let w = seen
+        .iter()
+        .find(|w| w.contains("unreachable"))
+        .expect("a warning");
+    assert!(w.starts_with("mqtts:127.0.0.1:"), "{w}");
+    assert!(w.contains("signed by a CA in the system store"), "{w}");
+    assert!(!w.contains("s3cr"), "{w}");
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_webhook_slower_than_its_timeout_fails_each_attempt() {
     let server = webhook_server("timeout", &["--delay", "2"]);

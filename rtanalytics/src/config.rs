@@ -155,7 +155,7 @@ pub struct AlertsOutput {
     /// POST each alert here (http:// or https://), the alert id as Idempotency-Key.
     #[serde(default)]
     pub webhook_url: Option<String>,
-    /// Publish each alert over MQTT (QoS 1): mqtt://host:port/topic.
+    /// Publish each alert over MQTT (QoS 1): mqtt://[user:password@]host:port/topic, or mqtts:// for TLS.
     #[serde(default)]
     pub mqtt_url: Option<String>,
     /// Publish each alert to NATS JetStream: nats://[user:password@]host:port/SUBJECT

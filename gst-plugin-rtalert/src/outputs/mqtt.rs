@@ -3,7 +3,10 @@
 
 use super::{Level, Message, Output, Report, Stats};
 use rtmeta::mask::{mask_in, mask_uri};
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::{
+    Client, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration,
+    Transport,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -21,35 +24,138 @@ pub struct Mqtt {
     report: Report,
 }
 
-/// `mqtt://host[:port]/topic` -> (host, port, topic).
-pub fn parse_url(url: &str) -> Result<(String, u16, String), String> {
+/// What an MQTT URL says: `mqtt[s]://[user[:password]@]host[:port]/topic`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttUrl {
+    /// `mqtts://`: TLS, checked against the system's CA store.
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub topic: String,
+    /// User and password (percent-decoded), for brokers that require them.
+    pub credentials: Option<(String, String)>,
+}
+
+const URL_FORM: &str = "mqtt://[user:password@]host:1883/topic or mqtts://... (TLS)";
+
+/// Decodes `%XX` escapes (a user or password may hold `@`, `:` or `/`).
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Parses `mqtt[s]://[user[:password]@]host[:port]/topic`; errors show the URL masked.
+pub fn parse_url(url: &str) -> Result<MqttUrl, String> {
     let shown = mask_uri(url);
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| format!("MQTT URL \"{shown}\" must look like mqtt://host:1883/topic"))?;
-    let (addr, topic) = rest
+    let (tls, rest) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(format!("MQTT URL \"{shown}\" must look like {URL_FORM}")),
+    };
+    let (authority, topic) = rest
         .split_once('/')
         .filter(|(_, t)| !t.is_empty())
-        .ok_or_else(|| format!("MQTT URL \"{shown}\" names no topic (mqtt://host:1883/topic)"))?;
+        .ok_or_else(|| format!("MQTT URL \"{shown}\" names no topic ({URL_FORM})"))?;
+    let (userinfo, addr) = match authority.rsplit_once('@') {
+        Some((u, a)) => (Some(u), a),
+        None => (None, authority),
+    };
+    let credentials = userinfo
+        .map(|u| {
+            let (user, password) = u.split_once(':').unwrap_or((u, ""));
+            percent_decode(user)
+                .zip(percent_decode(password))
+                .filter(|(user, _)| !user.is_empty())
+                .ok_or_else(|| format!("MQTT URL \"{shown}\": bad user or password"))
+        })
+        .transpose()?;
     let (host, port) = match addr.rsplit_once(':') {
         Some((h, p)) => (
             h,
             p.parse()
                 .map_err(|_| format!("MQTT URL \"{shown}\": bad port"))?,
         ),
-        None => (addr, 1883),
+        None => (addr, if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() {
         return Err(format!("MQTT URL \"{shown}\" names no host"));
     }
-    Ok((host.to_string(), port, topic.to_string()))
+    Ok(MqttUrl {
+        tls,
+        host: host.to_string(),
+        port,
+        topic: topic.to_string(),
+        credentials,
+    })
+}
+
+/// TLS checked against the system's CA store (`SSL_CERT_FILE` / `SSL_CERT_DIR` override it),
+/// with ring, the crypto provider the other outputs use.
+fn tls_transport() -> Result<Transport, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        let why = found
+            .errors
+            .first()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        return Err(format!(
+            "mqtts: no CA certificates found in the system store{why}; install ca-certificates or set SSL_CERT_FILE"
+        ));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("mqtts: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Transport::tls_with_config(TlsConfiguration::Rustls(
+        Arc::new(config),
+    )))
+}
+
+/// What a user can do about a connection error.
+fn explain(e: &ConnectionError) -> &'static str {
+    match e {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => "; check the user and password in the URL",
+        ConnectionError::Tls(_) => {
+            "; check that the broker's certificate is valid for this host and signed by a CA in the system store (or SSL_CERT_FILE)"
+        }
+        _ => "",
+    }
 }
 
 impl Mqtt {
     pub fn new(url: &str, queue: usize, client_id: &str, report: Report) -> Result<Self, String> {
-        let (host, port, topic) = parse_url(url)?;
+        let MqttUrl {
+            tls,
+            host,
+            port,
+            topic,
+            credentials,
+        } = parse_url(url)?;
         let mut opts = MqttOptions::new(client_id, host.clone(), port);
         opts.set_keep_alive(Duration::from_secs(5));
+        if let Some((user, password)) = credentials {
+            opts.set_credentials(user, password);
+        }
+        if tls {
+            opts.set_transport(tls_transport()?);
+        }
         // A persistent session: rumqttc drops the alerts it holds for an outage (queued or
         // unacknowledged) when the broker answers the reconnect with no session, which a
         // clean session always gets.
@@ -57,7 +163,8 @@ impl Mqtt {
         let (client, mut connection) = Client::new(opts, queue.max(1));
         let stats = Arc::new(Stats::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let name = mask_in(&format!("mqtt:{host}:{port}/{topic}"), url);
+        let scheme = if tls { "mqtts" } else { "mqtt" };
+        let name = mask_in(&format!("{scheme}:{host}:{port}/{topic}"), url);
         let thread = {
             let (stats, stop, report, name, url) = (
                 stats.clone(),
@@ -86,8 +193,9 @@ impl Mqtt {
                             Err(e) => {
                                 if !down {
                                     down = true;
+                                    let hint = explain(&e);
                                     let e = mask_in(&e.to_string(), &url);
-                                    report(Level::Problem, &format!("{name}: broker unreachable ({e}); retrying, alerts wait in the queue"));
+                                    report(Level::Problem, &format!("{name}: broker unreachable ({e}){hint}; retrying, alerts wait in the queue"));
                                 }
                                 std::thread::sleep(Duration::from_millis(250));
                             }
@@ -168,17 +276,34 @@ impl Drop for Mqtt {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_url;
+    use super::{MqttUrl, parse_url};
 
     #[test]
     fn urls() {
         assert_eq!(
             parse_url("mqtt://127.0.0.1:1884/a/b").unwrap(),
-            ("127.0.0.1".into(), 1884, "a/b".into())
+            MqttUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 1884,
+                topic: "a/b".into(),
+                credentials: None
+            }
         );
-        assert_eq!(parse_url("mqtt://broker/alerts").unwrap().1, 1883);
+        assert_eq!(parse_url("mqtt://broker/alerts").unwrap().port, 1883);
+        let u = parse_url("mqtts://cam%40site:p%3Ass@broker.example/t").unwrap();
+        assert_eq!(
+            (u.tls, u.port, u.host.as_str()),
+            (true, 8883, "broker.example")
+        );
+        assert_eq!(u.credentials, Some(("cam@site".into(), "p:ss".into())));
+        let u = parse_url("mqtt://token@h:1/t").unwrap();
+        assert_eq!(u.credentials, Some(("token".into(), String::new())));
         assert!(parse_url("http://x/t").is_err());
         assert!(parse_url("mqtt://x:1883/").is_err());
         assert!(parse_url("mqtt://x:port/t").is_err());
+        assert!(parse_url("mqtt://:pw@x/t").is_err());
+        let e = parse_url("mqtt://u:secret@x:port/t").unwrap_err();
+        assert!(!e.contains("secret") && e.contains("u:***@"), "{e}");
     }
 }

@@ -577,7 +577,7 @@ impl ObjectImpl for RtAlert {
                 uint("webhook-timeout", "Webhook timeout", "Milliseconds one webhook request may take", 1, 600_000, 5000),
                 uint("webhook-retries", "Webhook retries", "Attempts after the first, with exponential backoff and jitter", 0, 100, 5),
                 uint("webhook-queue", "Webhook queue", "Alerts waiting for the webhook; more are dropped and counted", 1, 1_000_000, 1000),
-                string("mqtt-url", "MQTT URL", "Publish each alert with QoS 1: mqtt://host:port/topic"),
+                string("mqtt-url", "MQTT URL", "Publish each alert with QoS 1: mqtt://[user:password@]host[:1883]/topic, or mqtts://...[:8883] for TLS checked against the system CA store (SSL_CERT_FILE overrides)"),
                 uint("mqtt-queue", "MQTT queue", "Alerts waiting for the broker; more are dropped and counted", 1, 1_000_000, 1000),
                 string("nats-url", "NATS JetStream URL", "Publish each alert to NATS JetStream and wait for its acknowledgement: nats://[user:password@]host:port/SUBJECT[?stream=NAME] publishes to SUBJECT.SOURCE_ID with the alert id as Nats-Msg-Id (JetStream drops retried copies); the stream (default: SUBJECT in capitals) is created when missing"),
                 uint("nats-queue", "NATS queue", "Alerts waiting for the NATS server; more are dropped and counted", 1, 1_000_000, 1000),

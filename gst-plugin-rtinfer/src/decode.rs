@@ -107,6 +107,13 @@ pub fn layout(
         })
     };
     let found = match wanted {
+        Some(Format::Yolox) if a == 3 * yolox_rows(in_w, in_h) => {
+            return Err(format!(
+                "output shape {shape:?} has 3 rows per grid cell (anchors), as YOLOv5 models \
+                 do; YOLOX has one ({} for {in_w}x{in_h}): set model-format=yolov5 or auto",
+                yolox_rows(in_w, in_h)
+            ));
+        }
         Some(Format::Yolox) => rows_first(Format::Yolox),
         Some(Format::Yolov5) => rows_first(Format::Yolov5),
         Some(Format::Ultralytics) => channels_first(),
@@ -145,6 +152,31 @@ impl Candidate {
             class,
         }
     }
+}
+
+/// Why one output of a model cannot be in `layout`'s format, when its numbers say so (checked
+/// once for a forced `model-format`): decoded boxes never have a negative width or height,
+/// which raw grid outputs (YOLOX exports without the decode) do have.
+pub fn implausible(layout: &OutputLayout, data: &[f32]) -> Option<String> {
+    let (rows, classes) = (layout.rows, layout.classes);
+    let negative = match layout.format {
+        // YOLOX decodes raw outputs itself, so only YOLOv5's must be decoded boxes.
+        Format::Yolox => return None,
+        Format::Yolov5 => data[..rows * (5 + classes)]
+            .chunks_exact(5 + classes)
+            .filter(|r| r[2] < 0.0 || r[3] < 0.0)
+            .count(),
+        Format::Ultralytics => (0..rows)
+            .filter(|&j| data[2 * rows + j] < 0.0 || data[3 * rows + j] < 0.0)
+            .count(),
+    };
+    (negative > 0).then(|| {
+        format!(
+            "{negative} of its {rows} boxes have a negative width or height, so it is not \
+             {} output (raw grid outputs, as YOLOX models give, look like this)",
+            layout.format.as_str()
+        )
+    })
 }
 
 /// Turns raw outputs into candidates; holds the tables and scratch space it reuses.
@@ -282,6 +314,15 @@ mod tests {
                 .contains("fits no YOLO layout")
         );
         assert!(layout(&[1, 84, 8400], 640, 640, Some(Format::Yolox)).is_err());
+        // Forced YOLOX on an anchor-based output (3 rows per cell) cannot be right.
+        let e = layout(&[1, 25200, 85], 640, 640, Some(Format::Yolox)).unwrap_err();
+        assert!(
+            e.contains("3 rows per grid cell") && e.contains("model-format=yolov5"),
+            "{e}"
+        );
+        // Forced YOLOv5 on a YOLOX-sized output passes the shape check (decoded YOLOX exports
+        // are YOLOv5-like); its numbers are checked on the first run.
+        assert!(layout(&[1, 3549, 85], 416, 416, Some(Format::Yolov5)).is_ok());
         assert!(layout(&[1, 8400, 3], 640, 640, None).is_err());
     }
 
@@ -302,6 +343,30 @@ mod tests {
         out.clear();
         d.candidates(&data, 0.25, &|c| c != 1, &mut out);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn raw_grid_numbers_are_not_decoded_boxes() {
+        let l = layout(&[1, 21, 7], 32, 32, Some(Format::Yolov5)).unwrap();
+        let mut data = vec![1.0f32; 21 * 7];
+        assert_eq!(implausible(&l, &data), None);
+        data[3 * 7 + 3] = -0.7; // a log-scale height, as raw YOLOX rows have
+        let why = implausible(&l, &data).unwrap();
+        assert!(
+            why.starts_with("1 of its 21 boxes") && why.contains("yolov5"),
+            "{why}"
+        );
+        let l = layout(&[1, 21, 7], 32, 32, Some(Format::Yolox)).unwrap();
+        assert_eq!(
+            implausible(&l, &data),
+            None,
+            "YOLOX decodes raw rows itself"
+        );
+        let l = layout(&[1, 6, 10], 64, 64, Some(Format::Ultralytics)).unwrap();
+        let mut data = vec![1.0f32; 60];
+        assert_eq!(implausible(&l, &data), None);
+        data[2 * 10 + 4] = -1.0;
+        assert!(implausible(&l, &data).is_some());
     }
 
     #[test]

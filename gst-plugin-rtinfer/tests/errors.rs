@@ -230,3 +230,59 @@ fn a_label_file_shorter_than_the_model_warns_with_both_counts() {
         "{warnings:?}"
     );
 }
+
+/// Warnings and the end of a pipeline run.
+fn warnings_of(line: &str) -> (Vec<String>, bool) {
+    init();
+    let pipeline = launch_pipeline(line);
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (mut warnings, mut eos) = (Vec::new(), false);
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Eos(_) => {
+                eos = true;
+                break;
+            }
+            gst::MessageView::Error(_) => break,
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    (warnings, eos)
+}
+
+#[test]
+fn a_forced_format_the_model_cannot_have_is_an_error() {
+    // YOLOX's [1, 3549, 85] has the YOLOv5 shape, but its raw grid rows (log-scale sizes,
+    // many negative) cannot be YOLOv5's decoded boxes: an error on the first frame, not 795
+    // frames with no detection.
+    let yolox = model("yolox_nano.onnx");
+    expect_error(
+        &photo_into(&format!("rtinfer model-file={yolox} model-format=yolov5")),
+        "model-format=yolov5 does not fit",
+    );
+}
+
+#[test]
+fn a_forced_format_that_finds_nothing_warns_once() {
+    let yolox = model("yolox_nano.onnx");
+    let line = |format: &str| {
+        format!(
+            "videotestsrc num-buffers=40 pattern=black ! video/x-raw,width=320,height=240 \
+             ! videoconvert ! rtinfer model-file={yolox} model-format={format} ! fakesink"
+        )
+    };
+    let (warnings, eos) = warnings_of(&line("yolox"));
+    assert!(eos);
+    let doubts: Vec<_> = warnings
+        .iter()
+        .filter(|w| w.contains("first 30 inferred frames gave no detection"))
+        .collect();
+    assert_eq!(doubts.len(), 1, "{warnings:?}");
+    assert!(doubts[0].contains("model-format=auto"), "{}", doubts[0]);
+    // Found by itself, the format is not doubted.
+    let (warnings, eos) = warnings_of(&line("auto"));
+    assert!(eos && warnings.is_empty(), "{warnings:?}");
+}

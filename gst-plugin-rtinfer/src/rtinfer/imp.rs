@@ -20,7 +20,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use rtmeta::Detections;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -109,7 +109,14 @@ pub struct RtInfer {
     last_stats_post: Mutex<Instant>,
     /// `active-device`: where the model runs.
     active_device: Mutex<String>,
+    /// A forced `model-format` is watched over the first frames: the inferred frames with no
+    /// detection so far, or `FORMAT_WATCH_DONE`.
+    format_watch: AtomicU32,
 }
+
+/// Inferred frames with no detection at all after which a forced `model-format` is doubted.
+const FORMAT_WATCH_FRAMES: u32 = 30;
+const FORMAT_WATCH_DONE: u32 = u32::MAX;
 
 #[glib::object_subclass]
 impl ObjectSubclass for RtInfer {
@@ -132,6 +139,7 @@ impl ObjectSubclass for RtInfer {
             spec: Mutex::new(None),
             last_stats_post: Mutex::new(Instant::now()),
             active_device: Mutex::new(String::new()),
+            format_watch: AtomicU32::new(FORMAT_WATCH_DONE),
         }
     }
 }
@@ -281,6 +289,11 @@ impl RtInfer {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{w}"));
         }
         let spec = models[0].spec.clone();
+        let watch = match load.model_format.get() {
+            Some(_) => 0,
+            None => FORMAT_WATCH_DONE,
+        };
+        self.format_watch.store(watch, Ordering::Relaxed);
         *self.last_stats_post.lock().unwrap() = Instant::now();
         self.scheduler.start(models, live.limits()).map_err(|e| {
             gst::error_msg!(
@@ -361,6 +374,41 @@ impl RtInfer {
         }
     }
 
+    /// Warns once when a forced `model-format` gives nothing on the first inferred frames
+    /// (a wrong format often decodes to nothing rather than failing).
+    fn watch_format(&self, empty: bool) {
+        let seen = self.format_watch.load(Ordering::Relaxed);
+        if seen == FORMAT_WATCH_DONE {
+            return;
+        }
+        if !empty {
+            self.format_watch
+                .store(FORMAT_WATCH_DONE, Ordering::Relaxed);
+            return;
+        }
+        if seen + 1 < FORMAT_WATCH_FRAMES {
+            self.format_watch.store(seen + 1, Ordering::Relaxed);
+            return;
+        }
+        // Once, even when several streams get here together.
+        if self.format_watch.swap(FORMAT_WATCH_DONE, Ordering::Relaxed) == FORMAT_WATCH_DONE {
+            return;
+        }
+        let (format, file) = {
+            let s = self.settings.lock().unwrap();
+            (s.load.model_format.get(), s.load.model_file.clone())
+        };
+        let format = format.map_or("auto", |f| f.as_str());
+        let file = file.map(|f| f.display().to_string()).unwrap_or_default();
+        gst::element_imp_warning!(
+            self,
+            gst::LibraryError::Settings,
+            ("model-format={format} is forced and the first {FORMAT_WATCH_FRAMES} inferred \
+                 frames gave no detection: if {file} does not have the {format} layout, set \
+                 model-format=auto (or check confidence-threshold and classes)")
+        );
+    }
+
     /// The src pad task: pushes the stream's next item once the scheduler has it.
     fn push_next(&self, stream: &Stream) {
         let live = self.settings.lock().unwrap().live;
@@ -396,6 +444,9 @@ impl RtInfer {
                 height,
             } => (buffer, number, width, height),
         };
+        if let Outcome::Ran(Ok(objects)) = &outcome {
+            self.watch_format(objects.is_empty());
+        }
         let source_id = stream.index.unwrap_or(live.source_id);
         let mut out = stream.output.lock().unwrap();
         let detections = match outcome {

@@ -177,6 +177,8 @@ pub struct Model {
     /// Candidates of each image of a batch, reused.
     candidates: Vec<Vec<Candidate>>,
     keep: Vec<usize>,
+    /// A forced `model-format` whose first output has not been checked yet: the model file.
+    unchecked_format: Option<PathBuf>,
     /// Why the model does not run where `device` asked, one line each.
     pub fallbacks: Vec<String>,
     /// What a user should know about the model and its labels, one line each.
@@ -341,6 +343,7 @@ impl Model {
                 class_mask: class_mask.clone(),
                 candidates: Vec::new(),
                 keep: Vec::new(),
+                unchecked_format: s.model_format.get().map(|_| path.clone()),
             })
             .collect();
         Ok((models, description))
@@ -372,13 +375,27 @@ impl Model {
             decoder,
             class_mask,
             candidates,
+            unchecked_format,
             ..
         } = self;
         let keep_class = |c: u32| class_mask.as_ref().is_none_or(|m| m[c as usize]);
         candidates.iter_mut().for_each(Vec::clear);
+        let mut wrong_format = None;
         backend.run_batch(inputs, &mut |i, _, data| {
+            if let Some(path) = unchecked_format.take()
+                && let Some(why) = decode::implausible(&decoder.layout, data)
+            {
+                wrong_format = Some(format!(
+                    "model-format={} does not fit {}: {why}; set model-format=auto",
+                    decoder.layout.format.as_str(),
+                    path.display()
+                ));
+            }
             decoder.candidates(data, t.confidence, &keep_class, &mut candidates[i])
         })?;
+        if let Some(message) = wrong_format {
+            return Err(backend::Error::new(ErrorKind::BadModel, message));
+        }
         Ok((0..n)
             .map(|i| self.detections(i, &transforms[i], t))
             .collect())

@@ -415,6 +415,7 @@ mod tests {
                     w: 10.0,
                     h: 10.0,
                     track_id: None,
+                    producer: None,
                 })
                 .collect(),
         }

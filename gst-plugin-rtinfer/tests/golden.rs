@@ -90,6 +90,47 @@ fn every_input_format_gives_the_same_objects() {
 }
 
 #[test]
+fn a_second_rtinfer_adds_its_detections_to_the_first_ones() {
+    // Cascaded detectors (two models here): each keeps its own classes, every object says
+    // which element found it, and each set is its model's golden result.
+    let line = format!(
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! \
+         rtinfer name=animals model-file={} classes=dog ! \
+         rtinfer name=vehicles model-file={} classes=bicycle,car,truck ! appsink name=out",
+        common::model("yolox_nano.onnx"),
+        common::model("yolov8n_int8_dynamic.onnx")
+    );
+    let (end, dets) = run_launch(&line);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    let objects = &dets[0].objects;
+    let of = |producer: &str| -> Vec<rtmeta::Detection> {
+        objects
+            .iter()
+            .filter(|o| o.producer.as_deref() == Some(producer))
+            .cloned()
+            .collect()
+    };
+    let (animals, vehicles) = (of("animals"), of("vehicles"));
+    assert_eq!(
+        animals.len() + vehicles.len(),
+        objects.len(),
+        "{objects:#?}"
+    );
+    let only = |model: &str, classes: &[u32]| -> Vec<Expected> {
+        golden(model, "dog")
+            .into_iter()
+            .filter(|e| classes.contains(&e.class_id))
+            .collect()
+    };
+    let (dog, vehicle_classes) = ([16], [1, 2, 7]);
+    assert!(!animals.is_empty() && !vehicles.is_empty(), "{objects:#?}");
+    let problems = compare(&only("yolox_nano", &dog), &animals);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let problems = compare(&only("yolov8n_int8_dynamic", &vehicle_classes), &vehicles);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
 fn a_wrong_convention_fails_the_comparison() {
     // YOLOX fed 0..1 instead of 0..255 finds nothing: the comparison must notice.
     let line = format!(

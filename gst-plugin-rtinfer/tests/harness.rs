@@ -197,6 +197,7 @@ fn rtjsonenc_writes_one_line_per_frame_with_detections() {
             w: 3.0,
             h: 4.5,
             track_id: Some(9),
+            producer: None,
         }],
     }
     .attach(b.get_mut().unwrap())

@@ -28,6 +28,7 @@ fn person(x: f32, y: f32, w: f32, h: f32, confidence: f32, track_id: Option<u64>
         w,
         h,
         track_id,
+        producer: None,
     }
 }
 

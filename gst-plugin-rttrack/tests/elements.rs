@@ -28,6 +28,7 @@ fn person(x: f32, y: f32, confidence: f32) -> Detection {
         w: 40.0,
         h: 100.0,
         track_id: None,
+        producer: None,
     }
 }
 

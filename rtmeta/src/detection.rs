@@ -12,8 +12,10 @@
 //! | `objects`      | GstValueArray of GstStructure `object`                                 |
 //!
 //! Each `object`: `class-id` (gint), `label` (string), `confidence` (gdouble, 0..1),
-//! `x`, `y`, `w`, `h` (gdouble; top-left corner and size in frame pixels) and
-//! `track-id` (gint64, -1 until a tracker sets it).
+//! `x`, `y`, `w`, `h` (gdouble; top-left corner and size in frame pixels),
+//! `track-id` (gint64, -1 until a tracker sets it) and `producer` (string, the name of the
+//! element that detected it; absent when unknown). Several detectors in a row each add their
+//! objects (see [`Detections::merge_from`]).
 
 use crate::DETECTION_META;
 
@@ -30,6 +32,8 @@ pub struct Detection {
     pub h: f32,
     /// Set by a tracker; `None` until then.
     pub track_id: Option<u64>,
+    /// The element that detected it (an `rtinfer`'s name), when known.
+    pub producer: Option<String>,
 }
 
 /// The detections of one frame, as stored in `RtDetectionMeta`.
@@ -51,7 +55,7 @@ fn round(v: f32, digits: i32) -> f64 {
 impl Detection {
     /// The JSON form used by rtjsonenc and rtalert: confidence to 4 decimals, box to 2.
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "class_id": self.class_id,
             "label": self.label,
             "confidence": round(self.confidence, 4),
@@ -60,7 +64,11 @@ impl Detection {
             "w": round(self.w, 2),
             "h": round(self.h, 2),
             "track_id": self.track_id,
-        })
+        });
+        if let Some(p) = &self.producer {
+            v["producer"] = p.as_str().into();
+        }
+        v
     }
 
     /// Parses what [`to_json`](Self::to_json) writes; `track_id` and `label` may be left out.
@@ -95,11 +103,16 @@ impl Detection {
             w: num("w")? as f32,
             h: num("h")? as f32,
             track_id,
+            producer: v
+                .get("producer")
+                .and_then(|p| p.as_str())
+                .map(str::to_owned),
         })
     }
 
     fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder("object")
+            .field_if_some("producer", self.producer.as_deref())
             .field("class-id", self.class_id as i32)
             .field("label", self.label.as_str())
             .field("confidence", self.confidence as f64)
@@ -126,6 +139,7 @@ impl Detection {
                 .ok()
                 .filter(|t| *t >= 0)
                 .map(|t| t as u64),
+            producer: s.get::<&str>("producer").ok().map(str::to_owned),
         })
     }
 }
@@ -222,6 +236,25 @@ impl Detections {
         Ok(())
     }
 
+    /// Makes these (one producer's detections of a frame) the frame's detections, keeping
+    /// those of other producers already there (`upstream`, read from the buffer): a second
+    /// detector in a row appends instead of replacing. Its own earlier objects are replaced.
+    /// The frame keeps upstream's `source_id` and `frame_number` (the frame's identity is
+    /// the first producer's), and is `stale` only when both are: fresh detections from one
+    /// producer make the frame fresh.
+    pub fn merge_from(&mut self, upstream: Detections, producer: &str) {
+        let mine = std::mem::take(&mut self.objects);
+        self.objects = upstream
+            .objects
+            .into_iter()
+            .filter(|o| o.producer.as_deref() != Some(producer))
+            .chain(mine)
+            .collect();
+        self.source_id = upstream.source_id;
+        self.frame_number = upstream.frame_number;
+        self.stale &= upstream.stale;
+    }
+
     /// Removes the detections from `buffer`; returns whether there were any.
     pub fn remove(buffer: &mut gst::BufferRef) -> bool {
         match gst::meta::CustomMeta::from_mut_buffer(buffer, DETECTION_META) {
@@ -255,6 +288,7 @@ mod tests {
                     w: 100.0,
                     h: 200.0,
                     track_id: None,
+                    producer: None,
                 },
                 Detection {
                     class_id: 2,
@@ -265,6 +299,7 @@ mod tests {
                     w: 3.0,
                     h: 4.0,
                     track_id: Some(7),
+                    producer: Some("vehicles".into()),
                 },
             ],
         };
@@ -298,6 +333,7 @@ mod tests {
                 w: 30.0,
                 h: 60.0,
                 track_id: Some(4),
+                producer: Some("people".into()),
             }],
         };
         let json = dets.to_json(Some(33_000_000));
@@ -332,5 +368,53 @@ mod tests {
             let e = Detections::from_json(&serde_json::from_str(text).unwrap()).unwrap_err();
             assert!(e.contains(error), "{e}");
         }
+    }
+
+    #[test]
+    fn a_second_producer_appends_and_replaces_only_its_own() {
+        let obj = |label: &str, producer: &str| Detection {
+            label: label.into(),
+            producer: Some(producer.into()),
+            ..Default::default()
+        };
+        let upstream = Detections {
+            source_id: 2,
+            frame_number: 40,
+            stale: false,
+            objects: vec![obj("car", "vehicles"), obj("old plate", "plates")],
+            ..Default::default()
+        };
+        let mut mine = Detections {
+            source_id: 0,
+            frame_number: 7,
+            stale: true,
+            objects: vec![obj("plate", "plates")],
+            ..Default::default()
+        };
+        mine.merge_from(upstream.clone(), "plates");
+        let labels: Vec<&str> = mine.objects.iter().map(|o| o.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["car", "plate"],
+            "its own earlier objects are replaced"
+        );
+        assert_eq!(
+            (mine.source_id, mine.frame_number),
+            (2, 40),
+            "upstream's frame identity"
+        );
+        assert!(
+            !mine.stale,
+            "fresh upstream detections make the frame fresh"
+        );
+        let mut fresh = Detections::default();
+        fresh.merge_from(
+            Detections {
+                stale: true,
+                ..upstream
+            },
+            "plates",
+        );
+        assert!(!fresh.stale, "and fresh ones of its own");
     }
 }

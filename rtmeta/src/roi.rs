@@ -87,6 +87,7 @@ mod tests {
                 w: 50.0,
                 h: 60.0,
                 track_id: None,
+                producer: None,
             }],
             ..Detections::default()
         };

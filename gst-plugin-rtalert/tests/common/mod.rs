@@ -81,6 +81,7 @@ pub fn frame(source: u32, t: u64, objects: &[Obj]) -> gst::Buffer {
                     w: *w,
                     h: *h,
                     track_id: None,
+                    producer: None,
                 })
                 .collect(),
         }

@@ -112,6 +112,8 @@ pub struct RtInfer {
     /// A forced `model-format` is watched over the first frames: the inferred frames with no
     /// detection so far, or `FORMAT_WATCH_DONE`.
     format_watch: AtomicU32,
+    /// This element's name while running: each detection says which element produced it.
+    producer: Mutex<Arc<str>>,
 }
 
 /// Inferred frames with no detection at all after which a forced `model-format` is doubted.
@@ -140,6 +142,7 @@ impl ObjectSubclass for RtInfer {
             last_stats_post: Mutex::new(Instant::now()),
             active_device: Mutex::new(String::new()),
             format_watch: AtomicU32::new(FORMAT_WATCH_DONE),
+            producer: Mutex::new(Arc::from("")),
         }
     }
 }
@@ -294,6 +297,7 @@ impl RtInfer {
             None => FORMAT_WATCH_DONE,
         };
         self.format_watch.store(watch, Ordering::Relaxed);
+        *self.producer.lock().unwrap() = Arc::from(self.obj().name().as_str());
         *self.last_stats_post.lock().unwrap() = Instant::now();
         self.scheduler.start(models, live.limits()).map_err(|e| {
             gst::error_msg!(
@@ -448,16 +452,22 @@ impl RtInfer {
             self.watch_format(objects.is_empty());
         }
         let source_id = stream.index.unwrap_or(live.source_id);
+        let producer = self.producer.lock().unwrap().clone();
         let mut out = stream.output.lock().unwrap();
         let detections = match outcome {
-            Outcome::Ran(Ok(objects)) => Detections {
-                source_id,
-                frame_number: number,
-                width,
-                height,
-                stale: false,
-                objects,
-            },
+            Outcome::Ran(Ok(mut objects)) => {
+                for o in &mut objects {
+                    o.producer = Some(producer.to_string());
+                }
+                Detections {
+                    source_id,
+                    frame_number: number,
+                    width,
+                    height,
+                    stale: false,
+                    objects,
+                }
+            }
             Outcome::Ran(Err(e)) => {
                 drop(out);
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
@@ -481,9 +491,16 @@ impl RtInfer {
         };
         {
             let b = buffer.make_mut();
-            let _ = detections.attach(b);
+            // Detections of another detector upstream stay: this one's are added to them.
+            let merged = Detections::from_buffer(b).map(|upstream| {
+                let mut merged = detections.clone();
+                merged.merge_from(upstream, &producer);
+                merged
+            });
+            let frame = merged.as_ref().unwrap_or(&detections);
+            let _ = frame.attach(b);
             if live.roi_meta {
-                rtmeta::roi::attach_roi(&detections, b);
+                rtmeta::roi::attach_roi(frame, b);
             }
             if !live.keep_tensor
                 && let Ok(meta) = gst::meta::CustomMeta::from_mut_buffer(b, rtmeta::TENSOR_META)
@@ -491,7 +508,7 @@ impl RtInfer {
                 let _ = meta.remove();
             }
         }
-        // Kept only for frames that may not be inferred.
+        // Kept only for frames that may not be inferred: this element's own detections.
         out.last = (live.interval > 1 || live.max_latency_ms > 0).then_some(detections);
         drop(out);
         let flow = stream.srcpad.push(buffer);

@@ -427,6 +427,7 @@ impl Model {
                     w: (x2 - x1) as f32,
                     h: (y2 - y1) as f32,
                     track_id: None,
+                    producer: None,
                 }
             })
             .collect()

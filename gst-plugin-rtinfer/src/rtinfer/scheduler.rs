@@ -823,6 +823,30 @@ mod tests {
         s.stop();
     }
 
+    #[test]
+    fn a_stream_with_frames_waiting_fills_a_batch_without_waiting_for_a_slower_one() {
+        // The documented policy: a batch runs once as many frames wait as streams play.
+        let limits = Limits {
+            batch_timeout: Duration::from_secs(30),
+            ..Limits::default()
+        };
+        let s = scheduler(1, 4, limits);
+        let (a, b) = (s.register(), s.register());
+        s.set_active(a, true);
+        s.set_active(b, true);
+        let start = Instant::now();
+        s.submit(a, 0, Work::Infer(value(1)), true).unwrap();
+        s.submit(a, 1, Work::Infer(value(2)), true).unwrap();
+        assert_eq!(take(&s, a), (0, Some(1)));
+        assert_eq!(take(&s, a), (1, Some(2)));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "waited for stream b"
+        );
+        assert_eq!(s.stats().batches, 1, "both of a's frames in one run");
+        s.stop();
+    }
+
     /// A batch waits for stream `b`; `release` must let it go at once, not after the
     /// 30 s batch timeout.
     fn released_at_once(release: impl FnOnce(&Scheduler<Fake, u64>, StreamId)) {

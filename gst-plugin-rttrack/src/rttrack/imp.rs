@@ -120,6 +120,7 @@ impl RtTrack {
                     w: p.rect.w,
                     h: p.rect.h,
                     track_id: Some(p.track_id),
+                    producer: None,
                 })
                 .collect();
         } else {

@@ -413,6 +413,41 @@ fn check(set: &RuleSet, locate: &dyn Fn(&str) -> String) -> Result<(), String> {
 }
 
 /// Parses a YAML rules file; errors say where (`origin:line:column`).
+/// Why `rules` cannot all match with the models upstream: each class given as a label that
+/// none of `models` has, in one message (`None` when every label is known).
+pub fn unknown_labels(rules: &[Rule], models: &[rtmeta::labels::ModelLabels]) -> Option<String> {
+    let known = |l: &str| models.iter().any(|m| m.labels.iter().any(|k| k == l));
+    let unknown: Vec<String> = rules
+        .iter()
+        .flat_map(|r| r.classes.iter().map(move |c| (r, c)))
+        .filter_map(|(r, c)| match c {
+            ClassRef::Label(l) if !known(l) => Some(format!("rule \"{}\": class \"{l}\"", r.name)),
+            _ => None,
+        })
+        .collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let models: Vec<String> = models
+        .iter()
+        .map(|m| {
+            let first: Vec<&str> = m.labels.iter().take(8).map(String::as_str).collect();
+            let more = if m.labels.len() > 8 { ", ..." } else { "" };
+            format!(
+                "{} has {} labels: {}{more}",
+                m.producer,
+                m.labels.len(),
+                first.join(", ")
+            )
+        })
+        .collect();
+    Some(format!(
+        "{} never matches: no model upstream has that label ({})",
+        unknown.join(", "),
+        models.join("; ")
+    ))
+}
+
 pub fn parse_yaml(text: &str, origin: &str) -> Result<RuleSet, String> {
     let set: RuleSet = serde_yaml_ng::from_str(text).map_err(|e| {
         let message = e.to_string();
@@ -742,5 +777,27 @@ outputs:
         ]);
         assert!(l.contains(0.25, 0.75));
         assert!(!l.contains(0.75, 0.75));
+    }
+
+    #[test]
+    fn labels_no_model_upstream_has_are_named() {
+        let rules = parse_inline("p: class=persn,car; q: class=0; r: class=person")
+            .unwrap()
+            .rules;
+        let coco = rtmeta::labels::ModelLabels {
+            producer: "rtinfer0".into(),
+            labels: ["person", "bicycle", "car"].map(String::from).into(),
+        };
+        let why = unknown_labels(&rules, std::slice::from_ref(&coco)).unwrap();
+        assert_eq!(
+            why,
+            "rule \"p\": class \"persn\" never matches: no model upstream has that label \
+             (rtinfer0 has 3 labels: person, bicycle, car)"
+        );
+        assert_eq!(
+            unknown_labels(&rules[1..], &[coco]),
+            None,
+            "ids are not checked"
+        );
     }
 }

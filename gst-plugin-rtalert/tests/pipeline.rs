@@ -96,7 +96,11 @@ fn rules_it_cannot_understand_stop_the_pipeline_from_starting() {
     let (error, _) = run(
         "videotestsrc num-buffers=1 ! rtalert rules=\"a: class=person\" mqtt-url=tcp://x ! fakesink",
     );
-    assert!(error.unwrap().contains("mqtt://host:1883/topic"));
+    let error = error.unwrap();
+    assert!(
+        error.contains("mqtt://[user:password@]host:1883/topic"),
+        "{error}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -106,8 +110,8 @@ fn vtest_person_in_zone_alerts_are_the_same_on_every_run() {
     let video = "/usr/share/doc/opencv-doc/examples/data/vtest.avi";
     let rules = repo().join("pipelines/rules/person-in-zone.yaml");
     let line = format!(
-        "filesrc location={video} ! decodebin ! videoconvert ! rtpreprocess ! rtinfer model-file={} \
-         ! rtalert rules-file={} ! fakesink",
+        "filesrc location={video} ! decodebin ! videoconvert ! rtpreprocess \
+         ! rtinfer name=detector model-file={} ! rtalert rules-file={} ! fakesink",
         model.display(),
         rules.display()
     );
@@ -230,4 +234,64 @@ fn reading_stats_from_a_sync_bus_handler_does_not_deadlock() {
         );
     }
     assert_eq!(seen["rtalert"], 20, "{seen:?}");
+}
+
+/// The warnings a pipeline posts before it ends.
+fn warnings_of(line: &str) -> Vec<String> {
+    init();
+    let pipeline = gst::parse::launch(line)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let mut warnings = Vec::new();
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
+        match msg.view() {
+            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => panic!("{line}: {}", e.error()),
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    warnings
+}
+
+#[test]
+fn a_rule_naming_a_class_no_model_upstream_has_is_a_warning() {
+    // Two detectors in a row, the second with its own labels: rtalert learns both models'
+    // labels from the sticky rt-model-labels event (through a queue, as through any element
+    // that keeps sticky events) and checks its rules at the first frame.
+    let model = shared().join("models/yolox_nano.onnx");
+    let labels = std::env::temp_dir().join(format!("rt-thing-labels-{}.txt", std::process::id()));
+    let things: Vec<String> = (0..80).map(|i| format!("thing{i}")).collect();
+    std::fs::write(&labels, things.join("\n")).unwrap();
+    let line = |rules: &str| {
+        format!(
+            "videotestsrc num-buffers=3 ! video/x-raw,width=320,height=240 ! videoconvert \
+             ! rtinfer name=coco model-file={m} ! rtinfer name=things model-file={m} \
+             label-file={l} ! queue ! rtalert rules=\"{rules}\" ! fakesink",
+            m = model.display(),
+            l = labels.display()
+        )
+    };
+    let warnings = warnings_of(&line("a: class=person; b: class=thing3"));
+    assert!(
+        warnings.is_empty(),
+        "labels of both models are known: {warnings:?}"
+    );
+    let warnings = warnings_of(&line("a: class=persn; b: class=thing3"));
+    let _ = std::fs::remove_file(&labels);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let w = &warnings[0];
+    assert!(
+        w.starts_with("rule \"a\": class \"persn\" never matches"),
+        "{w}"
+    );
+    assert!(
+        w.contains("coco has 80 labels: person, bicycle")
+            && w.contains("things has 80 labels: thing0"),
+        "{w}"
+    );
 }

@@ -224,6 +224,33 @@ fn a_reload_ends_the_alerts_the_old_rules_had_open() {
 }
 
 #[test]
+fn with_the_labels_upstream_known_a_reload_naming_another_class_is_refused() {
+    let (mut h, bus) = harness(&[("rules", "p: class=person cooldown=0")]);
+    let coco = rtmeta::labels::ModelLabels {
+        producer: "rtinfer0".into(),
+        labels: ["person", "car"].map(String::from).into(),
+    };
+    assert!(h.push_event(rtmeta::labels::event(&[], &coco)));
+    push(&mut h, 0, 0, &[person(0.0, 0.0)]);
+    assert_eq!(alerts(&bus).len(), 1, "no warning: person is a label");
+    h.element()
+        .unwrap()
+        .set_property("rules", "c: class=cra cooldown=0");
+    let refused = std::iter::from_fn(|| bus.pop()).any(|m| {
+        matches!(m.view(), gst::MessageView::Warning(w)
+            if w.error().to_string().contains("keeping the previous ones: rule \"c\": class \"cra\" never matches"))
+    });
+    assert!(refused);
+    push(&mut h, 0, S, &[]);
+    push(&mut h, 0, 2 * S, &[person(0.0, 0.0)]);
+    assert_eq!(
+        summary(&alerts(&bus)),
+        vec![s("start", "p", 2.0, 0)],
+        "the old rule stays"
+    );
+}
+
+#[test]
 fn rules_file_reloads_when_it_changes() {
     let dir = std::env::temp_dir().join(format!("rtalert-reload-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -7,12 +7,14 @@
 //! * `RtTensorMeta`: the model input tensor made by `rtpreprocess` (see [`TensorMeta`]).
 //! * `RtRegionMeta`: rtalert's zones and lines and whether their rules hold (see [`Regions`]).
 //!
-//! [`roi`] also writes detections as standard `GstVideoRegionOfInterestMeta`s.
+//! [`roi`] also writes detections as standard `GstVideoRegionOfInterestMeta`s, and [`labels`]
+//! is the sticky event with the labels the detectors upstream can produce.
 //!
 //! Call [`register`] once after `gst::init()` before using them from an app that has not
 //! loaded one of the plugins yet (loading either plugin registers them too).
 
 mod detection;
+pub mod labels;
 pub mod mask;
 mod region;
 pub mod roi;

@@ -117,6 +117,13 @@ fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
 struct State {
     engine: Engine,
     throttle: Throttle,
+    /// The labels of the detectors upstream (`rt-model-labels`), once they said.
+    upstream_labels: Vec<rtmeta::labels::ModelLabels>,
+    /// New labels came: the rules are checked against them at the next frame, once every
+    /// detector of a cascade has added its own.
+    labels_pending: bool,
+    /// The last warning about rule classes no model has (said once per change).
+    labels_warning: Option<String>,
     /// Shared so that alerts are handed to the outputs without the lock.
     outputs: Arc<[Box<dyn Output>]>,
     snapshot_dir: Option<PathBuf>,
@@ -133,6 +140,20 @@ struct State {
 }
 
 impl State {
+    /// Rules naming a class that no model upstream has (they never match): said once, at the
+    /// first frame after the labels changed.
+    fn labels_warning(&mut self) -> Option<String> {
+        if !std::mem::take(&mut self.labels_pending) {
+            return None;
+        }
+        let why = rules::unknown_labels(self.engine.rules(), &self.upstream_labels);
+        if why.is_none() || why == self.labels_warning {
+            return None;
+        }
+        self.labels_warning = why.clone();
+        why
+    }
+
     /// The alerts a frame raises, after throttling.
     fn alerts(&mut self, dets: &Detections, pts: Option<gst::ClockTime>) -> Vec<Alert> {
         let t = self
@@ -418,6 +439,13 @@ impl RtAlert {
             let mut guard = self.state.lock().unwrap();
             let Some(state) = guard.as_mut() else { return };
             state.rules_mtime = mtime;
+            // With the models' labels known, a class none of them has is an error.
+            let loaded = loaded.and_then(|set| {
+                match rules::unknown_labels(&set.rules, &state.upstream_labels) {
+                    Some(why) if !state.upstream_labels.is_empty() => Err(why),
+                    _ => Ok(set),
+                }
+            });
             match loaded {
                 Ok(set) => {
                     let ended = state.end_for_reload();
@@ -453,6 +481,14 @@ impl RtAlert {
                     ("New rules rejected, keeping the previous ones: {e}")
                 );
             }
+        }
+    }
+
+    /// The detectors upstream said which labels they have.
+    fn labels_upstream(&self, models: Vec<rtmeta::labels::ModelLabels>) {
+        if let Some(state) = self.state.lock().unwrap().as_mut() {
+            state.upstream_labels = models;
+            state.labels_pending = true;
         }
     }
 
@@ -784,6 +820,9 @@ impl BaseTransformImpl for RtAlert {
             last_reload_check: Instant::now(),
             last_stats: Instant::now(),
             snapshot_failures: 0,
+            upstream_labels: Vec::new(),
+            labels_pending: false,
+            labels_warning: None,
         });
         Ok(())
     }
@@ -822,6 +861,9 @@ impl BaseTransformImpl for RtAlert {
     }
 
     fn sink_event(&self, event: gst::Event) -> bool {
+        if let Some(models) = rtmeta::labels::from_event(&event) {
+            self.labels_upstream(models);
+        }
         match event.view() {
             gst::EventView::Segment(e) => {
                 if let Some(state) = self.state.lock().unwrap().as_mut()
@@ -872,11 +914,12 @@ impl RtAlert {
         self.maybe_reload();
         // Only the rules and counters need the lock; snapshots, bus messages and outputs
         // come after it is released.
-        let (alerts, outputs, snapshot, regions) = {
+        let (alerts, outputs, snapshot, regions, labels_warning) = {
             let mut guard = self.state.lock().unwrap();
             let Some(state) = guard.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
+            let labels_warning = state.labels_warning();
             let alerts = state.alerts(&dets, buf.pts());
             let regions = regions.then(|| state.engine.regions(dets.source_id, state.last_time));
             let snapshot = state
@@ -885,8 +928,17 @@ impl RtAlert {
                 .zip(state.info.as_ref())
                 .filter(|_| !alerts.is_empty())
                 .map(|(dir, info)| (dir.clone(), info.clone()));
-            (alerts, state.outputs.clone(), snapshot, regions)
+            (
+                alerts,
+                state.outputs.clone(),
+                snapshot,
+                regions,
+                labels_warning,
+            )
         };
+        if let Some(why) = labels_warning {
+            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{why}"));
+        }
         for alert in alerts {
             self.emit(alert, snapshot.as_ref().map(|s| (buf, s)), &outputs);
         }

@@ -114,6 +114,8 @@ pub struct RtInfer {
     format_watch: AtomicU32,
     /// This element's name while running: each detection says which element produced it.
     producer: Mutex<Arc<str>>,
+    /// Its model's labels, sent downstream (`rt-model-labels`) after each caps event.
+    model_labels: Mutex<rtmeta::labels::ModelLabels>,
 }
 
 /// Inferred frames with no detection at all after which a forced `model-format` is doubted.
@@ -143,6 +145,7 @@ impl ObjectSubclass for RtInfer {
             active_device: Mutex::new(String::new()),
             format_watch: AtomicU32::new(FORMAT_WATCH_DONE),
             producer: Mutex::new(Arc::from("")),
+            model_labels: Mutex::new(Default::default()),
         }
     }
 }
@@ -297,7 +300,12 @@ impl RtInfer {
             None => FORMAT_WATCH_DONE,
         };
         self.format_watch.store(watch, Ordering::Relaxed);
-        *self.producer.lock().unwrap() = Arc::from(self.obj().name().as_str());
+        let name = self.obj().name();
+        *self.producer.lock().unwrap() = Arc::from(name.as_str());
+        *self.model_labels.lock().unwrap() = rtmeta::labels::ModelLabels {
+            producer: name.to_string(),
+            labels: models[0].labels().to_vec(),
+        };
         *self.last_stats_post.lock().unwrap() = Instant::now();
         self.scheduler.start(models, live.limits()).map_err(|e| {
             gst::error_msg!(
@@ -425,6 +433,15 @@ impl RtInfer {
         };
         let (mut buffer, number, width, height) = match payload {
             Item::Event(event) => {
+                if let Some(upstream) = rtmeta::labels::from_event(&event) {
+                    // Detectors upstream: this one's labels join theirs.
+                    let mine = self.model_labels.lock().unwrap().clone();
+                    let event = rtmeta::labels::event(&upstream, &mine);
+                    stream.output.lock().unwrap().upstream_labels = upstream;
+                    stream.srcpad.push_event(event);
+                    return;
+                }
+                let caps = event.type_() == gst::EventType::Caps;
                 let eos = event.type_() == gst::EventType::Eos;
                 if matches!(
                     event.type_(),
@@ -439,6 +456,13 @@ impl RtInfer {
                     self.post_stats();
                 }
                 stream.srcpad.push_event(event);
+                if caps {
+                    let mine = self.model_labels.lock().unwrap().clone();
+                    let upstream = stream.output.lock().unwrap().upstream_labels.clone();
+                    stream
+                        .srcpad
+                        .push_event(rtmeta::labels::event(&upstream, &mine));
+                }
                 return;
             }
             Item::Frame {

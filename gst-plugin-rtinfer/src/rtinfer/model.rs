@@ -349,6 +349,11 @@ impl Model {
         Ok((models, description))
     }
 
+    /// The class names, by class id.
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
     /// Where the model runs: `cpu`, `cuda:N (CUDA)` or `cuda:N (TensorRT)`.
     pub fn device(&self) -> String {
         self.backend.device()

@@ -43,6 +43,8 @@ pub struct StreamState {
 #[derive(Default)]
 pub struct OutputState {
     pub last: Option<Detections>,
+    /// What detectors upstream said of their labels (`rt-model-labels`).
+    pub upstream_labels: Vec<rtmeta::labels::ModelLabels>,
 }
 
 pub struct Stream {

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Library,
     /// A run failed.
     Run,
+    /// A setting does not fit the model (its `classes`, a missing `model-file`).
+    Settings,
 }
 
 #[derive(Clone, Debug)]

@@ -8,13 +8,15 @@
 //! of several model requests at once. Each src pad has a task that takes the stream's frames
 //! and events back from the scheduler in order, attaches the detections and pushes them.
 
-use super::model::{BackendProp, LoadSettings, MAX_BATCH, Model, PrecisionProp, Thresholds};
-use super::scheduler::{Limits, Next, Outcome, Scheduler, Work, plan};
+use super::model::{
+    BackendProp, LoadSettings, Loaded, MAX_BATCH, Model, PrecisionProp, Thresholds,
+};
+use super::scheduler::{Limits, Next, NotReplaced, Outcome, Scheduler, Work, plan};
 use super::stream::{Item, Stream};
 use crate::convert;
 use crate::decode::FormatProp;
 use crate::device::{self, DeviceRequest};
-use crate::spec::{QUERY_NAME, TensorSpec};
+use crate::spec::QUERY_NAME;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -104,8 +106,10 @@ pub struct RtInfer {
     /// The always-pad stream first, then the request-pad streams.
     streams: Mutex<Vec<Arc<Stream>>>,
     scheduler: Sched,
-    /// The model's input while running.
-    spec: Mutex<Option<TensorSpec>>,
+    /// The model running, while running.
+    running: Mutex<Option<Running>>,
+    /// A model being loaded to replace the running one.
+    swap: Mutex<Swap>,
     last_stats_post: Mutex<Instant>,
     /// `active-device`: where the model runs.
     active_device: Mutex<String>,
@@ -114,9 +118,30 @@ pub struct RtInfer {
     format_watch: AtomicU32,
     /// This element's name while running: each detection says which element produced it.
     producer: Mutex<Arc<str>>,
-    /// Its model's labels, sent downstream (`rt-model-labels`) after each caps event.
-    model_labels: Mutex<rtmeta::labels::ModelLabels>,
 }
+
+/// What the running model was loaded with: a model swapped in while running is loaded the
+/// same way, and a failing one puts these settings back.
+struct Running {
+    load: LoadSettings,
+    requests: usize,
+    /// The scheduler's run it serves.
+    run: u64,
+    loaded: Arc<Loaded>,
+}
+
+/// Model swaps asked for while running (`model-file`, `label-file`, `model-format`).
+#[derive(Default)]
+struct Swap {
+    /// Counts the changes, so that a load whose settings changed meanwhile starts again.
+    wanted: u64,
+    /// A loading thread is at work.
+    loading: bool,
+}
+
+/// Settings changed within this time load as one model (a model file and its label file).
+const SWAP_SETTLE: Duration = Duration::from_millis(50);
+const MODEL_CHANGED: &str = "rtinfer-model-changed";
 
 /// Inferred frames with no detection at all after which a forced `model-format` is doubted.
 const FORMAT_WATCH_FRAMES: u32 = 30;
@@ -140,12 +165,12 @@ impl ObjectSubclass for RtInfer {
             }),
             streams: Mutex::new(vec![stream]),
             scheduler,
-            spec: Mutex::new(None),
+            running: Mutex::new(None),
+            swap: Mutex::new(Swap::default()),
             last_stats_post: Mutex::new(Instant::now()),
             active_device: Mutex::new(String::new()),
             format_watch: AtomicU32::new(FORMAT_WATCH_DONE),
             producer: Mutex::new(Arc::from("")),
-            model_labels: Mutex::new(Default::default()),
         }
     }
 }
@@ -284,7 +309,8 @@ impl RtInfer {
                 )
             );
         }
-        let (models, description) = Model::load(&load, requests)?;
+        let (models, description) =
+            Model::load(&load, requests).map_err(|e| super::model::error_message(&e))?;
         gst::info!(
             CAT,
             imp = self,
@@ -294,27 +320,177 @@ impl RtInfer {
         for w in &models[0].warnings {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{w}"));
         }
-        let spec = models[0].spec.clone();
+        self.watch_format_of(&load);
+        let name = self.obj().name();
+        *self.producer.lock().unwrap() = Arc::from(name.as_str());
+        let file = load.model_file.clone().unwrap_or_default();
+        let loaded = Arc::new(Loaded::new(&models[0], &file, &name, None));
+        *self.last_stats_post.lock().unwrap() = Instant::now();
+        let run = self
+            .scheduler
+            .start(models, loaded.clone(), live.limits())
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::CoreError::Thread,
+                    ("Cannot start the inference threads: {e}")
+                )
+            })?;
+        *self.running.lock().unwrap() = Some(Running {
+            load,
+            requests,
+            run,
+            loaded,
+        });
+        Ok(())
+    }
+
+    /// Watches the first frames of a model loaded with a forced `model-format`.
+    fn watch_format_of(&self, load: &LoadSettings) {
         let watch = match load.model_format.get() {
             Some(_) => 0,
             None => FORMAT_WATCH_DONE,
         };
         self.format_watch.store(watch, Ordering::Relaxed);
-        let name = self.obj().name();
-        *self.producer.lock().unwrap() = Arc::from(name.as_str());
-        *self.model_labels.lock().unwrap() = rtmeta::labels::ModelLabels {
-            producer: name.to_string(),
-            labels: models[0].labels().to_vec(),
-        };
-        *self.last_stats_post.lock().unwrap() = Instant::now();
-        self.scheduler.start(models, live.limits()).map_err(|e| {
-            gst::error_msg!(
+    }
+
+    /// A model setting changed: while running, the new model is loaded on a thread of its
+    /// own while the old one goes on, and swapped in when ready.
+    fn request_swap(&self) {
+        if self.running.lock().unwrap().is_none() {
+            return;
+        }
+        let mut swap = self.swap.lock().unwrap();
+        swap.wanted += 1;
+        if swap.loading {
+            return; // that thread sees the new settings
+        }
+        swap.loading = true;
+        drop(swap);
+        let weak = self.obj().downgrade();
+        let spawned = std::thread::Builder::new()
+            .name("rtinfer-load".into())
+            .spawn(move || {
+                while let Some(obj) = weak.upgrade() {
+                    std::thread::sleep(SWAP_SETTLE);
+                    if obj.imp().load_for_swap() {
+                        break;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            self.swap.lock().unwrap().loading = false;
+            gst::element_imp_warning!(
+                self,
                 gst::CoreError::Thread,
-                ("Cannot start the inference threads: {e}")
+                ("Cannot start a thread to load the new model ({e}); the running model stays")
+            );
+        }
+    }
+
+    /// Loads the model the settings name now and swaps it in; false when the settings
+    /// changed while loading (load again).
+    fn load_for_swap(&self) -> bool {
+        let wanted = self.swap.lock().unwrap().wanted;
+        let running = self
+            .running
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|r| (r.load.clone(), r.requests, r.run, r.loaded.clone()));
+        let Some((running_load, requests, run, previous)) = running else {
+            self.swap.lock().unwrap().loading = false;
+            return true;
+        };
+        // The running model's load settings with the model settings as they are now.
+        let load = {
+            let s = self.settings.lock().unwrap();
+            LoadSettings {
+                model_file: s.load.model_file.clone(),
+                label_file: s.load.label_file.clone(),
+                model_format: s.load.model_format,
+                ..running_load
+            }
+        };
+        let result = Model::load(&load, requests);
+        {
+            let mut swap = self.swap.lock().unwrap();
+            if swap.wanted != wanted {
+                return false;
+            }
+            swap.loading = false;
+        }
+        let file = load.model_file.clone().unwrap_or_default();
+        let refused = match result {
+            Ok((models, description)) => {
+                let name = self.producer.lock().unwrap().clone();
+                let loaded = Arc::new(Loaded::new(
+                    &models[0],
+                    &file,
+                    &name,
+                    Some(previous.spec.clone()),
+                ));
+                let device = models[0].device();
+                let warnings = models[0].warnings.clone();
+                match self.scheduler.replace(run, models, loaded.clone()) {
+                    Ok(()) => {
+                        gst::info!(CAT, imp = self, "swapping in {description}");
+                        if let Some(r) = self.running.lock().unwrap().as_mut() {
+                            r.load = load.clone();
+                            r.loaded = loaded;
+                        }
+                        *self.active_device.lock().unwrap() = device;
+                        self.watch_format_of(&load);
+                        for w in warnings {
+                            gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{w}"));
+                        }
+                        // Upstream rtpreprocess asks again for the input to make.
+                        for s in self.streams.lock().unwrap().clone() {
+                            s.sinkpad.push_event(gst::event::Reconfigure::new());
+                        }
+                        return true;
+                    }
+                    Err(NotReplaced::Stopped) => return true, // a new start loads the settings
+                    Err(NotReplaced::NoThread(e)) => {
+                        format!("no inference thread could be started ({e})")
+                    }
+                }
+            }
+            Err(e) => e.message,
+        };
+        self.restore_model_settings();
+        gst::element_imp_warning!(
+            self,
+            gst::ResourceError::OpenRead,
+            (
+                "Cannot swap in the model {}: {refused}; {} keeps running",
+                file.display(),
+                previous.model_file
             )
-        })?;
-        *self.spec.lock().unwrap() = Some(spec);
-        Ok(())
+        );
+        true
+    }
+
+    /// Puts the running model's settings back (after a failed swap) and says so.
+    fn restore_model_settings(&self) {
+        let Some(load) = self
+            .running
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|r| r.load.clone())
+        else {
+            return;
+        };
+        {
+            let mut s = self.settings.lock().unwrap();
+            s.load.model_file = load.model_file;
+            s.load.label_file = load.label_file;
+            s.load.model_format = load.model_format;
+        }
+        let obj = self.obj();
+        for name in ["model-file", "label-file", "model-format"] {
+            obj.notify(name);
+        }
     }
 
     fn report_device(&self, request: DeviceRequest, model: &Model) {
@@ -325,9 +501,10 @@ impl RtInfer {
 
     fn stop(&self) {
         self.scheduler.stop();
-        *self.spec.lock().unwrap() = None;
+        *self.running.lock().unwrap() = None;
         for s in self.streams.lock().unwrap().iter() {
             s.state.lock().unwrap().reset_converter();
+            s.output.lock().unwrap().model = None;
         }
     }
 
@@ -338,12 +515,11 @@ impl RtInfer {
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         stream.flow()?;
         let live = self.settings.lock().unwrap().live;
-        let spec = self
-            .spec
-            .lock()
-            .unwrap()
-            .clone()
-            .ok_or(gst::FlowError::Flushing)?;
+        // The model this frame is prepared for (a swap takes the frames after it).
+        let model = self
+            .scheduler
+            .begin(stream.id)
+            .map_err(|_| stream.flow().err().unwrap_or(gst::FlowError::Flushing))?;
         let mut st = stream.state.lock().unwrap();
         let number = st.frame_number;
         st.frame_number += 1;
@@ -357,7 +533,7 @@ impl RtInfer {
         let (width, height) = st.info.as_ref().map_or((0, 0), |i| (i.width(), i.height()));
         let mut warning = None;
         let work = if infer {
-            let input = st.input(&buffer, &spec, live.thresholds(), |m| warning = Some(m));
+            let input = st.input(&buffer, &model, live.thresholds(), |m| warning = Some(m));
             drop(st);
             if let Some(msg) = warning {
                 gst::element_imp_warning!(self, gst::StreamError::Format, ("{msg}"));
@@ -379,6 +555,7 @@ impl RtInfer {
             number,
             width,
             height,
+            model,
         };
         match self.scheduler.submit(stream.id, item, work, next_due) {
             Ok(()) => stream.flow(),
@@ -421,6 +598,55 @@ impl RtInfer {
         );
     }
 
+    /// `rt-model-labels` for the stream's downstream: the labels of the detectors upstream
+    /// and of the model whose detections its frames carry.
+    fn labels_event(&self, stream: &Stream) -> gst::Event {
+        let out = stream.output.lock().unwrap();
+        let mine = match &out.model {
+            Some(m) => m.labels.clone(),
+            None => self
+                .scheduler
+                .spec()
+                .map(|m| m.labels.clone())
+                .unwrap_or_default(),
+        };
+        rtmeta::labels::event(&out.upstream_labels, &mine)
+    }
+
+    /// Notes the model a frame was prepared for; at the first frame of a swapped-in model,
+    /// tells downstream its labels and posts `rtinfer-model-changed`.
+    fn follow_model(&self, stream: &Stream, model: Arc<Loaded>, number: u64, source_id: u32) {
+        {
+            let mut out = stream.output.lock().unwrap();
+            let changed = out.model.as_ref().is_some_and(|m| !Arc::ptr_eq(m, &model));
+            let first = out.model.is_none();
+            if !changed && !first {
+                return;
+            }
+            out.model = Some(model.clone());
+            if first {
+                return;
+            }
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "stream {source_id}: frames from {number} on go to {}",
+            model.model_file
+        );
+        stream.srcpad.push_event(self.labels_event(stream));
+        let s = gst::Structure::builder(MODEL_CHANGED)
+            .field("source-id", stream.index.unwrap_or(source_id))
+            .field("frame-number", number)
+            .field("model-file", model.model_file.as_str())
+            .field("model-format", model.format)
+            .field("input", model.spec.describe())
+            .build();
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+    }
+
     /// The src pad task: pushes the stream's next item once the scheduler has it.
     fn push_next(&self, stream: &Stream) {
         let live = self.settings.lock().unwrap().live;
@@ -435,10 +661,8 @@ impl RtInfer {
             Item::Event(event) => {
                 if let Some(upstream) = rtmeta::labels::from_event(&event) {
                     // Detectors upstream: this one's labels join theirs.
-                    let mine = self.model_labels.lock().unwrap().clone();
-                    let event = rtmeta::labels::event(&upstream, &mine);
                     stream.output.lock().unwrap().upstream_labels = upstream;
-                    stream.srcpad.push_event(event);
+                    stream.srcpad.push_event(self.labels_event(stream));
                     return;
                 }
                 let caps = event.type_() == gst::EventType::Caps;
@@ -457,11 +681,7 @@ impl RtInfer {
                 }
                 stream.srcpad.push_event(event);
                 if caps {
-                    let mine = self.model_labels.lock().unwrap().clone();
-                    let upstream = stream.output.lock().unwrap().upstream_labels.clone();
-                    stream
-                        .srcpad
-                        .push_event(rtmeta::labels::event(&upstream, &mine));
+                    stream.srcpad.push_event(self.labels_event(stream));
                 }
                 return;
             }
@@ -470,7 +690,11 @@ impl RtInfer {
                 number,
                 width,
                 height,
-            } => (buffer, number, width, height),
+                model,
+            } => {
+                self.follow_model(stream, model, number, live.source_id);
+                (buffer, number, width, height)
+            }
         };
         if let Outcome::Ran(Ok(objects)) = &outcome {
             self.watch_format(objects.is_empty());
@@ -670,11 +894,11 @@ impl RtInfer {
             gst::QueryViewMut::Custom(q)
                 if q.structure().is_some_and(|s| s.name() == QUERY_NAME) =>
             {
-                let Some(spec) = self.spec.lock().unwrap().clone() else {
+                let Some(model) = self.scheduler.spec() else {
                     return false;
                 };
                 let answer = q.structure_mut();
-                for (field, value) in spec.to_structure().iter() {
+                for (field, value) in model.spec.to_structure().iter() {
                     answer.set_value(field, value.clone());
                 }
                 true
@@ -705,18 +929,23 @@ impl ObjectImpl for RtInfer {
             vec![
                 glib::ParamSpecString::builder("model-file")
                     .nick("Model file")
-                    .blurb("ONNX model to run (YOLOX, YOLOv5 or Ultralytics YOLOv8/YOLO11 detection export)")
-                    .mutable_ready()
+                    .blurb("ONNX model to run (YOLOX, YOLOv5 or Ultralytics YOLOv8/YOLO11 detection export). \
+                            Set while playing, the new model loads in the background and takes over at a frame \
+                            boundary (element message 'rtinfer-model-changed' per stream); one that fails to load \
+                            leaves the running model and this setting as they were, with a warning")
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("label-file")
                     .nick("Label file")
-                    .blurb("Class names, one per line (default: the model's 'names' metadata, else the 80 COCO names)")
-                    .mutable_ready()
+                    .blurb("Class names, one per line (default: the model's 'names' metadata, else the 80 COCO names); \
+                            set while playing, like model-file")
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("model-format", FormatProp::Auto)
                     .nick("Model format")
-                    .blurb("Output layout and matching preprocessing; auto tells them from the output shape")
-                    .mutable_ready()
+                    .blurb("Output layout and matching preprocessing; auto tells them from the output shape; \
+                            set while playing, like model-file")
+                    .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("confidence-threshold")
                     .nick("Confidence threshold")
@@ -930,6 +1159,9 @@ impl ObjectImpl for RtInfer {
         }
         let new = s.live.limits();
         drop(s);
+        if matches!(pspec.name(), "model-file" | "label-file" | "model-format") {
+            self.request_swap();
+        }
         if (new.batch_size, new.batch_timeout, new.max_latency)
             != (limits.batch_size, limits.batch_timeout, limits.max_latency)
         {

@@ -167,6 +167,40 @@ pub struct Thresholds {
     pub max_detections: usize,
 }
 
+/// What the frames prepared for one loaded model share: its input, and what the output
+/// tells downstream once this model's frames arrive.
+#[derive(Debug)]
+pub struct Loaded {
+    pub spec: TensorSpec,
+    /// The input of the model it replaced: upstream may send tensors for that one for a
+    /// few frames more (they are converted here, with no warning).
+    pub previous: Option<TensorSpec>,
+    /// Its labels, under the element's name.
+    pub labels: rtmeta::labels::ModelLabels,
+    pub model_file: String,
+    pub format: &'static str,
+}
+
+impl Loaded {
+    pub fn new(
+        model: &Model,
+        file: &std::path::Path,
+        producer: &str,
+        previous: Option<TensorSpec>,
+    ) -> Self {
+        Loaded {
+            spec: model.spec.clone(),
+            previous,
+            labels: rtmeta::labels::ModelLabels {
+                producer: producer.to_string(),
+                labels: model.labels.clone(),
+            },
+            model_file: file.display().to_string(),
+            format: model.decoder.layout.format.as_str(),
+        }
+    }
+}
+
 pub struct Model {
     backend: Box<dyn Backend>,
     decoder: Decoder,
@@ -193,6 +227,7 @@ pub fn error_message(e: &backend::Error) -> gst::ErrorMessage {
         ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
         ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
         ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
+        ErrorKind::Settings => gst::error_msg!(gst::LibraryError::Settings, ("{}", e.message)),
     }
 }
 
@@ -244,14 +279,11 @@ fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Ve
 impl Model {
     /// Loads the model once per request (each runs on its own); the string describes what
     /// was loaded, for the log.
-    pub fn load(
-        s: &LoadSettings,
-        requests: usize,
-    ) -> Result<(Vec<Model>, String), gst::ErrorMessage> {
+    pub fn load(s: &LoadSettings, requests: usize) -> Result<(Vec<Model>, String), backend::Error> {
         let Some(path) = s.model_file.clone() else {
-            return Err(gst::error_msg!(
-                gst::ResourceError::NotFound,
-                ("No model: set the model-file property to an ONNX file")
+            return Err(backend::Error::new(
+                ErrorKind::ModelNotFound,
+                "No model: set the model-file property to an ONNX file",
             ));
         };
         let selected = device::select(s.device);
@@ -289,8 +321,7 @@ impl Model {
                     })
                     .collect()
             }
-        }
-        .map_err(|e| error_message(&e))?;
+        }?;
         let backend = &backends[0];
         let info = backend.info().clone();
         let layout = decode::layout(
@@ -299,10 +330,13 @@ impl Model {
             info.height,
             s.model_format.get(),
         )
-        .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{}: {e}", path.display())))?;
+        .map_err(|e| {
+            backend::Error::new(ErrorKind::BadModel, format!("{}: {e}", path.display()))
+        })?;
         let labels = match &s.label_file {
-            Some(file) => labels::from_file(file)
-                .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")))?,
+            Some(file) => {
+                labels::from_file(file).map_err(|e| backend::Error::new(ErrorKind::BadModel, e))?
+            }
             None => info
                 .names
                 .as_deref()
@@ -319,7 +353,7 @@ impl Model {
             ));
         }
         let class_mask = class_mask(&s.classes, &labels, layout.classes)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
+            .map_err(|e| backend::Error::new(ErrorKind::Settings, e))?;
         let spec = model_spec(layout.format, &info);
         let description = format!(
             "{} with {}: {} output {:?}, {} classes, input {}",
@@ -347,11 +381,6 @@ impl Model {
             })
             .collect();
         Ok((models, description))
-    }
-
-    /// The class names, by class id.
-    pub fn labels(&self) -> &[String] {
-        &self.labels
     }
 
     /// Where the model runs: `cpu`, `cuda:N (CUDA)` or `cuda:N (TensorRT)`.
@@ -443,6 +472,7 @@ impl Model {
 impl Runner for Model {
     type Input = Input;
     type Output = Result<Vec<Detection>, backend::Error>;
+    type Spec = Loaded;
 
     fn max_batch(&self) -> usize {
         if self.batches() { MAX_BATCH } else { 1 }

@@ -8,6 +8,11 @@
 //! submission order however the requests finish. Every change wakes whoever waits for it:
 //! a worker for work, an output for the item at its head, a submitter for room.
 //!
+//! A new model (`replace`) starts a new generation: its workers start at once and take the
+//! frames prepared for it (`begin` says which spec a frame is prepared for), while the old
+//! workers finish the frames prepared for theirs and then end, dropping the old model.
+//! No frame is lost or run twice, whatever the input sizes of the two models.
+//!
 //! No GStreamer in here: the element turns pads and events into these calls, and the workers
 //! only see the `Runner` they were given.
 
@@ -22,6 +27,8 @@ use std::time::{Duration, Instant};
 pub trait Runner: Send + 'static {
     type Input: Send + 'static;
     type Output: Send + 'static;
+    /// What inputs are prepared from for this model (its input spec and what goes with it).
+    type Spec: Send + Sync + 'static;
     /// Most inputs one run takes: 1 for models with a fixed batch of 1.
     fn max_batch(&self) -> usize;
     /// Runs `inputs` as one batch: one output each, in order.
@@ -106,6 +113,15 @@ pub enum Next<P, O> {
     Flushing,
 }
 
+/// Why `replace` did not swap the model in.
+#[derive(Debug)]
+pub enum NotReplaced {
+    /// The run it was loaded for has ended.
+    Stopped,
+    /// No worker thread could be started for it.
+    NoThread(std::io::Error),
+}
+
 /// Why `submit` refused an item.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refused {
@@ -147,6 +163,9 @@ struct StreamQueue<P, O> {
     active: bool,
     /// Its next frame goes to the model (not one that `interval` skips).
     due: bool,
+    /// The generation its streaming thread is preparing a frame for (`begin` to `submit`):
+    /// that generation's workers wait for it.
+    preparing: Option<u64>,
     /// Wakes its output (head ready) and its submitter (room).
     wake: Arc<Condvar>,
 }
@@ -156,6 +175,8 @@ struct Job<I> {
     seq: u64,
     input: I,
     enqueued: Instant,
+    /// The model generation it was prepared for.
+    generation: u64,
 }
 
 struct Inner<R: Runner, P> {
@@ -165,6 +186,11 @@ struct Inner<R: Runner, P> {
     /// Frames with model work a stream may have in flight before `submit` waits.
     max_pending: usize,
     running: bool,
+    /// Counts `start`s, so that a model loaded for an earlier run is not swapped in.
+    run: u64,
+    /// The current model generation and its spec (`None` when stopped).
+    generation: u64,
+    spec: Option<Arc<R::Spec>>,
     next_id: StreamId,
     busy: usize,
     busy_changed: Instant,
@@ -198,6 +224,9 @@ impl<R: Runner, P: Send + 'static> Default for Scheduler<R, P> {
                     limits: Limits::default(),
                     max_pending: 2,
                     running: false,
+                    run: 0,
+                    generation: 0,
+                    spec: None,
                     next_id: 0,
                     busy: 0,
                     busy_changed: Instant::now(),
@@ -231,6 +260,7 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
                 flushing: false,
                 active: false,
                 due: true,
+                preparing: None,
                 wake: Arc::new(Condvar::new()),
             },
         );
@@ -252,39 +282,99 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         drop(removed); // payloads are dropped outside the lock
     }
 
-    /// Starts one worker per runner (each runner is one model request).
-    pub fn start(&self, runners: Vec<R>, limits: Limits) -> std::io::Result<()> {
-        {
+    /// Starts one worker per runner (each runner is one model request); returns the run's
+    /// number, for `replace`.
+    pub fn start(
+        &self,
+        runners: Vec<R>,
+        spec: Arc<R::Spec>,
+        limits: Limits,
+    ) -> std::io::Result<u64> {
+        let (run, generation) = {
             let mut g = self.lock();
             g.running = true;
+            g.run += 1;
+            g.generation += 1;
+            g.spec = Some(spec);
             g.limits = limits;
-            // Enough to keep every request busy from a single stream.
-            g.max_pending = 2 * runners.len() + 1;
             g.stats = Stats::default();
-            g.stats.requests = runners.len() as u64;
             g.busy = 0;
             g.busy_changed = Instant::now();
             g.run_estimate = Duration::ZERO;
+            g.set_requests(runners.len());
             for s in g.streams.values_mut() {
                 s.flushing = false;
+                s.preparing = None;
             }
-        }
+            (g.run, g.generation)
+        };
         let mut workers = self.workers.lock().unwrap();
-        for (i, runner) in runners.into_iter().enumerate() {
-            let shared = self.shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("rtinfer-req{i}"))
-                .spawn(move || work(&shared, runner));
-            match spawned {
-                Ok(handle) => workers.push(handle),
-                Err(e) => {
-                    drop(workers);
-                    self.stop();
-                    return Err(e);
-                }
+        match spawn(&self.shared, runners, generation, &mut workers) {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                drop(workers);
+                self.stop();
+                Err(e)
             }
         }
+    }
+
+    /// Swaps in a new model while running (run `run` of `start`): frames prepared from now
+    /// on are for `spec` and run on `runners`; those prepared before still run on the old
+    /// model, whose workers then end.
+    pub fn replace(
+        &self,
+        run: u64,
+        runners: Vec<R>,
+        spec: Arc<R::Spec>,
+    ) -> Result<(), NotReplaced> {
+        // Held while spawning, so that `stop` joins the new workers too.
+        let mut workers = self.workers.lock().unwrap();
+        workers.retain(|w| !w.is_finished());
+        let mut g = self.lock();
+        if !g.running || g.run != run {
+            drop(g);
+            drop(runners);
+            return Err(NotReplaced::Stopped);
+        }
+        let requests = runners.len();
+        let before = workers.len();
+        // Under the lock, so that no frame is prepared for the new model before it has a
+        // worker; the new workers start once it is released.
+        let spawned = spawn(&self.shared, runners, g.generation + 1, &mut workers);
+        let started = workers.len() - before;
+        if let (0, Err(e)) = (started, spawned) {
+            // No thread for the new model: the old one keeps serving.
+            return Err(NotReplaced::NoThread(e));
+        }
+        g.generation += 1;
+        g.spec = Some(spec);
+        g.set_requests(requests.min(started));
+        drop(g);
+        // Old workers look for their last frames, or end.
+        self.shared.work.notify_all();
         Ok(())
+    }
+
+    /// The current model's spec while running.
+    pub fn spec(&self) -> Option<Arc<R::Spec>> {
+        self.lock().spec.clone()
+    }
+
+    /// The stream's streaming thread is about to prepare a frame: the spec to prepare it
+    /// for. The frame's `submit` must follow.
+    pub fn begin(&self, id: StreamId) -> Result<Arc<R::Spec>, Refused> {
+        let mut g = self.lock();
+        let (generation, spec) = match (&g.spec, g.running) {
+            (Some(spec), true) => (g.generation, spec.clone()),
+            _ => return Err(Refused::Stopped),
+        };
+        let s = g.streams.get_mut(&id).ok_or(Refused::Flushing)?;
+        if s.flushing {
+            return Err(Refused::Flushing);
+        }
+        s.preparing = Some(generation);
+        Ok(spec)
     }
 
     /// Stops the workers (a run in progress finishes first); everything queued is dropped
@@ -293,6 +383,7 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         let dropped = {
             let mut g = self.lock();
             g.running = false;
+            g.spec = None;
             let jobs = std::mem::take(&mut g.jobs);
             let mut entries = Vec::new();
             for s in g.streams.values_mut() {
@@ -347,6 +438,7 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
                 return Err(Refused::Flushing);
             };
             if s.flushing {
+                s.preparing = None;
                 return Err(Refused::Flushing);
             }
             let full = s.entries.len() >= max_pending + EXTRA_ENTRIES;
@@ -365,6 +457,7 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         let seq = s.next_seq;
         s.next_seq += 1;
         s.due = next_due;
+        let generation = s.preparing.take().unwrap_or(inner.generation);
         let state = match work {
             Work::Infer(_) if skip => State::Skipped,
             Work::Infer(input) => {
@@ -375,6 +468,7 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
                     seq,
                     input,
                     enqueued: arrival,
+                    generation,
                 });
                 State::Queued
             }
@@ -496,6 +590,23 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
 }
 
 impl<R: Runner, P> Inner<R, P> {
+    fn set_requests(&mut self, requests: usize) {
+        // Enough to keep every request busy from a single stream.
+        self.max_pending = 2 * requests + 1;
+        self.stats.requests = requests as u64;
+    }
+
+    /// Whether the workers of `generation` still have frames to run: the current one
+    /// always; an older one while a frame prepared for it is queued or being prepared.
+    fn serves(&self, generation: u64) -> bool {
+        generation == self.generation
+            || self.jobs.iter().any(|j| j.generation == generation)
+            || self
+                .streams
+                .values()
+                .any(|s| s.preparing == Some(generation))
+    }
+
     fn account_busy(&mut self, now: Instant) {
         let dt = now.saturating_duration_since(self.busy_changed);
         self.stats.busy_seconds += dt.as_secs_f64() * self.busy as f64;
@@ -540,15 +651,27 @@ impl<R: Runner, P> Inner<R, P> {
             .count()
     }
 
-    /// Moves the next batch into `batch`, or says how long to wait for one.
+    /// Moves the next batch of frames prepared for `generation` into `batch`, or says how
+    /// long to wait for one.
     fn take(
         &mut self,
+        generation: u64,
         max_batch: usize,
         now: Instant,
         batch: &mut Vec<Job<R::Input>>,
     ) -> Result<(), Option<Duration>> {
-        let Some(first) = self.jobs.front() else {
+        // Frames of two generations mix only for the moment of a swap.
+        let mixed = self.jobs.iter().any(|j| j.generation != generation);
+        let Some(first) = self.jobs.iter().find(|j| j.generation == generation) else {
             return Err(None);
+        };
+        let available = if mixed {
+            self.jobs
+                .iter()
+                .filter(|j| j.generation == generation)
+                .count()
+        } else {
+            self.jobs.len()
         };
         let n = if max_batch <= 1 {
             1
@@ -558,12 +681,23 @@ impl<R: Runner, P> Inner<R, P> {
                 .min(self.limits.batch_size)
                 .clamp(1, max_batch);
             let deadline = first.enqueued + self.limits.batch_timeout;
-            if self.jobs.len() < want && now < deadline {
+            if available < want && now < deadline {
                 return Err(Some(deadline - now));
             }
-            want.min(self.jobs.len())
+            want.min(available)
         };
-        batch.extend(self.jobs.drain(..n));
+        if mixed {
+            let mut i = 0;
+            while batch.len() < n && i < self.jobs.len() {
+                if self.jobs[i].generation == generation {
+                    batch.extend(self.jobs.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+        } else {
+            batch.extend(self.jobs.drain(..n));
+        }
         for j in batch.iter() {
             if let Some(s) = self.streams.get_mut(&j.stream) {
                 s.set_state(j.seq, State::Running);
@@ -625,20 +759,40 @@ impl<P, O> StreamQueue<P, O> {
     }
 }
 
-/// One worker: takes batches and runs them until the scheduler stops.
-fn work<R: Runner, P>(shared: &Shared<R, P>, mut runner: R) {
+/// Starts a worker for each runner of model generation `generation`.
+fn spawn<R: Runner, P: Send + 'static>(
+    shared: &Arc<Shared<R, P>>,
+    runners: Vec<R>,
+    generation: u64,
+    workers: &mut Vec<JoinHandle<()>>,
+) -> std::io::Result<()> {
+    for (i, runner) in runners.into_iter().enumerate() {
+        let shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("rtinfer-req{i}"))
+            .spawn(move || work(&shared, runner, generation))?;
+        workers.push(handle);
+    }
+    Ok(())
+}
+
+/// One worker: takes batches of its model generation and runs them until the scheduler
+/// stops, or a newer model took over and no frame for this one is left.
+fn work<R: Runner, P>(shared: &Shared<R, P>, mut runner: R, generation: u64) {
     let max_batch = runner.max_batch().max(1);
     let mut batch: Vec<Job<R::Input>> = Vec::with_capacity(max_batch);
     let mut ids: Vec<(StreamId, u64)> = Vec::with_capacity(max_batch);
     let mut inputs: Vec<R::Input> = Vec::with_capacity(max_batch);
     let mut g = shared.inner.lock().unwrap();
     loop {
-        if !g.running {
+        if !g.running || !g.serves(generation) {
+            drop(g);
+            drop(runner); // the old model is freed outside the lock
             return;
         }
         let now = Instant::now();
         g.skip_late(now);
-        match g.take(max_batch, now, &mut batch) {
+        match g.take(generation, max_batch, now, &mut batch) {
             Ok(()) => {}
             Err(None) => {
                 g = shared.work.wait(g).unwrap();
@@ -685,11 +839,14 @@ mod tests {
         batch: usize,
         /// Sizes of the batches it ran.
         sizes: Arc<Mutex<Vec<usize>>>,
+        /// Added to each output, to tell models apart.
+        offset: u64,
     }
 
     impl Runner for Fake {
         type Input = Task;
         type Output = u64;
+        type Spec = u64;
         fn max_batch(&self) -> usize {
             self.batch
         }
@@ -697,7 +854,7 @@ mod tests {
             self.sizes.lock().unwrap().push(inputs.len());
             inputs
                 .iter()
-                .map(|t| t.lock().unwrap().take().expect("run once")())
+                .map(|t| t.lock().unwrap().take().expect("run once")() + self.offset)
                 .collect()
         }
         fn failure(_: &str) -> u64 {
@@ -738,9 +895,10 @@ mod tests {
             .map(|_| Fake {
                 batch,
                 sizes: sizes.clone(),
+                offset: 0,
             })
             .collect();
-        s.start(runners, limits).unwrap();
+        s.start(runners, Arc::new(0), limits).unwrap();
         s
     }
 
@@ -1029,6 +1187,60 @@ mod tests {
         assert_eq!(take(&s, id), (0, Some(u64::MAX)));
         assert_eq!(take(&s, id), (1, Some(1)));
         s.stop();
+    }
+
+    #[test]
+    fn a_new_model_runs_the_frames_prepared_for_it_and_the_old_one_finishes_its_own() {
+        let s = scheduler(1, 1, Limits::default());
+        let id = s.register();
+        s.set_active(id, true);
+        let run = s.lock().run;
+        assert_eq!(*s.begin(id).unwrap(), 0);
+        let (running, release) = gated(1);
+        s.submit(id, 0, Work::Infer(running), true).unwrap();
+        // A frame being prepared for the old model while the new one arrives.
+        assert_eq!(*s.begin(id).unwrap(), 0);
+        let new = Fake {
+            batch: 1,
+            sizes: Arc::new(Mutex::new(Vec::new())),
+            offset: 1000,
+        };
+        s.replace(run, vec![new], Arc::new(1)).unwrap();
+        s.submit(id, 1, Work::Infer(value(2)), true).unwrap();
+        assert_eq!(*s.begin(id).unwrap(), 1);
+        s.submit(id, 2, Work::Infer(value(3)), true).unwrap();
+        assert_eq!(*s.spec().unwrap(), 1);
+        drop(release);
+        assert_eq!(take(&s, id), (0, Some(1)));
+        assert_eq!(take(&s, id), (1, Some(2)));
+        assert_eq!(take(&s, id), (2, Some(1003)));
+        // The old model's worker has ended: one worker thread is left.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s
+            .workers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|w| !w.is_finished())
+            .count()
+            > 1
+        {
+            assert!(Instant::now() < deadline, "the old worker did not end");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // A model loaded for an earlier run is refused.
+        s.stop();
+        s.start(Vec::new(), Arc::new(2), Limits::default()).unwrap();
+        let late = Fake {
+            batch: 1,
+            sizes: Arc::new(Mutex::new(Vec::new())),
+            offset: 0,
+        };
+        assert!(matches!(
+            s.replace(run, vec![late], Arc::new(3)),
+            Err(NotReplaced::Stopped)
+        ));
+        assert_eq!(*s.spec().unwrap(), 2);
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! One stream through rtinfer: a sink pad, its src pad, and the state of its frames.
 
-use super::model::Thresholds;
+use super::model::{Loaded, Thresholds};
 use super::scheduler::StreamId;
 use crate::spec::TensorSpec;
 use crate::tensorize::Tensorizer;
 use rtmeta::{DType, Detections, TensorMeta, Transform};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 /// The model input of one frame.
 pub struct Input {
@@ -23,6 +23,8 @@ pub enum Item {
         number: u64,
         width: u32,
         height: u32,
+        /// The model it was prepared for.
+        model: Arc<Loaded>,
     },
     Event(gst::Event),
 }
@@ -45,6 +47,8 @@ pub struct OutputState {
     pub last: Option<Detections>,
     /// What detectors upstream said of their labels (`rt-model-labels`).
     pub upstream_labels: Vec<rtmeta::labels::ModelLabels>,
+    /// The model of the last frame pushed: a frame of another one follows a swap.
+    pub model: Option<Arc<Loaded>>,
 }
 
 pub struct Stream {
@@ -87,22 +91,26 @@ impl Stream {
 }
 
 impl StreamState {
-    /// The model input of `buf`: upstream's tensor when it fits `spec`, else made here with
-    /// the same code rtpreprocess uses. `warn` is told once about an upstream tensor that
-    /// does not fit.
+    /// The model input of `buf`: upstream's tensor when it fits the model, else made here
+    /// with the same code rtpreprocess uses. `warn` is told once about an upstream tensor
+    /// that does not fit (but not about one for the model just swapped out: upstream learns
+    /// the new input a few frames later).
     pub fn input(
         &mut self,
         buf: &gst::BufferRef,
-        spec: &TensorSpec,
+        model: &Loaded,
         thresholds: Thresholds,
         warn: impl FnOnce(String),
     ) -> Result<Input, String> {
+        let spec = &model.spec;
         if let Some(t) = TensorMeta::from_buffer(buf) {
-            if t.width == spec.width
-                && t.height == spec.height
-                && t.dtype == spec.dtype
-                && t.layout == spec.layout
-            {
+            let fits = |spec: &TensorSpec| {
+                t.width == spec.width
+                    && t.height == spec.height
+                    && t.dtype == spec.dtype
+                    && t.layout == spec.layout
+            };
+            if fits(spec) {
                 return Ok(Input {
                     tensor: t.data,
                     dtype: t.dtype,
@@ -110,7 +118,7 @@ impl StreamState {
                     thresholds,
                 });
             }
-            if !self.warned_tensor {
+            if !self.warned_tensor && !model.previous.as_ref().is_some_and(fits) {
                 self.warned_tensor = true;
                 warn(format!(
                     "Upstream tensor ({}x{} {} {}) does not fit the model ({}); preprocessing here instead",
@@ -123,7 +131,7 @@ impl StreamState {
             }
         }
         let info = self.info.as_ref().ok_or("no caps before the first frame")?;
-        if self.tensorizer.is_none() {
+        if self.tensorizer.as_ref().is_none_or(|t| t.spec() != spec) {
             self.tensorizer = Some(Tensorizer::new(info, spec, None, 1)?.0);
         }
         let t = self.tensorizer.as_mut().expect("made above");

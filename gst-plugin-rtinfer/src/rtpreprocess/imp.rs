@@ -10,6 +10,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, Mutex};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -104,6 +105,11 @@ pub struct RtPreprocess {
     settings: Mutex<Settings>,
     /// Made for the negotiated caps.
     state: Mutex<Option<Tensorizer>>,
+    /// The negotiated caps.
+    info: Mutex<Option<gst_video::VideoInfo>>,
+    /// Downstream asked to reconfigure (an rtinfer swapped its model): ask it again for
+    /// the tensor to make before the next frame.
+    requery: AtomicBool,
     /// `active-device`: where the tensor is made.
     active_device: Mutex<String>,
 }
@@ -118,6 +124,8 @@ impl ObjectSubclass for RtPreprocess {
         RtPreprocess {
             settings: Mutex::new(Settings::new()),
             state: Mutex::new(None),
+            info: Mutex::new(None),
+            requery: AtomicBool::new(false),
             active_device: Mutex::new(String::new()),
         }
     }
@@ -133,7 +141,8 @@ impl RtPreprocess {
         q.structure().and_then(TensorSpec::from_structure)
     }
 
-    fn configure(&self, info: &gst_video::VideoInfo) -> Result<Tensorizer, String> {
+    /// The tensor to make: what downstream's model wants, with this element's settings.
+    fn spec(&self) -> Result<TensorSpec, String> {
         let settings = self.settings.lock().unwrap().clone();
         let base = match self.query_downstream() {
             Some(spec) => {
@@ -155,7 +164,12 @@ impl RtPreprocess {
                 TensorSpec::yolox(416, 416)
             }
         };
-        let spec = settings.resolve(base)?;
+        settings.resolve(base)
+    }
+
+    fn configure(&self, info: &gst_video::VideoInfo) -> Result<Tensorizer, String> {
+        let spec = self.spec()?;
+        let settings = self.settings.lock().unwrap().clone();
         let request: DeviceRequest = settings.device.parse()?;
         let selected = device::select(request);
         let (tensorizer, kernel_failed) = Tensorizer::new(info, &spec, selected.cuda.as_ref(), 2)?;
@@ -339,35 +353,30 @@ impl BaseTransformImpl for RtPreprocess {
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let old = self.state.lock().unwrap().take();
         drop(old);
+        *self.info.lock().unwrap() = None;
         Ok(())
     }
 
     fn set_caps(&self, incaps: &gst::Caps, _outcaps: &gst::Caps) -> Result<(), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(incaps)
             .map_err(|_| gst::loggable_error!(CAT, "cannot parse caps {incaps}"))?;
-        match self.configure(&info) {
-            Ok(state) => {
-                let old = self.state.lock().unwrap().replace(state);
-                drop(old);
-                Ok(())
-            }
-            Err(msg) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    (
-                        "Cannot preprocess {}x{} {:?} frames: {msg}",
-                        info.width(),
-                        info.height(),
-                        info.format()
-                    )
-                );
-                Err(gst::loggable_error!(CAT, "{msg}"))
-            }
+        self.requery.store(false, Ordering::Relaxed);
+        *self.info.lock().unwrap() = Some(info.clone());
+        self.reconfigure(&info)
+            .map_err(|msg| gst::loggable_error!(CAT, "{msg}"))
+    }
+
+    fn src_event(&self, event: gst::Event) -> bool {
+        if event.type_() == gst::EventType::Reconfigure {
+            self.requery.store(true, Ordering::Relaxed);
         }
+        self.parent_src_event(event)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.requery.swap(false, Ordering::Relaxed) {
+            self.requery_downstream()?;
+        }
         let mut guard = self.state.lock().unwrap();
         let Some(state) = guard.as_mut() else {
             gst::element_imp_error!(
@@ -389,5 +398,52 @@ impl BaseTransformImpl for RtPreprocess {
         })?;
         meta.attach(buf).map_err(|_| gst::FlowError::Error)?;
         Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+impl RtPreprocess {
+    /// A tensorizer for `info` and what downstream wants now; posts the error if none can
+    /// be made.
+    fn reconfigure(&self, info: &gst_video::VideoInfo) -> Result<(), String> {
+        match self.configure(info) {
+            Ok(state) => {
+                let old = self.state.lock().unwrap().replace(state);
+                drop(old);
+                Ok(())
+            }
+            Err(msg) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    (
+                        "Cannot preprocess {}x{} {:?} frames: {msg}",
+                        info.width(),
+                        info.height(),
+                        info.format()
+                    )
+                );
+                Err(msg)
+            }
+        }
+    }
+
+    /// After a reconfigure event: a new tensorizer when downstream's model now wants
+    /// another tensor (an rtinfer swapped its model).
+    fn requery_downstream(&self) -> Result<(), gst::FlowError> {
+        let Some(info) = self.info.lock().unwrap().clone() else {
+            return Ok(()); // not negotiated yet: set_caps asks
+        };
+        let current = self
+            .state
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|t| t.spec().clone());
+        match self.spec() {
+            Ok(spec) if Some(&spec) == current.as_ref() => Ok(()),
+            _ => self
+                .reconfigure(&info)
+                .map_err(|_| gst::FlowError::NotNegotiated),
+        }
     }
 }

@@ -52,6 +52,18 @@ fn output_counts(stats: &gst::Structure, prefix: &str) -> (u64, u64) {
     (o.get("delivered").unwrap(), o.get("dropped").unwrap())
 }
 
+/// Alerts still queued in the output whose name starts with `prefix`.
+fn output_queued(stats: &gst::Structure, prefix: &str) -> u64 {
+    let outputs = stats.get::<gst::Array>("outputs").unwrap();
+    outputs
+        .iter()
+        .map(|v| v.get::<gst::Structure>().unwrap())
+        .find(|o| o.get::<&str>("name").unwrap().starts_with(prefix))
+        .expect("output listed")
+        .get("queued")
+        .unwrap()
+}
+
 fn warnings(bus: &gst::Bus) -> Vec<String> {
     std::iter::from_fn(|| bus.pop())
         .filter_map(|m| match m.view() {
@@ -241,7 +253,16 @@ fn a_slow_webhook_fills_its_queue_and_the_overflow_is_counted() {
         ("flush-timeout", "10000"),
     ]);
     push_activations(&mut h, 0, 6); // pushed far faster than 2 per second
+    // While the server is still answering the first one, every emitted alert is already
+    // delivered, dropped or queued (at EOS too, before stop flushes the queue).
+    let running = h.element().unwrap().property::<gst::Structure>("stats");
+    let queued = output_queued(&running, "webhook:");
+    let (delivered, dropped) = output_counts(&running, "webhook:");
+    assert_eq!(running.get::<u64>("emitted").unwrap(), 6);
+    assert_eq!(delivered + dropped + queued, 6, "{running}");
+    assert!(queued >= 1, "{running}");
     let stats = finish(h);
+    assert_eq!(output_queued(&stats, "webhook:"), 0);
     let (delivered, dropped) = output_counts(&stats, "webhook:");
     assert_eq!(delivered + dropped, 6);
     assert!(dropped >= 3, "{delivered} delivered, {dropped} dropped");

@@ -52,8 +52,17 @@ pub fn pad_template(
     gst::PadTemplate::new(name, direction, presence, &caps()).expect("valid pad template")
 }
 
-/// Element types a tensor can be written as.
-pub trait Element: Copy + Default + 'static {
+mod sealed {
+    /// Only the types below: `as_bytes`/`from_bytes` reinterpret bytes as them, which is
+    /// sound only for plain numbers (no padding, every bit pattern valid).
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for u8 {}
+}
+
+/// Element types a tensor can be written as (sealed: f32, f16 and u8).
+pub trait Element: sealed::Sealed + Copy + Default + 'static {
     fn from_f32(v: f32) -> Self;
 }
 impl Element for f32 {

@@ -44,10 +44,51 @@ pub enum Level {
 /// Reports delivery problems and recoveries (posted on the bus).
 pub type Report = Arc<dyn Fn(Level, &str) + Send + Sync>;
 
+/// What became of the alerts an output was given: every one is delivered, dropped or still
+/// queued (taken by a worker and not yet settled counts as queued).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub delivered: AtomicU64,
     pub dropped: AtomicU64,
+    pub queued: AtomicU64,
+}
+
+impl Stats {
+    /// An alert was taken in (counted before it can be settled).
+    fn queue(&self) {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A queued alert was delivered or given up.
+    fn settle(&self, delivered: bool) {
+        let counter = if delivered {
+            &self.delivered
+        } else {
+            &self.dropped
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        // Saturating: a broker may acknowledge a message twice after a reconnect.
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(1))
+            });
+    }
+
+    /// Gives up what is still queued (at shutdown).
+    fn drop_queued(&self) {
+        let left = self.queued.swap(0, Ordering::Relaxed);
+        self.dropped.fetch_add(left, Ordering::Relaxed);
+    }
+
+    /// (delivered, dropped, queued).
+    pub fn counts(&self) -> (u64, u64, u64) {
+        (
+            self.delivered.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+            self.queued.load(Ordering::Relaxed),
+        )
+    }
 }
 
 /// One alert ready to send.
@@ -131,7 +172,7 @@ impl Worker {
                     let mut failing = 0u64;
                     for msg in rx {
                         if shutdown.expired() {
-                            stats.dropped.fetch_add(1, Ordering::Relaxed);
+                            stats.settle(false);
                             continue;
                         }
                         match deliver(&msg, &shutdown) {
@@ -145,7 +186,7 @@ impl Worker {
                                     );
                                 }
                                 failing = 0;
-                                stats.delivered.fetch_add(1, Ordering::Relaxed)
+                                stats.settle(true)
                             }
                             Err(e) => {
                                 failing += 1;
@@ -155,7 +196,7 @@ impl Worker {
                                         &format!("{name}: {} not delivered: {e}", msg.id),
                                     );
                                 }
-                                stats.dropped.fetch_add(1, Ordering::Relaxed)
+                                stats.settle(false)
                             }
                         };
                     }
@@ -184,6 +225,8 @@ impl Output for Worker {
     }
 
     fn send(&self, msg: &Message) {
+        // Counted first, so that the worker never settles an alert not yet counted.
+        self.stats.queue();
         let result = match &self.tx {
             Some(tx) => tx.try_send(msg.clone()),
             None => Err(TrySendError::Disconnected(msg.clone())),
@@ -191,7 +234,7 @@ impl Output for Worker {
         match result {
             Ok(()) => self.full.store(false, Ordering::Relaxed),
             Err(_) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.settle(false);
                 if !self.full.swap(true, Ordering::Relaxed) {
                     (self.report)(
                         Level::Problem,

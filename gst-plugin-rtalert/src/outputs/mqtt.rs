@@ -8,7 +8,7 @@ use rumqttc::{
     Transport,
 };
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,6 @@ pub struct Mqtt {
     client: Client,
     topic: String,
     stats: Arc<Stats>,
-    published: AtomicU64,
     full: AtomicBool,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -182,9 +181,7 @@ impl Mqtt {
                             break;
                         }
                         match event {
-                            Ok(Event::Incoming(Packet::PubAck(_))) => {
-                                stats.delivered.fetch_add(1, Ordering::Relaxed);
-                            }
+                            Ok(Event::Incoming(Packet::PubAck(_))) => stats.settle(true),
                             Ok(Event::Incoming(Packet::ConnAck(_))) if down => {
                                 down = false;
                                 report(Level::Recovered, &format!("{name}: connected again"));
@@ -209,7 +206,6 @@ impl Mqtt {
             client,
             topic,
             stats,
-            published: AtomicU64::new(0),
             full: AtomicBool::new(false),
             stop,
             thread: Some(thread),
@@ -224,16 +220,14 @@ impl Output for Mqtt {
     }
 
     fn send(&self, msg: &Message) {
+        self.stats.queue(); // until the broker acknowledges it
         match self
             .client
             .try_publish(&self.topic, QoS::AtLeastOnce, false, msg.json.as_bytes())
         {
-            Ok(()) => {
-                self.published.fetch_add(1, Ordering::Relaxed);
-                self.full.store(false, Ordering::Relaxed);
-            }
+            Ok(()) => self.full.store(false, Ordering::Relaxed),
             Err(e) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.settle(false);
                 if !self.full.swap(true, Ordering::Relaxed) {
                     (self.report)(
                         Level::Problem,
@@ -250,9 +244,7 @@ impl Output for Mqtt {
 
     fn shutdown(&mut self, grace: Duration) {
         let deadline = Instant::now() + grace;
-        let published = self.published.load(Ordering::Relaxed);
-        while self.stats.delivered.load(Ordering::Relaxed) < published && Instant::now() < deadline
-        {
+        while self.stats.queued.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.stop.store(true, Ordering::Relaxed);
@@ -260,9 +252,8 @@ impl Output for Mqtt {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let unacked = published.saturating_sub(self.stats.delivered.load(Ordering::Relaxed));
-        self.stats.dropped.fetch_add(unacked, Ordering::Relaxed);
-        self.published.store(0, Ordering::Relaxed);
+        // Not acknowledged: not delivered as far as anyone can tell.
+        self.stats.drop_queued();
     }
 }
 

@@ -373,26 +373,16 @@ impl RtAlert {
             .outputs
             .iter()
             .map(|o| {
+                let (delivered, dropped, queued) = o.stats().counts();
                 gst::Structure::builder("output")
                     .field("name", o.name())
-                    .field(
-                        "delivered",
-                        o.stats()
-                            .delivered
-                            .load(std::sync::atomic::Ordering::Relaxed),
-                    )
-                    .field(
-                        "dropped",
-                        o.stats().dropped.load(std::sync::atomic::Ordering::Relaxed),
-                    )
+                    .field("delivered", delivered)
+                    .field("dropped", dropped)
+                    .field("queued", queued)
                     .build()
             })
             .collect();
-        let dropped: u64 = state
-            .outputs
-            .iter()
-            .map(|o| o.stats().dropped.load(std::sync::atomic::Ordering::Relaxed))
-            .sum();
+        let dropped: u64 = state.outputs.iter().map(|o| o.stats().counts().1).sum();
         // Per rule, over every source: line crossings and distinct tracks.
         let rules = state.engine.rules().iter().enumerate().map(|(k, r)| {
             let counts = state.engine.counts(k);
@@ -632,7 +622,7 @@ impl ObjectImpl for RtAlert {
                 uint("flush-timeout", "Flush timeout", "When stopping, milliseconds to finish delivering queued alerts; the rest count as dropped", 0, 600_000, 2000),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, delivered/dropped per output, and per rule unique-tracks, crossed-in, crossed-out")
+                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, delivered/dropped/queued per output (each output's add up to emitted), and per rule unique-tracks, crossed-in, crossed-out")
                     .read_only()
                     .build(),
             ]

@@ -8,6 +8,7 @@
 
 use gst::glib;
 
+mod reconnect;
 mod rturisrcbin;
 mod rtwhepsrc;
 

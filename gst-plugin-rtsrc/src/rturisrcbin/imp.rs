@@ -7,12 +7,13 @@
 //! frames, and posts element messages: `rturisrcbin-connected`, `-lost`, `-retrying`,
 //! `-restored`.
 
+use crate::reconnect::{Next, Outcome, Policy, State, Supervisor};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use rtmeta::mask::{mask_in, mask_uri};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,20 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    fn policy(&self) -> Policy {
+        let ms = |v: u32| Duration::from_millis(v as u64);
+        Policy {
+            initial: ms(self.initial_ms),
+            max: ms(self.max_ms),
+            max_attempts: self.max_attempts,
+            connect_timeout: ms(self.connect_ms),
+            stall_timeout: ms(self.stall_ms),
+            restart_on_eos: self.restart_on_eos,
+        }
+    }
+}
+
 /// What the supervisor, the inner appsink and the element share.
 #[derive(Debug)]
 struct Shared {
@@ -56,7 +71,7 @@ struct Shared {
     last_frame: Mutex<Instant>,
     frames: AtomicU64,
     reconnects: AtomicU64,
-    state: Mutex<&'static str>,
+    state: Mutex<State>,
 }
 
 impl Default for Shared {
@@ -65,7 +80,7 @@ impl Default for Shared {
             last_frame: Mutex::new(Instant::now()),
             frames: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
-            state: Mutex::new("stopped"),
+            state: Mutex::new(State::Stopped),
         }
     }
 }
@@ -74,21 +89,22 @@ impl Shared {
     fn touch(&self) {
         *self.last_frame.lock().unwrap() = Instant::now();
     }
-    fn set_state(&self, s: &'static str) {
+    fn set_state(&self, s: State) {
         *self.state.lock().unwrap() = s;
     }
 }
 
-struct Supervisor {
+/// The supervisor thread while running.
+struct Running {
     thread: JoinHandle<()>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 }
 
 pub struct RtUriSrcBin {
     appsrc: gst_app::AppSrc,
     settings: Mutex<Settings>,
     shared: Arc<Shared>,
-    supervisor: Mutex<Option<Supervisor>>,
+    supervisor: Mutex<Option<Running>>,
 }
 
 #[glib::object_subclass]
@@ -178,16 +194,29 @@ fn build_inner(
     Ok((pipeline, sink))
 }
 
-/// Sleeps up to `d`, returning early (true) if asked to stop.
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20).min(d));
+/// Tells the supervisor to stop, waking it from a backoff wait at once.
+#[derive(Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Stop {
+    fn set(&self) {
+        *self.stopped.lock().unwrap() = true;
+        self.wake.notify_all();
     }
-    stop.load(Ordering::Relaxed)
+
+    fn is_set(&self) -> bool {
+        *self.stopped.lock().unwrap()
+    }
+
+    /// Waits up to `d`; true if asked to stop.
+    fn wait(&self, d: Duration) -> bool {
+        let guard = self.stopped.lock().unwrap();
+        let (guard, _) = self.wake.wait_timeout_while(guard, d, |s| !*s).unwrap();
+        *guard
+    }
 }
 
 /// Problems with a URI that retrying cannot fix: no element handles its scheme, or a local
@@ -218,22 +247,115 @@ pub fn check_uri(uri: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// How one attempt ended.
-enum Outcome {
+/// How an attempt's inner pipeline ended, as far as the element can tell.
+enum Played {
     Stopped,
-    Ended,
-    Failed(String),
-    /// No retry can fix this (a missing plugin or codec).
-    Fatal(String),
+    Over(Outcome),
 }
 
+/// Plays one attempt until it ends, fails, stalls or the element stops; `frames` is told
+/// when frames flow.
+fn play(
+    uri: &str,
+    appsrc: &gst_app::AppSrc,
+    shared: &Arc<Shared>,
+    stop: &Stop,
+    sup: &mut Supervisor,
+    mut frames: impl FnMut(bool),
+) -> Played {
+    let start_frames = shared.frames.load(Ordering::Relaxed);
+    let (p, sink) = match build_inner(uri, appsrc, shared) {
+        Err(e) => return Played::Over(Outcome::Failed(e)),
+        Ok(inner) => inner,
+    };
+    let played = match p.set_state(gst::State::Playing) {
+        Err(_) => {
+            // The reason is on the inner bus.
+            let why = p
+                .bus()
+                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
+                .and_then(|m| match m.view() {
+                    gst::MessageView::Error(e) => Some(e.error().to_string()),
+                    _ => None,
+                });
+            Played::Over(Outcome::Failed(mask_in(
+                why.as_deref().unwrap_or("the source did not start"),
+                uri,
+            )))
+        }
+        Ok(success) => {
+            // Live sources pace themselves; syncing again would only add latency.
+            if success == gst::StateChangeSuccess::NoPreroll {
+                sink.set_sync(false);
+            }
+            watch(&p, uri, shared, stop, sup, start_frames, &mut frames)
+        }
+    };
+    let _ = p.set_state(gst::State::Null);
+    played
+}
+
+/// Watches a playing attempt: its bus for errors and the end, its frames for stalls.
+fn watch(
+    p: &gst::Pipeline,
+    uri: &str,
+    shared: &Shared,
+    stop: &Stop,
+    sup: &mut Supervisor,
+    start_frames: u64,
+    frames: &mut impl FnMut(bool),
+) -> Played {
+    let bus = p.bus().expect("pipelines have a bus");
+    loop {
+        if stop.is_set() {
+            return Played::Stopped;
+        }
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(50),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        );
+        match msg.as_ref().map(|m| m.view()) {
+            Some(gst::MessageView::Error(err)) => {
+                let text = mask_in(
+                    &format!("{} ({})", err.error(), err.debug().unwrap_or_default()),
+                    uri,
+                );
+                let e = err.error();
+                let fatal = e.matches(gst::CoreError::MissingPlugin)
+                    || e.matches(gst::StreamError::CodecNotFound);
+                return Played::Over(if fatal {
+                    Outcome::Fatal(text)
+                } else {
+                    Outcome::Failed(text)
+                });
+            }
+            Some(gst::MessageView::Eos(_)) => return Played::Over(Outcome::Ended),
+            _ => {}
+        }
+        if shared.frames.load(Ordering::Relaxed) > start_frames
+            && let Some(restored) = sup.frames()
+        {
+            frames(restored);
+        }
+        let limit = sup.frame_timeout();
+        if shared.last_frame.lock().unwrap().elapsed() > limit {
+            return Played::Over(Outcome::Failed(format!(
+                "no frames for {} ms",
+                limit.as_millis()
+            )));
+        }
+    }
+}
+
+/// The supervisor thread: plays attempts and follows the reconnect policy until stopped,
+/// given up or ended.
 fn supervise(
     element: glib::WeakRef<super::RtUriSrcBin>,
     appsrc: gst_app::AppSrc,
-    s: Settings,
+    policy: Policy,
     uri: String,
     shared: Arc<Shared>,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
 ) {
     let masked = mask_uri(&uri);
     let post = |name: &str, fields: &[(&str, glib::SendValue)]| {
@@ -248,172 +370,88 @@ fn supervise(
         gst::info!(CAT, obj = e, "{st}");
         let _ = e.post_message(gst::message::Element::builder(st).src(&e).build());
     };
-    let initial = Duration::from_millis(s.initial_ms as u64);
-    let stall = Duration::from_millis(s.stall_ms as u64);
-    let connect = Duration::from_millis(s.connect_ms as u64);
-    let mut delay = initial;
-    let mut attempt = 0u32;
-    let mut ever_connected = false;
+    let mut sup = Supervisor::new(policy);
     loop {
-        shared.set_state("connecting");
+        shared.set_state(sup.attempt());
         shared.touch();
-        let start_frames = shared.frames.load(Ordering::Relaxed);
-        let mut connected = false;
-        let inner = build_inner(&uri, &appsrc, &shared);
-        let outcome = match &inner {
-            Err(e) => Outcome::Failed(e.clone()),
-            Ok((p, sink)) => match p.set_state(gst::State::Playing) {
-                Err(_) => {
-                    // The reason is on the inner bus.
-                    let why = p
-                        .bus()
-                        .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-                        .and_then(|m| match m.view() {
-                            gst::MessageView::Error(e) => Some(e.error().to_string()),
-                            _ => None,
-                        });
-                    Outcome::Failed(mask_in(
-                        why.as_deref().unwrap_or("the source did not start"),
-                        &uri,
-                    ))
-                }
-                Ok(success) => {
-                    // Live sources pace themselves; syncing again would only add latency.
-                    if success == gst::StateChangeSuccess::NoPreroll {
-                        sink.set_sync(false);
-                    }
-                    let bus = p.bus().expect("pipelines have a bus");
-                    loop {
-                        if stop.load(Ordering::Relaxed) {
-                            break Outcome::Stopped;
-                        }
-                        let msg = bus.timed_pop_filtered(
-                            gst::ClockTime::from_mseconds(50),
-                            &[gst::MessageType::Error, gst::MessageType::Eos],
-                        );
-                        match msg.as_ref().map(|m| m.view()) {
-                            Some(gst::MessageView::Error(err)) => {
-                                let text = mask_in(
-                                    &format!(
-                                        "{} ({})",
-                                        err.error(),
-                                        err.debug().unwrap_or_default()
-                                    ),
-                                    &uri,
-                                );
-                                let e = err.error();
-                                let fatal = e.matches(gst::CoreError::MissingPlugin)
-                                    || e.matches(gst::StreamError::CodecNotFound);
-                                break if fatal {
-                                    Outcome::Fatal(text)
-                                } else {
-                                    Outcome::Failed(text)
-                                };
-                            }
-                            Some(gst::MessageView::Eos(_)) => break Outcome::Ended,
-                            _ => {}
-                        }
-                        if !connected && shared.frames.load(Ordering::Relaxed) > start_frames {
-                            connected = true;
-                            attempt = 0;
-                            delay = initial;
-                            shared.set_state("playing");
-                            let name = if ever_connected {
-                                "rturisrcbin-restored"
-                            } else {
-                                "rturisrcbin-connected"
-                            };
-                            ever_connected = true;
-                            post(name, &[]);
-                        }
-                        let (limit, ms) = if connected {
-                            (stall, s.stall_ms)
-                        } else {
-                            (connect, s.connect_ms)
-                        };
-                        if shared.last_frame.lock().unwrap().elapsed() > limit {
-                            break Outcome::Failed(format!("no frames for {ms} ms"));
-                        }
-                    }
-                }
-            },
-        };
-        if let Ok((p, _)) = &inner {
-            let _ = p.set_state(gst::State::Null);
+        let played = play(&uri, &appsrc, &shared, &stop, &mut sup, |restored| {
+            shared.set_state(State::Playing);
+            let name = if restored {
+                "rturisrcbin-restored"
+            } else {
+                "rturisrcbin-connected"
+            };
+            post(name, &[]);
+        });
+        let Played::Over(outcome) = played else { break };
+        let lost = sup.connected();
+        let (next, state) = sup.ended(outcome.clone());
+        shared.set_state(state);
+        if lost && !matches!(next, Next::End | Next::Fatal(_)) {
+            let reason = match &outcome {
+                Outcome::Ended => "end of stream",
+                Outcome::Failed(r) | Outcome::Fatal(r) => r.as_str(),
+            };
+            post("rturisrcbin-lost", &[("reason", reason.to_send_value())]);
         }
-        let restarting = matches!(outcome, Outcome::Ended);
-        let reason = match outcome {
-            Outcome::Stopped => break,
-            Outcome::Ended if !s.restart_on_eos => {
-                shared.set_state("ended");
+        let retry = match next {
+            Next::Retry(retry) => retry,
+            Next::End => {
                 let _ = appsrc.end_of_stream();
                 break;
             }
-            Outcome::Ended => "end of stream".to_string(),
-            Outcome::Failed(r) => r,
-            Outcome::Fatal(r) => {
-                shared.set_state("failed");
+            Next::GiveUp { attempts, reason } => {
+                if let Some(e) = element.upgrade() {
+                    gst::element_error!(
+                        e,
+                        gst::ResourceError::OpenRead,
+                        ("Gave up on {masked} after {attempts} attempts: {reason}")
+                    );
+                }
+                let _ = appsrc.end_of_stream();
+                break;
+            }
+            Next::Fatal(reason) => {
                 if let Some(e) = element.upgrade() {
                     gst::element_error!(
                         e,
                         gst::CoreError::MissingPlugin,
-                        ("Cannot play {masked}: {r}")
+                        ("Cannot play {masked}: {reason}")
                     );
                 }
                 let _ = appsrc.end_of_stream();
                 break;
             }
         };
-        if connected {
-            post("rturisrcbin-lost", &[("reason", reason.to_send_value())]);
-        }
-        attempt += 1;
-        if s.max_attempts > 0 && attempt >= s.max_attempts {
-            shared.set_state("failed");
-            if let Some(e) = element.upgrade() {
-                gst::element_error!(
-                    e,
-                    gst::ResourceError::OpenRead,
-                    (
-                        "Gave up on {masked} after {} attempts: {reason}",
-                        s.max_attempts
-                    )
-                );
-            }
-            let _ = appsrc.end_of_stream();
-            break;
-        }
         // Once per outage (the count restarts when frames flow), so a gst-launch user sees it.
-        if attempt == 1
-            && !restarting
+        if retry.warn
             && let Some(e) = element.upgrade()
         {
             gst::element_warning!(
                 e,
                 gst::ResourceError::Read,
                 (
-                    "{} {masked}: {reason}; retrying in {} ms, then with backoff",
-                    if connected { "Lost" } else { "Cannot reach" },
-                    delay.as_millis()
+                    "{} {masked}: {}; retrying in {} ms, then with backoff",
+                    if retry.lost { "Lost" } else { "Cannot reach" },
+                    retry.reason,
+                    retry.delay.as_millis()
                 )
             );
         }
         shared.reconnects.fetch_add(1, Ordering::Relaxed);
-        shared.set_state("retrying");
         post(
             "rturisrcbin-retrying",
             &[
-                ("attempt", attempt.to_send_value()),
-                ("delay-ms", (delay.as_millis() as u64).to_send_value()),
-                ("reason", reason.to_send_value()),
+                ("attempt", retry.attempt.to_send_value()),
+                ("delay-ms", (retry.delay.as_millis() as u64).to_send_value()),
+                ("reason", retry.reason.to_send_value()),
             ],
         );
-        if sleep_unless_stopped(delay, &stop) {
+        if stop.wait(retry.delay) {
             break;
         }
-        delay = (delay * 2).min(Duration::from_millis(s.max_ms as u64));
     }
-    shared.set_state("stopped");
+    shared.set_state(State::Stopped);
 }
 
 impl RtUriSrcBin {
@@ -446,7 +484,7 @@ impl RtUriSrcBin {
             gst::element_imp_error!(self, gst::ResourceError::NotFound, ("{why}"));
             return Err(gst::StateChangeError);
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::default());
         let (weak, appsrc, shared, stop2) = (
             self.obj().downgrade(),
             self.appsrc.clone(),
@@ -455,15 +493,16 @@ impl RtUriSrcBin {
         );
         let thread = std::thread::Builder::new()
             .name("rturisrcbin".into())
-            .spawn(move || supervise(weak, appsrc, s, uri, shared, stop2))
+            .spawn(move || supervise(weak, appsrc, s.policy(), uri, shared, stop2))
             .map_err(|_| gst::StateChangeError)?;
-        *self.supervisor.lock().unwrap() = Some(Supervisor { thread, stop });
+        *self.supervisor.lock().unwrap() = Some(Running { thread, stop });
         Ok(())
     }
 
     fn stop(&self) {
-        if let Some(sup) = self.supervisor.lock().unwrap().take() {
-            sup.stop.store(true, Ordering::Relaxed);
+        let running = self.supervisor.lock().unwrap().take();
+        if let Some(sup) = running {
+            sup.stop.set();
             let _ = sup.thread.join();
         }
     }
@@ -573,7 +612,7 @@ impl ObjectImpl for RtUriSrcBin {
             "restart-on-eos" => s.restart_on_eos.to_value(),
             "reconnects" => self.shared.reconnects.load(Ordering::Relaxed).to_value(),
             "frames" => self.shared.frames.load(Ordering::Relaxed).to_value(),
-            "source-state" => (*self.shared.state.lock().unwrap()).to_value(),
+            "source-state" => self.shared.state.lock().unwrap().as_str().to_value(),
             _ => unreachable!(),
         }
     }

@@ -13,7 +13,8 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_webrtc::{WebRTCICEConnectionState as Ice, WebRTCICEGatheringState as Gathering};
 use rtmeta::mask::{mask_in, mask_uri};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Condvar;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -53,7 +54,7 @@ impl Default for Settings {
 /// A running session: the signalling thread and what it learned.
 struct Session {
     webrtc: gst::Element,
-    stop: Arc<AtomicBool>,
+    signal: Arc<Signal>,
     thread: Option<JoinHandle<()>>,
     resource: Arc<Mutex<Option<String>>>,
 }
@@ -121,22 +122,87 @@ fn add_transceiver(webrtc: &gst::Element) {
     );
 }
 
-/// Waits for `done` or the deadline, checking `stop`.
-fn wait_until(
-    deadline: Instant,
-    stop: &AtomicBool,
-    mut done: impl FnMut() -> Result<bool, String>,
-) -> Result<bool, String> {
-    while Instant::now() < deadline {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(false);
-        }
-        if done()? {
-            return Ok(true);
-        }
-        std::thread::sleep(Duration::from_millis(10));
+/// Wakes the signalling thread when webrtcbin's ICE states change and when the element
+/// stops.
+#[derive(Default)]
+struct Signal {
+    stopped: AtomicBool,
+    /// Counts the changes, so that one between a check and the wait is not missed.
+    changes: AtomicU64,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Signal {
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        let _guard = self.lock.lock().unwrap();
+        self.wake.notify_all();
     }
-    Ok(false)
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.changed();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `done` (checked at each change; webrtcbin is never called under the
+    /// lock), the deadline or a stop.
+    fn wait_until(
+        &self,
+        deadline: Instant,
+        mut done: impl FnMut() -> Result<bool, String>,
+    ) -> Result<(), Ended> {
+        loop {
+            let seen = self.changes.load(Ordering::SeqCst);
+            if self.stopped() {
+                return Err(Ended::Stopped);
+            }
+            if done()? {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Ended::TimedOut);
+            }
+            let guard = self.lock.lock().unwrap();
+            if self.changes.load(Ordering::SeqCst) == seen {
+                let _ = self.wake.wait_timeout(guard, deadline - now).unwrap();
+            }
+        }
+    }
+}
+
+/// Why a negotiation did not connect.
+#[derive(Debug)]
+enum Ended {
+    /// The element stopped: nothing to report.
+    Stopped,
+    TimedOut,
+    Failed(String),
+}
+
+impl From<String> for Ended {
+    fn from(e: String) -> Self {
+        Ended::Failed(e)
+    }
+}
+
+impl From<&str> for Ended {
+    fn from(e: &str) -> Self {
+        Ended::Failed(e.to_string())
+    }
+}
+
+/// A timeout named for what did not happen in time.
+fn timed_out(e: Ended, what: &str) -> Ended {
+    match e {
+        Ended::TimedOut => Ended::Failed(what.to_string()),
+        e => e,
+    }
 }
 
 /// The whole negotiation; returns only when ICE is connected (or on stop).
@@ -144,9 +210,9 @@ fn negotiate(
     webrtc: &gst::Element,
     s: &Settings,
     endpoint: &str,
-    stop: &AtomicBool,
+    signal: &Signal,
     resource: &Mutex<Option<String>>,
-) -> Result<(), String> {
+) -> Result<(), Ended> {
     let timeout = Duration::from_millis(s.timeout_ms as u64);
     let deadline = Instant::now() + timeout;
     let promise = gst::Promise::new();
@@ -156,16 +222,15 @@ fn negotiate(
             .get_reply()
             .and_then(|r| r.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
             .ok_or("webrtcbin could not create an offer (no decodable codec?)")?,
-        other => return Err(format!("webrtcbin did not create an offer: {other:?}")),
+        other => return Err(format!("webrtcbin did not create an offer: {other:?}").into()),
     };
     let offer = as_dtls_client(&offer)?;
     webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-    let gathered = wait_until(deadline, stop, || {
-        Ok(webrtc.property::<Gathering>("ice-gathering-state") == Gathering::Complete)
-    })?;
-    if !gathered {
-        return Err(stop_or("ICE candidate gathering did not finish", stop));
-    }
+    signal
+        .wait_until(deadline, || {
+            Ok(webrtc.property::<Gathering>("ice-gathering-state") == Gathering::Complete)
+        })
+        .map_err(|e| timed_out(e, "ICE candidate gathering did not finish"))?;
     let local = webrtc
         .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
         .ok_or("webrtcbin lost its local description")?;
@@ -186,23 +251,23 @@ fn negotiate(
         .get_reply()
         .map(|r| r.get_optional::<glib::Error>("error"))
     {
-        return Err(format!("the server's answer was rejected: {err}"));
+        return Err(format!("the server's answer was rejected: {err}").into());
     }
 
-    let connected = wait_until(deadline, stop, || {
-        match webrtc.property::<Ice>("ice-connection-state") {
-            Ice::Connected | Ice::Completed => Ok(true),
-            Ice::Failed => Err("ICE failed: no network path to the server's candidates (behind NAT? set stun-server)".into()),
-            _ => Ok(false),
-        }
-    })?;
-    if !connected {
-        return Err(stop_or(
-            "ICE did not connect within timeout (firewall or NAT between client and server? set stun-server)",
-            stop,
-        ));
-    }
-    Ok(())
+    signal
+        .wait_until(deadline, || {
+            match webrtc.property::<Ice>("ice-connection-state") {
+                Ice::Connected | Ice::Completed => Ok(true),
+                Ice::Failed => Err("ICE failed: no network path to the server's candidates (behind NAT? set stun-server)".into()),
+                _ => Ok(false),
+            }
+        })
+        .map_err(|e| {
+            timed_out(
+                e,
+                "ICE did not connect within timeout (firewall or NAT between client and server? set stun-server)",
+            )
+        })
 }
 
 /// Offers `a=setup:active` instead of `actpass`, so that webrtcbin is the DTLS client.
@@ -221,14 +286,6 @@ fn as_dtls_client(
         gst_webrtc::WebRTCSDPType::Offer,
         sdp,
     ))
-}
-
-fn stop_or(msg: &str, stop: &AtomicBool) -> String {
-    if stop.load(Ordering::Relaxed) {
-        String::new()
-    } else {
-        msg.to_string()
-    }
 }
 
 impl RtWhepSrc {
@@ -257,6 +314,11 @@ impl RtWhepSrc {
             webrtc.set_property("stun-server", stun);
         }
         add_transceiver(&webrtc);
+        let signal = Arc::new(Signal::default());
+        for state in ["ice-gathering-state", "ice-connection-state"] {
+            let signal = signal.clone();
+            webrtc.connect_notify(Some(state), move |_, _| signal.changed());
+        }
         let weak = self.obj().downgrade();
         webrtc.connect_pad_added(move |_, pad| {
             if let Some(obj) = weak.upgrade() {
@@ -268,7 +330,7 @@ impl RtWhepSrc {
             .map_err(|e| gst::error_msg!(gst::CoreError::Failed, ("{}", e)))?;
         *self.session.lock().unwrap() = Some(Session {
             webrtc,
-            stop: Arc::new(AtomicBool::new(false)),
+            signal,
             thread: None,
             resource: Arc::new(Mutex::new(None)),
         });
@@ -315,17 +377,17 @@ impl RtWhepSrc {
         };
         let location = s.location.clone().unwrap_or_default();
         let endpoint = whep::http_url(&location);
-        let (webrtc, stop, resource) = (
+        let (webrtc, signal, resource) = (
             session.webrtc.clone(),
-            session.stop.clone(),
+            session.signal.clone(),
             session.resource.clone(),
         );
         let weak = self.obj().downgrade();
         session.thread = Some(std::thread::spawn(move || {
-            let result = negotiate(&webrtc, &s, &endpoint, &stop, &resource);
+            let result = negotiate(&webrtc, &s, &endpoint, &signal, &resource);
             let Some(obj) = weak.upgrade() else { return };
             match result {
-                Ok(()) if stop.load(Ordering::Relaxed) => {}
+                Ok(()) if signal.stopped() => {}
                 Ok(()) => {
                     let res = resource.lock().unwrap().clone();
                     gst::info!(CAT, obj = obj, "connected to {}", mask_uri(&endpoint));
@@ -337,8 +399,12 @@ impl RtWhepSrc {
                     let _ = obj
                         .post_message(gst::message::Element::builder(st.build()).src(&obj).build());
                 }
-                Err(e) if e.is_empty() => {}
+                Err(Ended::Stopped) => {}
                 Err(e) => {
+                    let e = match e {
+                        Ended::Failed(e) => e,
+                        _ => "the session timed out".to_string(),
+                    };
                     gst::element_error!(
                         obj,
                         gst::ResourceError::OpenRead,
@@ -355,7 +421,7 @@ impl RtWhepSrc {
         let Some(mut session) = self.session.lock().unwrap().take() else {
             return;
         };
-        session.stop.store(true, Ordering::Relaxed);
+        session.signal.stop();
         if let Some(t) = session.thread.take() {
             let _ = t.join();
         }

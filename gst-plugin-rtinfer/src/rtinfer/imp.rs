@@ -952,7 +952,7 @@ impl ObjectImpl for RtInfer {
                     .blurb("Detections scoring below this are dropped (score = objectness x class score where the model has objectness)")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.25)
+                    .default_value(Live::default().confidence)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecDouble::builder("iou-threshold")
@@ -960,7 +960,7 @@ impl ObjectImpl for RtInfer {
                     .blurb("Non-maximum suppression: a box overlapping a better box of the same class by more than this is dropped")
                     .minimum(0.0)
                     .maximum(1.0)
-                    .default_value(0.45)
+                    .default_value(Live::default().iou)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("max-detections")
@@ -968,7 +968,7 @@ impl ObjectImpl for RtInfer {
                     .blurb("At most this many detections per frame, best first")
                     .minimum(1)
                     .maximum(100_000)
-                    .default_value(300)
+                    .default_value(Live::default().max_detections)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecString::builder("classes")
@@ -1007,7 +1007,7 @@ impl ObjectImpl for RtInfer {
                     .blurb("Run the model on every Nth frame of each stream; frames in between carry the last detections, flagged stale")
                     .minimum(1)
                     .maximum(1000)
-                    .default_value(1)
+                    .default_value(Live::default().interval)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("batch-size")
@@ -1018,7 +1018,7 @@ impl ObjectImpl for RtInfer {
                             on the next free request")
                     .minimum(1)
                     .maximum(MAX_BATCH as u32)
-                    .default_value(4)
+                    .default_value(Live::default().batch_size)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("batch-timeout")
@@ -1026,7 +1026,7 @@ impl ObjectImpl for RtInfer {
                     .blurb("Models with a dynamic batch dimension: milliseconds a frame waits for a batch to fill before it \
                             runs anyway, the most latency a slow or stalled stream adds to the others")
                     .maximum(10_000)
-                    .default_value(40)
+                    .default_value(Live::default().batch_timeout_ms)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt::builder("source-id")
@@ -1038,7 +1038,7 @@ impl ObjectImpl for RtInfer {
                     .nick("Stats interval")
                     .blurb("Post an 'rtinfer-stats' element message on the bus every this many milliseconds, and at EOS (0 = only at EOS)")
                     .maximum(3_600_000)
-                    .default_value(5000)
+                    .default_value(Live::default().stats_interval_ms)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("backend", Settings::default().load.backend)
@@ -1069,18 +1069,22 @@ impl ObjectImpl for RtInfer {
                 glib::ParamSpecBoolean::builder("tensorrt")
                     .nick("TensorRT")
                     .blurb("On CUDA, try ONNX Runtime's TensorRT execution provider first (needs onnxruntime-gpu and TensorRT 10); the CUDA provider takes what TensorRT cannot run")
-                    .default_value(true)
+                    .default_value(Settings::default().load.tensorrt)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("tensorrt-fp16")
                     .nick("TensorRT FP16")
                     .blurb("Let TensorRT build FP16 engines (faster; detections may differ slightly from FP32)")
-                    .default_value(true)
+                    .default_value(Settings::default().load.trt_fp16)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("tensorrt-cache-dir")
                     .nick("TensorRT engine cache")
-                    .blurb("Folder where TensorRT engines are kept, so each is built once (minutes) and then loaded (default: ~/.cache/rtinfer/tensorrt; empty: no cache)")
+                    .blurb("Folder where TensorRT engines are kept, so each is built once (minutes) and then loaded \
+                            (default: $XDG_CACHE_HOME/rtinfer/tensorrt, else ~/.cache/rtinfer/tensorrt; empty: no cache)")
+                    .default_value(
+                        Settings::default().load.trt_cache.map(|p| p.display().to_string()).as_deref(),
+                    )
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("active-device")

@@ -539,6 +539,7 @@ impl ObjectImpl for RtUriSrcBin {
                     .mutable_ready()
                     .build()
             };
+            let d = Settings::default();
             vec![
                 glib::ParamSpecString::builder("uri")
                     .nick("URI")
@@ -546,19 +547,19 @@ impl ObjectImpl for RtUriSrcBin {
                             Credentials in it (passwords, tokens) are masked in every log line and message")
                     .mutable_ready()
                     .build(),
-                ms("initial-retry-interval", "Initial retry interval", "Milliseconds before the first retry; doubles after each failed attempt", 1, 1000),
-                ms("max-retry-interval", "Maximum retry interval", "The retry interval stops doubling here (milliseconds)", 1, 30_000),
+                ms("initial-retry-interval", "Initial retry interval", "Milliseconds before the first retry; doubles after each failed attempt", 1, d.initial_ms),
+                ms("max-retry-interval", "Maximum retry interval", "The retry interval stops doubling here (milliseconds)", 1, d.max_ms),
                 glib::ParamSpecUInt::builder("max-attempts")
                     .nick("Maximum attempts")
                     .blurb("Failed attempts in a row before giving up with an error (0 = retry forever)")
                     .mutable_ready()
                     .build(),
-                ms("connect-timeout", "Connect timeout", "An attempt that brings no first frame within this many milliseconds is retried", 100, 10_000),
-                ms("stall-timeout", "Stall timeout", "A playing source that delivers no frame for this many milliseconds is rebuilt", 100, 5000),
+                ms("connect-timeout", "Connect timeout", "An attempt that brings no first frame within this many milliseconds is retried", 100, d.connect_ms),
+                ms("stall-timeout", "Stall timeout", "A playing source that delivers no frame for this many milliseconds is rebuilt", 100, d.stall_ms),
                 glib::ParamSpecBoolean::builder("restart-on-eos")
                     .nick("Restart on EOS")
                     .blurb("Rebuild the source when it ends (live streams); false passes the end on (files)")
-                    .default_value(true)
+                    .default_value(d.restart_on_eos)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt64::builder("reconnects")

@@ -4,6 +4,7 @@
 use gst::glib;
 
 pub mod alert;
+pub mod alerter;
 pub mod engine;
 pub mod outputs;
 mod rtalert;

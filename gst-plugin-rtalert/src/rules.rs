@@ -361,6 +361,23 @@ pub struct RuleSet {
     pub outputs: Outputs,
 }
 
+impl RuleSet {
+    /// Adds the rules of `other` (the inline `rules` property to a rules file); a name in
+    /// both is an error.
+    pub fn merge(&mut self, other: RuleSet) -> Result<(), String> {
+        for r in other.rules {
+            if self.rules.iter().any(|x| x.name == r.name) {
+                return Err(format!(
+                    "rule \"{}\" is in both the rules file and the rules property",
+                    r.name
+                ));
+            }
+            self.rules.push(r);
+        }
+        Ok(())
+    }
+}
+
 /// Checks what deserialisation cannot: names, count ranges, burst sizes.
 fn check(set: &RuleSet, locate: &dyn Fn(&str) -> String) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();

@@ -2,11 +2,10 @@
 //! alerts to the bus and the configured outputs. Buffers pass through untouched.
 
 use crate::alert::Alert;
-use crate::engine::{Engine, Event, Group, Kind};
+use crate::alerter::Alerter;
 use crate::outputs::{self, Level, Message, Mqtt, Output, Report, Stdout};
-use crate::rules::{self, Direction, RateLimit, RuleSet};
+use crate::rules::{self, RateLimit, RuleSet};
 use crate::snapshot;
-use crate::throttle::{Throttle, Verdict};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -89,16 +88,7 @@ fn load_rules(s: &Settings) -> Result<RuleSet, String> {
         }
         None => RuleSet::default(),
     };
-    let inline = rules::parse_inline(&s.rules)?;
-    for r in inline.rules {
-        if set.rules.iter().any(|x| x.name == r.name) {
-            return Err(format!(
-                "rule \"{}\" is in both the rules file and the rules property",
-                r.name
-            ));
-        }
-        set.rules.push(r);
-    }
+    set.merge(rules::parse_inline(&s.rules)?)?;
     if set.rules.is_empty() {
         return Err(
             "no rules: set rules-file to a YAML rules file or rules to inline rules".into(),
@@ -115,8 +105,7 @@ fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
 /// Bus messages are posted, and files read or written, with this lock released: an app may
 /// read `stats` (which takes it) from a synchronous bus handler.
 struct State {
-    engine: Engine,
-    throttle: Throttle,
+    alerter: Alerter,
     /// The labels of the detectors upstream (`rt-model-labels`), once they said.
     upstream_labels: Vec<rtmeta::labels::ModelLabels>,
     /// New labels came: the rules are checked against them at the next frame, once every
@@ -129,10 +118,6 @@ struct State {
     snapshot_dir: Option<PathBuf>,
     segment: gst::FormattedSegment<gst::ClockTime>,
     info: Option<gst_video::VideoInfo>,
-    /// Makes alert ids unique across runs; `seq` numbers them within one.
-    nonce: String,
-    seq: u64,
-    last_time: u64,
     rules_mtime: Option<SystemTime>,
     last_reload_check: Instant,
     last_stats: Instant,
@@ -146,7 +131,7 @@ impl State {
         if !std::mem::take(&mut self.labels_pending) {
             return None;
         }
-        let why = rules::unknown_labels(self.engine.rules(), &self.upstream_labels);
+        let why = rules::unknown_labels(self.alerter.engine().rules(), &self.upstream_labels);
         if why.is_none() || why == self.labels_warning {
             return None;
         }
@@ -156,89 +141,8 @@ impl State {
 
     /// The alerts a frame raises, after throttling.
     fn alerts(&mut self, dets: &Detections, pts: Option<gst::ClockTime>) -> Vec<Alert> {
-        let t = self
-            .segment
-            .to_running_time(pts)
-            .map_or(self.last_time, |t| t.nseconds());
-        self.last_time = t;
-        let events = self.engine.evaluate(dets, t);
-        events
-            .into_iter()
-            .filter_map(|event| self.alert(event, dets.frame_number, t, None))
-            .collect()
-    }
-
-    /// The `ended` alerts of the conditions active when the rules are replaced (reason
-    /// `reloaded`), after throttling; the rule and throttle state go with the old rules.
-    fn end_for_reload(&mut self) -> Vec<Alert> {
-        let t = self.last_time;
-        let ended = self.engine.end_all(t);
-        let alerts = ended
-            .into_iter()
-            .filter_map(|(event, frame)| self.alert(event, frame, t, Some("reloaded")))
-            .collect();
-        self.throttle.reset_rules();
-        alerts
-    }
-
-    /// The alert for one event of frame `frame` at running time `t`, unless throttled.
-    fn alert(
-        &mut self,
-        event: Event,
-        frame: u64,
-        t: u64,
-        reason: Option<&'static str>,
-    ) -> Option<Alert> {
-        let rule = &self.engine.rules()[event.key.0];
-        let verdict = match event.kind {
-            Kind::Start | Kind::Crossed(_) => self.throttle.start(&event.key, rule, t),
-            Kind::Ended => self.throttle.ended(&event.key, t),
-        };
-        let (kind, suppressed, burst_count) = match (verdict, event.kind) {
-            (Verdict::Suppress, _) => return None,
-            (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
-            (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
-            (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
-            (Verdict::Emit { suppressed }, Kind::Crossed(_)) => ("crossing", suppressed, None),
-        };
-        let source_id = event.key.1;
-        let counts = self.engine.source_counts(event.key.0, source_id);
-        let track_id = match event.key.2 {
-            Group::Track(t) => t,
-            _ => None,
-        };
-        self.seq += 1;
-        Some(Alert {
-            id: format!("{}-{:06}", self.nonce, self.seq),
-            kind,
-            reason,
-            rule: rule.name.clone(),
-            source_id,
-            stream_time: t,
-            frame,
-            wall_time: glib::DateTime::now_utc()
-                .and_then(|d| d.format("%Y-%m-%dT%H:%M:%S.%fZ"))
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            count: event.count,
-            burst_count,
-            suppressed,
-            objects: event.objects,
-            track_id,
-            direction: match event.kind {
-                Kind::Crossed(Direction::In) => Some("in"),
-                Kind::Crossed(_) => Some("out"),
-                _ => None,
-            },
-            duration: matches!(event.kind, Kind::Start | Kind::Ended)
-                .then_some(event.held as f64 / 1e9),
-            crossed: rule
-                .line
-                .is_some()
-                .then_some((counts.crossed_in, counts.crossed_out)),
-            unique_tracks: (counts.unique_tracks > 0).then_some(counts.unique_tracks),
-            snapshot: None,
-        })
+        let t = self.segment.to_running_time(pts).map(|t| t.nseconds());
+        self.alerter.frame(dets, t)
     }
 }
 
@@ -368,7 +272,7 @@ impl RtAlert {
     }
 
     fn stats_structure(state: &State) -> gst::Structure {
-        let c = state.throttle.counters;
+        let c = state.alerter.counters();
         let outputs: Vec<gst::Structure> = state
             .outputs
             .iter()
@@ -384,8 +288,9 @@ impl RtAlert {
             .collect();
         let dropped: u64 = state.outputs.iter().map(|o| o.stats().counts().1).sum();
         // Per rule, over every source: line crossings and distinct tracks.
-        let rules = state.engine.rules().iter().enumerate().map(|(k, r)| {
-            let counts = state.engine.counts(k);
+        let engine = state.alerter.engine();
+        let rules = engine.rules().iter().enumerate().map(|(k, r)| {
+            let counts = engine.counts(k);
             gst::Structure::builder("rule")
                 .field("name", r.name.as_str())
                 .field("unique-tracks", counts.unique_tracks)
@@ -438,10 +343,9 @@ impl RtAlert {
             });
             match loaded {
                 Ok(set) => {
-                    let ended = state.end_for_reload();
                     let n = set.rules.len();
-                    state.engine = Engine::new(set.rules);
-                    let regions = settings.regions_meta && state.engine.has_regions();
+                    let ended = state.alerter.replace_rules(set.rules);
+                    let regions = settings.regions_meta && state.alerter.engine().has_regions();
                     (Ok((n, regions)), (ended, state.outputs.clone()))
                 }
                 Err(e) => (Err(e), (Vec::new(), state.outputs.clone())),
@@ -793,19 +697,15 @@ impl BaseTransformImpl for RtAlert {
             "{} rules, outputs: {names:?}",
             set.rules.len()
         );
-        let engine = Engine::new(set.rules);
+        let alerter = Alerter::new(set.rules, rate, nonce());
         self.obj()
-            .set_passthrough(!(s.regions_meta && engine.has_regions()));
+            .set_passthrough(!(s.regions_meta && alerter.engine().has_regions()));
         *self.state.lock().unwrap() = Some(State {
-            engine,
-            throttle: Throttle::new(rate),
+            alerter,
             outputs: outputs.into(),
             snapshot_dir,
             segment: gst::FormattedSegment::new(),
             info: None,
-            nonce: nonce(),
-            seq: 0,
-            last_time: 0,
             rules_mtime: mtime(&s.rules_file),
             last_reload_check: Instant::now(),
             last_stats: Instant::now(),
@@ -911,7 +811,12 @@ impl RtAlert {
             };
             let labels_warning = state.labels_warning();
             let alerts = state.alerts(&dets, buf.pts());
-            let regions = regions.then(|| state.engine.regions(dets.source_id, state.last_time));
+            let regions = regions.then(|| {
+                let alerter = &state.alerter;
+                alerter
+                    .engine()
+                    .regions(dets.source_id, alerter.last_time())
+            });
             let snapshot = state
                 .snapshot_dir
                 .as_ref()

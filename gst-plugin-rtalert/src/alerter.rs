@@ -1,0 +1,237 @@
+//! The alerting core, with no GStreamer in it: the rules (`engine`) and the throttle over
+//! the detections of each frame, alerts out, numbered with ids unique across runs. The
+//! element hands it each frame's detections and running time, and sends what comes out.
+
+use crate::alert::Alert;
+use crate::engine::{Engine, Event, Group, Kind};
+use crate::rules::{Direction, RateLimit, Rule};
+use crate::throttle::{Counters, Throttle, Verdict};
+use rtmeta::Detections;
+
+pub struct Alerter {
+    engine: Engine,
+    throttle: Throttle,
+    /// Makes alert ids unique across runs; `seq` numbers them within one.
+    nonce: String,
+    seq: u64,
+    /// The running time of the last frame (ns).
+    last_time: u64,
+}
+
+impl Alerter {
+    pub fn new(rules: Vec<Rule>, rate: Option<RateLimit>, nonce: String) -> Self {
+        Alerter {
+            engine: Engine::new(rules),
+            throttle: Throttle::new(rate),
+            nonce,
+            seq: 0,
+            last_time: 0,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.throttle.counters
+    }
+
+    /// The running time of the last frame (ns).
+    pub fn last_time(&self) -> u64 {
+        self.last_time
+    }
+
+    /// The alerts a frame raises at running time `t` (ns; `None`: that of the frame before),
+    /// after throttling.
+    pub fn frame(&mut self, dets: &Detections, t: Option<u64>) -> Vec<Alert> {
+        let t = t.unwrap_or(self.last_time);
+        self.last_time = t;
+        let events = self.engine.evaluate(dets, t);
+        events
+            .into_iter()
+            .filter_map(|event| self.alert(event, dets.frame_number, t, None))
+            .collect()
+    }
+
+    /// Replaces the rules. The conditions the old rules had active end with `ended` alerts
+    /// (reason `reloaded`, after throttling); their state goes with them.
+    pub fn replace_rules(&mut self, rules: Vec<Rule>) -> Vec<Alert> {
+        let t = self.last_time;
+        let ended = self.engine.end_all(t);
+        let alerts = ended
+            .into_iter()
+            .filter_map(|(event, frame)| self.alert(event, frame, t, Some("reloaded")))
+            .collect();
+        self.throttle.reset_rules();
+        self.engine = Engine::new(rules);
+        alerts
+    }
+
+    /// The alert for one event of frame `frame` at running time `t`, unless throttled.
+    fn alert(
+        &mut self,
+        event: Event,
+        frame: u64,
+        t: u64,
+        reason: Option<&'static str>,
+    ) -> Option<Alert> {
+        let rule = &self.engine.rules()[event.key.0];
+        let verdict = match event.kind {
+            Kind::Start | Kind::Crossed(_) => self.throttle.start(&event.key, rule, t),
+            Kind::Ended => self.throttle.ended(&event.key, t),
+        };
+        let (kind, suppressed, burst_count) = match (verdict, event.kind) {
+            (Verdict::Suppress, _) => return None,
+            (Verdict::Burst { count, suppressed }, _) => ("burst", suppressed, Some(count)),
+            (Verdict::Emit { suppressed }, Kind::Start) => ("start", suppressed, None),
+            (Verdict::Emit { suppressed }, Kind::Ended) => ("ended", suppressed, None),
+            (Verdict::Emit { suppressed }, Kind::Crossed(_)) => ("crossing", suppressed, None),
+        };
+        let source_id = event.key.1;
+        let counts = self.engine.source_counts(event.key.0, source_id);
+        let track_id = match event.key.2 {
+            Group::Track(t) => t,
+            _ => None,
+        };
+        self.seq += 1;
+        Some(Alert {
+            id: format!("{}-{:06}", self.nonce, self.seq),
+            kind,
+            reason,
+            rule: rule.name.clone(),
+            source_id,
+            stream_time: t,
+            frame,
+            wall_time: utc(std::time::SystemTime::now()),
+            count: event.count,
+            burst_count,
+            suppressed,
+            objects: event.objects,
+            track_id,
+            direction: match event.kind {
+                Kind::Crossed(Direction::In) => Some("in"),
+                Kind::Crossed(_) => Some("out"),
+                _ => None,
+            },
+            duration: matches!(event.kind, Kind::Start | Kind::Ended)
+                .then_some(event.held as f64 / 1e9),
+            crossed: rule
+                .line
+                .is_some()
+                .then_some((counts.crossed_in, counts.crossed_out)),
+            unique_tracks: (counts.unique_tracks > 0).then_some(counts.unique_tracks),
+            snapshot: None,
+        })
+    }
+}
+
+/// `2024-05-01T12:00:00.123456Z`.
+fn utc(time: std::time::SystemTime) -> String {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, day_secs) = ((secs / 86_400) as i64, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        day_secs / 3600,
+        day_secs / 60 % 60,
+        day_secs % 60,
+        since.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules;
+    use rtmeta::Detection;
+
+    const S: u64 = 1_000_000_000;
+
+    fn frame(number: u64, people: usize) -> Detections {
+        Detections {
+            source_id: 0,
+            frame_number: number,
+            width: 640,
+            height: 480,
+            stale: false,
+            objects: (0..people)
+                .map(|i| Detection {
+                    class_id: 0,
+                    label: "person".into(),
+                    confidence: 0.9,
+                    x: 10.0 + 50.0 * i as f32,
+                    y: 10.0,
+                    w: 40.0,
+                    h: 80.0,
+                    track_id: None,
+                    producer: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn alerter(rules: &str) -> Alerter {
+        let set = rules::parse_inline(rules).unwrap();
+        Alerter::new(set.rules, None, "abc".into())
+    }
+
+    #[test]
+    fn wall_time_is_utc_with_microseconds() {
+        let at = |s: u64, us: u64| {
+            utc(std::time::UNIX_EPOCH
+                + std::time::Duration::from_secs(s)
+                + std::time::Duration::from_micros(us))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
+        assert_eq!(at(1_700_000_000, 123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000000Z");
+    }
+
+    #[test]
+    fn a_frame_in_alerts_out_numbered_and_throttled() {
+        let mut a = alerter("p: class=person cooldown=10");
+        let alerts = a.frame(&frame(0, 1), Some(0));
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            (alerts[0].id.as_str(), alerts[0].kind),
+            ("abc-000001", "start")
+        );
+        assert!(a.frame(&frame(1, 1), Some(S)).is_empty(), "still active");
+        // Gone, and back within the cooldown: suppressed and counted.
+        a.frame(&frame(2, 0), Some(2 * S));
+        assert!(a.frame(&frame(3, 1), Some(3 * S)).is_empty());
+        assert_eq!(a.counters().suppressed_cooldown, 1);
+        assert_eq!(a.last_time(), 3 * S);
+        // No running time: the frame counts at the last one.
+        a.frame(&frame(4, 1), None);
+        assert_eq!(a.last_time(), 3 * S);
+    }
+
+    #[test]
+    fn replacing_the_rules_ends_what_the_old_ones_had_open() {
+        let mut a = alerter("p: class=person ended=true");
+        assert_eq!(a.frame(&frame(7, 1), Some(0)).len(), 1);
+        a.frame(&frame(8, 1), Some(2 * S));
+        let ended = a.replace_rules(rules::parse_inline("q: class=car").unwrap().rules);
+        assert_eq!(ended.len(), 1);
+        let e = &ended[0];
+        assert_eq!((e.kind, e.reason, e.frame), ("ended", Some("reloaded"), 8));
+        assert_eq!(e.id, "abc-000002");
+        assert_eq!(a.engine().rules()[0].name, "q");
+        assert!(a.replace_rules(Vec::new()).is_empty(), "nothing open");
+    }
+}

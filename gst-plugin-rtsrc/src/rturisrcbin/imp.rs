@@ -347,6 +347,17 @@ fn watch(
     }
 }
 
+/// Posts the error that ends the source.
+fn fail<T: gst::MessageErrorDomain>(
+    element: &glib::WeakRef<super::RtUriSrcBin>,
+    domain: T,
+    message: &str,
+) {
+    if let Some(e) = element.upgrade() {
+        gst::element_error!(e, domain, ("{message}"));
+    }
+}
+
 /// The supervisor thread: plays attempts and follows the reconnect policy until stopped,
 /// given up or ended.
 fn supervise(
@@ -401,24 +412,14 @@ fn supervise(
                 break;
             }
             Next::GiveUp { attempts, reason } => {
-                if let Some(e) = element.upgrade() {
-                    gst::element_error!(
-                        e,
-                        gst::ResourceError::OpenRead,
-                        ("Gave up on {masked} after {attempts} attempts: {reason}")
-                    );
-                }
+                let message = format!("Gave up on {masked} after {attempts} attempts: {reason}");
+                fail(&element, gst::ResourceError::OpenRead, &message);
                 let _ = appsrc.end_of_stream();
                 break;
             }
             Next::Fatal(reason) => {
-                if let Some(e) = element.upgrade() {
-                    gst::element_error!(
-                        e,
-                        gst::CoreError::MissingPlugin,
-                        ("Cannot play {masked}: {reason}")
-                    );
-                }
+                let message = format!("Cannot play {masked}: {reason}");
+                fail(&element, gst::CoreError::MissingPlugin, &message);
                 let _ = appsrc.end_of_stream();
                 break;
             }

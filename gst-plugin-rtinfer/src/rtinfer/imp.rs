@@ -443,8 +443,10 @@ impl RtInfer {
                         for w in warnings {
                             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{w}"));
                         }
-                        // Upstream rtpreprocess asks again for the input to make.
-                        for s in self.streams.lock().unwrap().clone() {
+                        // Upstream rtpreprocess asks again for the input to make (pushed
+                        // with the stream list unlocked).
+                        let streams = self.streams.lock().unwrap().clone();
+                        for s in streams {
                             s.sinkpad.push_event(gst::event::Reconfigure::new());
                         }
                         return true;

@@ -8,8 +8,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Runs `line` to the end; returns the error, if any, and the alerts posted.
-fn run(line: &str) -> (Option<String>, Vec<serde_json::Value>) {
+/// What a pipeline posted before it ended.
+#[derive(Default)]
+struct Played {
+    error: Option<String>,
+    alerts: Vec<serde_json::Value>,
+    warnings: Vec<String>,
+}
+
+/// Runs `line` to the end (or its error), collecting what it posted.
+fn play(line: &str) -> Played {
     init();
     let pipeline = gst::parse::launch(line)
         .unwrap()
@@ -17,25 +25,32 @@ fn run(line: &str) -> (Option<String>, Vec<serde_json::Value>) {
         .unwrap();
     let bus = pipeline.bus().unwrap();
     let _ = pipeline.set_state(gst::State::Playing);
-    let mut alerts = Vec::new();
-    let mut error = None;
+    let mut played = Played::default();
     for msg in bus.iter_timed(gst::ClockTime::from_seconds(300)) {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => {
-                error = Some(e.error().to_string());
+                played.error = Some(e.error().to_string());
                 break;
             }
+            gst::MessageView::Warning(w) => played.warnings.push(w.error().to_string()),
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure().filter(|s| s.name() == "rtalert") {
-                    alerts.push(serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap());
+                    let json = s.get::<&str>("json").unwrap();
+                    played.alerts.push(serde_json::from_str(json).unwrap());
                 }
             }
             _ => {}
         }
     }
     pipeline.set_state(gst::State::Null).unwrap();
-    (error, alerts)
+    played
+}
+
+/// Runs `line` to the end; returns the error, if any, and the alerts posted.
+fn run(line: &str) -> (Option<String>, Vec<serde_json::Value>) {
+    let played = play(line);
+    (played.error, played.alerts)
 }
 
 #[test]
@@ -238,24 +253,9 @@ fn reading_stats_from_a_sync_bus_handler_does_not_deadlock() {
 
 /// The warnings a pipeline posts before it ends.
 fn warnings_of(line: &str) -> Vec<String> {
-    init();
-    let pipeline = gst::parse::launch(line)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let bus = pipeline.bus().unwrap();
-    let _ = pipeline.set_state(gst::State::Playing);
-    let mut warnings = Vec::new();
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(120)) {
-        match msg.view() {
-            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{line}: {}", e.error()),
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-    warnings
+    let played = play(line);
+    assert_eq!(played.error, None, "{line}");
+    played.warnings
 }
 
 #[test]

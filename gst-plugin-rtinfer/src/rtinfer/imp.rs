@@ -379,6 +379,7 @@ impl RtInfer {
             });
         if let Err(e) = spawned {
             self.swap.lock().unwrap().loading = false;
+            self.restore_model_settings();
             gst::element_imp_warning!(
                 self,
                 gst::CoreError::Thread,

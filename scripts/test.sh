@@ -50,13 +50,14 @@ export RT_MOT_PYTHON=$MOT_VENV/bin/python
 
 echo "== cargo fmt --check, clippy -D warnings"
 cargo fmt --all -- --check
-cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+cargo clippy --profile ci --workspace --all-targets --quiet -- -D warnings
 
+# The ci profile is the release profile without LTO (see Cargo.toml): its builds go to
+# target/ci and leave the plugins the Python tests load, target/release, alone.
 echo "== cargo test"
-cargo test --release --workspace
+cargo test --profile ci --workspace
 
-# After cargo test: it builds the plugin crates again as dev-dependencies and copies that
-# build over target/release/*.so, which the Python tests load.
+# The Python tests load target/release (up to date after setup.sh; rebuilt here after edits).
 cargo build --release --quiet
 
 echo "== pytest"

@@ -8,7 +8,7 @@ import gi
 gi.require_version("Gst", "1.0")
 from gi.repository import GObject, Gst  # noqa: E402
 
-PLUGINS = ["rtinfer", "rtalert", "rtsrc", "rttrack", "rtoverlay"]
+PLUGINS = ["rtinfer", "rtalert", "rtsrc", "rttrack", "rtoverlay", "rtrecord"]
 
 
 def same(pspec, default, value):

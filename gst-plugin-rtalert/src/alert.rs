@@ -26,6 +26,8 @@ pub struct Alert {
     pub suppressed: u64,
     pub objects: Vec<Detection>,
     pub snapshot: Option<String>,
+    /// The clip that holds the alert's moment, when an `rtrecord` downstream answered.
+    pub clip: Option<String>,
     /// The track the alert is about (`key: track` rules and line crossings).
     pub track_id: Option<u64>,
     /// Line crossings: `in` or `out`.
@@ -63,6 +65,9 @@ impl Alert {
         if let Some(p) = &self.snapshot {
             v["snapshot"] = p.as_str().into();
         }
+        if let Some(c) = &self.clip {
+            v["clip"] = c.as_str().into();
+        }
         if let Some(t) = self.track_id {
             v["track_id"] = t.into();
         }
@@ -94,6 +99,7 @@ impl Alert {
             .field("suppressed", self.suppressed)
             .field_if_some("track-id", self.track_id)
             .field_if_some("direction", self.direction)
+            .field_if_some("clip", self.clip.as_deref())
             .field("json", json)
             .build()
     }

@@ -103,7 +103,7 @@ impl Alerter {
             source_id,
             stream_time: t,
             frame,
-            wall_time: utc(std::time::SystemTime::now()),
+            wall_time: rtalgo::time::Utc::now().iso(),
             count: event.count,
             burst_count,
             suppressed,
@@ -122,34 +122,9 @@ impl Alerter {
                 .then_some((counts.crossed_in, counts.crossed_out)),
             unique_tracks: (counts.unique_tracks > 0).then_some(counts.unique_tracks),
             snapshot: None,
+            clip: None,
         })
     }
-}
-
-/// `2024-05-01T12:00:00.123456Z`.
-fn utc(time: std::time::SystemTime) -> String {
-    let since = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = since.as_secs();
-    let (days, day_secs) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        day_secs / 3600,
-        day_secs / 60 % 60,
-        day_secs % 60,
-        since.subsec_micros()
-    )
 }
 
 #[cfg(test)]
@@ -186,19 +161,6 @@ mod tests {
     fn alerter(rules: &str) -> Alerter {
         let set = rules::parse_inline(rules).unwrap();
         Alerter::new(set.rules, None, "abc".into())
-    }
-
-    #[test]
-    fn wall_time_is_utc_with_microseconds() {
-        let at = |s: u64, us: u64| {
-            utc(std::time::UNIX_EPOCH
-                + std::time::Duration::from_secs(s)
-                + std::time::Duration::from_micros(us))
-        };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(at(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
-        assert_eq!(at(1_700_000_000, 123_456), "2023-11-14T22:13:20.123456Z");
-        assert_eq!(at(4_107_542_399, 0), "2100-02-28T23:59:59.000000Z");
     }
 
     #[test]

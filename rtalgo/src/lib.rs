@@ -6,9 +6,11 @@
 //! * [`assign`]: minimum-cost (Hungarian) and greedy assignment of tracks to detections.
 //! * [`geometry`]: boxes and their overlap.
 //! * [`draw`]: drawing on frames in place (boxes, labels with a real font, pixelation).
+//! * [`time`]: wall-clock times as UTC text.
 
 pub mod assign;
 pub mod draw;
 pub mod geometry;
 pub mod kalman;
+pub mod time;
 pub mod track;

@@ -8,7 +8,8 @@
 //! * `RtRegionMeta`: rtalert's zones and lines and whether their rules hold (see [`Regions`]).
 //!
 //! [`roi`] also writes detections as standard `GstVideoRegionOfInterestMeta`s, and [`labels`]
-//! is the sticky event with the labels the detectors upstream can produce.
+//! is the sticky event with the labels the detectors upstream can produce. [`record`] is the
+//! query that asks a recorder downstream (`rtrecord`) for a clip around a moment.
 //!
 //! Call [`register`] once after `gst::init()` before using them from an app that has not
 //! loaded one of the plugins yet (loading either plugin registers them too).
@@ -16,6 +17,7 @@
 mod detection;
 pub mod labels;
 pub mod mask;
+pub mod record;
 mod region;
 pub mod roi;
 mod tensor;

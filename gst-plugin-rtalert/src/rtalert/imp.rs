@@ -429,6 +429,13 @@ impl RtAlert {
                 }
             }
         }
+        // An rtrecord downstream (after the encoder) records around the alert and names the
+        // clip; without one the query goes unanswered.
+        alert.clip = rtmeta::record::RecordRequest {
+            running_time: gst::ClockTime::from_nseconds(alert.stream_time),
+            reason: alert.id.clone(),
+        }
+        .send(self.obj().src_pad());
         let json = alert.to_json();
         self.post_element(alert.to_structure(&json));
         let msg = Message {

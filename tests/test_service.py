@@ -205,6 +205,10 @@ def test_api_sources_alerts_and_clean_stop(services, tmp_path):
     status, body = http("POST", s.url + "/api/v1/streams", src("gone", "file:///no/such.mp4"))
     assert status == 422 and "/no/such.mp4" in body["error"], body
 
+    # Recording is off in this config.
+    status, body = http("POST", s.url + "/api/v1/streams/street/record")
+    assert status == 409 and "recording" in body["error"], body
+
     # Removing.
     assert http("DELETE", s.url + "/api/v1/streams/third")[0] == 204
     assert http("DELETE", s.url + "/api/v1/streams/third")[0] == 404
@@ -236,6 +240,50 @@ def test_api_sources_alerts_and_clean_stop(services, tmp_path):
     assert json.loads(stats_file.read_text())["sources"]["lobby"]["frames"] > 20
     err = s.stderr()
     assert "stopping" in err and "stopped" in err
+
+
+DURATION = """
+import sys, gi
+gi.require_version("Gst", "1.0"); gi.require_version("GstPbutils", "1.0")
+from gi.repository import Gst, GstPbutils
+Gst.init(None)
+for path in sys.argv[1:]:
+    info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(Gst.filename_to_uri(path))
+    caps = info.get_video_streams()[0].get_caps().get_structure(0).get_name()
+    print(path, info.get_duration() / Gst.SECOND, caps)
+"""
+
+
+def test_recording_writes_clips_for_alerts_and_on_request(services, tmp_path):
+    clips = tmp_path / "clips"
+    rules = tmp_path / "people.yaml"
+    rules.write_text("rules:\n  - name: people\n    classes: [person]\n    min-count: 1\n")
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
+                                  recording={"folder": str(clips), "pre_capture": 1,
+                                             "post_capture": 1, "keyframe_interval": 10}))
+    s.wait_up()
+    wait_for(lambda: s.frames("street") > 30, 60)
+    status, body = http("POST", s.url + "/api/v1/streams/street/record")
+    assert status == 200, body
+    asked = body["clip"]
+    assert asked.startswith(str(clips / "street" / "street-")) and asked.endswith(".mp4"), body
+    assert body["recorder"]["triggers"] >= 1
+    assert http("POST", s.url + "/api/v1/streams/nosuch/record")[0] == 404
+    # The alert (people appear at once) names its clip too.
+    alert = wait_for(lambda: next((x for x in s.stdout_lines() if x.get("rule") == "people"), None))
+    assert alert["clip"].startswith(str(clips / "street")), alert
+    wait_for(lambda: os.path.exists(asked) and os.path.exists(alert["clip"]), 60)
+    assert s.stop() == 0, s.stderr()[-3000:]
+    assert not list(clips.glob("street/*.part"))
+    files = sorted(str(p) for p in clips.glob("street/*.mp4"))
+    assert asked in files and alert["clip"] in files, files
+    out = subprocess.run(["/usr/bin/python3", "-c", DURATION, *files], capture_output=True,
+                         text=True, check=True).stdout.splitlines()
+    found = {path: (float(d), codec) for path, d, codec in (x.split() for x in out)}
+    assert all(codec == "video/x-h264" for _, codec in found.values()), found
+    # On request: 1 s before and after, from a keyframe (every 10 frames: 1 s at 10 fps).
+    assert 1.8 <= found[asked][0] <= 3.2, found
+    assert "clip" in s.stderr()
 
 
 def test_detection_files_per_source(services, tmp_path):

@@ -13,7 +13,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ pub fn router(service: Arc<Service>, token: Option<String>, open_metrics: bool) 
     let mut guarded = Router::new()
         .route("/api/v1/streams", get(list).post(add))
         .route("/api/v1/streams/{id}", get(show).delete(remove))
+        .route("/api/v1/streams/{id}/record", post(record))
         .route("/api/v1/stats", get(stats));
     let mut open = Router::new()
         .route(
@@ -162,6 +163,18 @@ async fn add(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Respons
     }
 }
 
+async fn record(State(api): State<Api>, Path(id): Path<String>) -> Response {
+    match blocking(&api, move |s| s.record(&id)).await {
+        Ok(Ok((clip, stats))) => axum::Json(json!({
+            "clip": clip,
+            "recorder": crate::service::structure_to_json(&stats),
+        }))
+        .into_response(),
+        Ok(Err(e)) => source_error(e),
+        Err(r) => r,
+    }
+}
+
 async fn remove(State(api): State<Api>, Path(id): Path<String>) -> Response {
     match blocking(&api, move |s| s.remove_source(&id)).await {
         Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
@@ -177,6 +190,7 @@ fn source_error(e: SourceError) -> Response {
         SourceError::Unknown(_) => StatusCode::NOT_FOUND,
         SourceError::CannotStart(_) => StatusCode::UNPROCESSABLE_ENTITY,
         SourceError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+        SourceError::NotNow(_) => StatusCode::CONFLICT,
     };
     error(status, e.to_string())
 }

@@ -24,6 +24,11 @@ pub struct Config {
     pub rules: Option<PathBuf>,
     #[serde(default)]
     pub outputs: OutputsConfig,
+    /// Alert clips (rtrecord): each source's video, boxes drawn, H.264-encoded and kept for
+    /// the seconds before an alert; every alert (and POST /api/v1/streams/{id}/record) writes
+    /// a clip from pre_capture before to post_capture after. Off when absent.
+    #[serde(default)]
+    pub recording: Option<RecordingConfig>,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
@@ -116,6 +121,44 @@ impl Default for TrackerConfig {
             mode: None,
         }
     }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingConfig {
+    /// Folder of the clips: one sub-folder per source, clips named SOURCE-UTCTIME.mp4.
+    pub folder: PathBuf,
+    /// Seconds kept before a trigger (the clip starts at the keyframe at or before them).
+    #[serde(default = "five")]
+    pub pre_capture: f64,
+    /// Seconds recorded after a trigger; a trigger during a clip extends it.
+    #[serde(default = "five")]
+    pub post_capture: f64,
+    /// Longest clip, in seconds.
+    #[serde(default = "sixty")]
+    pub max_duration: f64,
+    /// Clips kept per source, the oldest removed first (0: no limit).
+    #[serde(default)]
+    pub max_clips: u32,
+    /// H.264 bitrate in kbit/s.
+    #[serde(default = "default_bitrate")]
+    pub bitrate_kbps: u32,
+    /// Frames between keyframes: a clip starts up to this many frames before pre_capture.
+    #[serde(default = "default_gop")]
+    pub keyframe_interval: u32,
+}
+
+fn five() -> f64 {
+    5.0
+}
+fn sixty() -> f64 {
+    60.0
+}
+fn default_bitrate() -> u32 {
+    2000
+}
+fn default_gop() -> u32 {
+    30
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
@@ -350,6 +393,23 @@ impl Config {
             one_of("tracker.mode", mode, &["bytetrack", "iou"])?;
         }
         one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        if let Some(r) = &self.recording {
+            in_range("recording.pre_capture", r.pre_capture, 0.0, 3600.0)?;
+            in_range("recording.post_capture", r.post_capture, 0.0, 3600.0)?;
+            in_range("recording.max_duration", r.max_duration, 0.1, 86_400.0)?;
+            in_range(
+                "recording.bitrate_kbps",
+                r.bitrate_kbps as f64,
+                16.0,
+                100_000.0,
+            )?;
+            in_range(
+                "recording.keyframe_interval",
+                r.keyframe_interval as f64,
+                1.0,
+                1000.0,
+            )?;
+        }
         self.check_urls()?;
         if let Some(shard) = &self.shard {
             crate::shard::Shard::parse(shard).map_err(|e| format!("shard: {e}"))?;
@@ -392,6 +452,16 @@ impl Config {
         }
         if let Some(f) = &self.outputs.detections.file {
             check_parent("outputs.detections.file", Path::new(f))?;
+        }
+        if let Some(r) = &self.recording {
+            // Created when the service starts; its parent must be there.
+            if r.folder.exists() && !r.folder.is_dir() {
+                return Err(format!(
+                    "recording.folder: {} is not a folder",
+                    r.folder.display()
+                ));
+            }
+            check_parent("recording.folder", &r.folder)?;
         }
         Ok(())
     }

@@ -4,6 +4,9 @@
 //! ```text
 //! bin "src-ID":  rturisrcbin ! videoconvert ! (ghost src)  ->  rtinfer.sink_N
 //! bin "out-ID":  rtinfer.src_N -> (ghost sink) rttrack ! rtalert ! appsink
+//!                with recording: ... rtalert ! tee ! queue ! appsink
+//!                                tee. ! queue leaky ! rtoverlay ! videoconvert ! x264enc
+//!                                     ! h264parse ! rtrecord name=ID
 //! ```
 //!
 //! The appsink hands each frame's detections to the detection outputs; `rtalert` posts its
@@ -39,12 +42,16 @@ pub enum SourceError {
     CannotStart(String),
     /// The service is stopping: 503.
     Stopping,
+    /// The source is not running, or recording is off: 409.
+    NotNow(String),
 }
 
 impl std::fmt::Display for SourceError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SourceError::Invalid(e) | SourceError::CannotStart(e) => f.write_str(e),
+            SourceError::Invalid(e) | SourceError::CannotStart(e) | SourceError::NotNow(e) => {
+                f.write_str(e)
+            }
             SourceError::Duplicate(id) => write!(f, "a source with id '{id}' exists already"),
             SourceError::Unknown(id) => write!(f, "there is no source with id '{id}'"),
             SourceError::Stopping => f.write_str("the service is stopping"),
@@ -68,6 +75,8 @@ struct Branch {
     sinkpad: gst::Pad,
     source: gst::Element,
     alert: Option<gst::Element>,
+    /// The source's rtrecord, when recording is on.
+    recorder: Option<gst::Element>,
     /// This source's own detections file, when the file name has "{source}".
     file: Option<Arc<OutputSet>>,
 }
@@ -415,6 +424,15 @@ impl Service {
             }
             None => None,
         };
+        let recording = match &self.config.recording {
+            Some(r) => {
+                let tee = make("tee")?;
+                chain.push(tee.clone());
+                chain.push(make("queue")?);
+                Some((tee, self.recording_branch(id, r)?))
+            }
+            None => None,
+        };
         // Not async: a sink that waits for preroll would pause the playing pipeline it joins.
         let sink = gst_app::AppSink::builder()
             .sync(false)
@@ -424,6 +442,12 @@ impl Service {
         chain.push(sink.clone().upcast());
         output.add_many(&chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
+        if let Some((tee, elements)) = &recording {
+            output.add_many(elements).map_err(|e| e.to_string())?;
+            gst::Element::link_many(elements)
+                .and_then(|_| tee.link(&elements[0]))
+                .map_err(|e| format!("linking the recording branch: {e}"))?;
+        }
         let ghost = gst::GhostPad::with_target(&chain[0].static_pad("sink").expect("sink"))
             .map_err(|e| e.to_string())?;
         output.add_pad(&ghost).map_err(|e| e.to_string())?;
@@ -452,6 +476,7 @@ impl Service {
             sinkpad,
             source: source.clone(),
             alert: alert.clone(),
+            recorder: recording.as_ref().and_then(|(_, e)| e.last().cloned()),
             file: file.clone(),
         };
         let sinkpad = match self.infer.request_pad_simple(&format!("sink_{pad}")) {
@@ -489,6 +514,84 @@ impl Service {
                 self.teardown(branch(sinkpad));
                 Err(e)
             }
+        }
+    }
+
+    /// The elements after the tee that record `id`: boxes drawn, H.264, rtrecord (named
+    /// after the source, so its clips are ID-UTCTIME.mp4 in FOLDER/ID). rtalert's `rt-record`
+    /// queries reach it through the tee; the leaky queue keeps a slow encoder from holding up
+    /// the detections.
+    fn recording_branch(
+        &self,
+        id: &str,
+        r: &crate::config::RecordingConfig,
+    ) -> Result<Vec<gst::Element>, String> {
+        let queue = gst::ElementFactory::make("queue")
+            .property_from_str("leaky", "downstream")
+            .property("max-size-buffers", 30u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .build()
+            .map_err(|e| format!("Cannot create queue: {e}"))?;
+        let encoder = gst::ElementFactory::make("x264enc")
+            .property_from_str("tune", "zerolatency")
+            .property_from_str("speed-preset", "veryfast")
+            .property("bitrate", r.bitrate_kbps)
+            .property("key-int-max", r.keyframe_interval)
+            .build()
+            .map_err(|e| {
+                format!("Cannot create x264enc ({e}): recording needs gstreamer1.0-plugins-ugly")
+            })?;
+        let recorder = gst::ElementFactory::make("rtrecord")
+            .name(id)
+            .property("location", r.folder.join(id).to_string_lossy().as_ref())
+            .property("pre-capture", r.pre_capture)
+            .property("post-capture", r.post_capture)
+            .property("max-duration", r.max_duration)
+            .property("max-clips", r.max_clips)
+            // Not async, as the appsink: it joins a playing pipeline.
+            .property("async", false)
+            .build()
+            .map_err(|e| format!("Cannot create rtrecord: {e}"))?;
+        Ok(vec![
+            queue,
+            make("rtoverlay")?,
+            make("videoconvert")?,
+            encoder,
+            make("h264parse")?,
+            recorder,
+        ])
+    }
+
+    /// Records around the newest frame of `id` (POST /api/v1/streams/{id}/record): the
+    /// clip's path and the recorder's stats.
+    pub fn record(&self, id: &str) -> Result<(String, gst::Structure), SourceError> {
+        let recorder = {
+            let sources = self.sources.lock().unwrap();
+            let s = sources
+                .get(id)
+                .ok_or_else(|| SourceError::Unknown(id.to_string()))?;
+            s.branch.as_ref().map(|b| b.recorder.clone())
+        };
+        let recorder = match recorder {
+            None => {
+                return Err(SourceError::NotNow(format!(
+                    "the source '{id}' is not running"
+                )));
+            }
+            Some(None) => {
+                return Err(SourceError::NotNow(
+                    "recording is off: add a recording section to the config".into(),
+                ));
+            }
+            Some(Some(r)) => r,
+        };
+        // Emitted without the lock: the signal takes rtrecord's own.
+        match recorder.emit_by_name::<Option<String>>("record", &[]) {
+            Some(path) => Ok((path, recorder.property::<gst::Structure>("stats"))),
+            None => Err(SourceError::NotNow(format!(
+                "the source '{id}' has not started recording yet"
+            ))),
         }
     }
 
@@ -926,6 +1029,13 @@ fn bus_loop(service: Weak<Service>) {
                 };
                 match s.name().as_str() {
                     "rtalert" => svc.on_alert(id, s),
+                    "rtrecord-clip" => {
+                        let clip = s.get::<String>("location").unwrap_or_default();
+                        let secs = s
+                            .get::<gst::ClockTime>("duration")
+                            .map_or(0.0, |d| d.seconds_f64());
+                        tracing::info!(source = %id, "source {id}: clip {clip} ({secs:.1} s)");
+                    }
                     "rturisrcbin-connected" => {
                         tracing::info!(source = %id, "source {id} connected")
                     }

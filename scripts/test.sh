@@ -27,6 +27,8 @@ fi
 nvrtc_lib=$("$VENV/bin/python" -c "import nvidia, os; print(os.path.join(nvidia.__path__[0], 'cu13', 'lib'))")
 export LD_LIBRARY_PATH=$nvrtc_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export RT_REQUIRE_NVRTC=1
+# The same kernel source built as host C++ with g++ runs over its grid on the CPU.
+export RT_REQUIRE_CXX=1
 # An ONNX Runtime older than 1.20, to test that it is refused with a clear message.
 old_ort=target/old-ort/libonnxruntime.so.1.19.2
 if [ ! -f "$old_ort" ]; then

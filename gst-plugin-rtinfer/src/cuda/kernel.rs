@@ -3,9 +3,13 @@
 //! FP32/FP16/U8 output in a single pass, one thread per tensor pixel.
 //!
 //! It follows the CPU converter (`convert.rs`): OpenCV INTER_LINEAR source coordinates,
-//! each tap converted to 8-bit RGB first, the blend rounded to 8 bits, then `(v * scale -
-//! mean) / std`. The CPU uses fixed point, the kernel floats, so values may differ by one
-//! 8-bit step.
+//! each 8-bit component resized in its own plane and rounded to 8 bits (YUV: Y, U and V,
+//! chroma at half size, then converted to RGB once), then `(v * scale - mean) / std`. The CPU
+//! uses fixed point, the kernel floats, so values may differ by one 8-bit step.
+//!
+//! `SOURCE` also builds as host C++ (`tests/cuda.rs` runs it over the launch's grid with
+//! blocks and threads as loops and compares it with the CPU converter), so its arithmetic is
+//! checked in CI without a GPU; only `to_half` has a host variant of its own.
 
 use super::Device;
 use cudarc::driver::{
@@ -36,35 +40,68 @@ struct Params {
 
 // float to IEEE half, round to nearest even (no cuda_fp16.h: NVRTC from PyPI has no headers).
 __device__ __forceinline__ unsigned short to_half(float f) {
+#ifdef __CUDACC_RTC__
     unsigned short h;
     asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
     return h;
+#else
+    // Host builds (the grid emulation test): the same rounding in integer arithmetic.
+    unsigned int x;
+    memcpy(&x, &f, 4);
+    unsigned int sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
+    int exp = (int)((x >> 23) & 0xff);
+    if (exp == 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+    int e = exp - 112;  // rebiased for half
+    if (e >= 0x1f) return sign | 0x7c00;
+    int shift = 13;
+    unsigned int h;
+    if (e <= 0) {  // subnormal half
+        if (e < -10) return sign;
+        mant |= 0x800000;
+        shift = 14 - e;
+        h = mant >> shift;
+    } else {
+        h = ((unsigned int)e << 10) | (mant >> 13);
+    }
+    unsigned int rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rem > half || (rem == half && (h & 1))) h++;  // a carry rounds into the exponent
+    return sign | h;
+#endif
 }
 
 __device__ __forceinline__ unsigned char clamp8(float v) {
     return (unsigned char)fminf(fmaxf(v, 0.0f), 255.0f);
 }
 
-__device__ void tap(const unsigned char* s, const Params& p, int x, int y, float rgb[3]) {
-    if (p.format == 0) {
-        const unsigned char* px = s + (long long)y * p.stride0 + x * p.bpp;
-        rgb[0] = px[p.r]; rgb[1] = px[p.g]; rgb[2] = px[p.b];
-        return;
-    }
-    float Y = s[(long long)y * p.stride0 + x];
-    float U, V;
-    if (p.format == 1) {
-        const unsigned char* uv = s + p.off1 + (long long)(y / 2) * p.stride1 + (x / 2) * 2;
-        U = uv[p.r]; V = uv[1 - p.r];
-    } else {
-        U = s[p.off1 + (long long)(y / 2) * p.stride1 + x / 2];
-        V = s[p.off2 + (long long)(y / 2) * p.stride2 + x / 2];
-    }
-    float l = (Y - p.y_off) * p.y_mul + 0.5f;
-    float u = (U - 128.0f) * p.c_mul, v = (V - 128.0f) * p.c_mul;
-    rgb[0] = floorf(fminf(fmaxf(l + p.r_v * v, 0.0f), 255.0f));
-    rgb[1] = floorf(fminf(fmaxf(l + p.g_u * u + p.g_v * v, 0.0f), 255.0f));
-    rgb[2] = floorf(fminf(fmaxf(l + p.b_u * u, 0.0f), 255.0f));
+// OpenCV INTER_LINEAR: destination sample d of dst onto src, pixel centres aligned, clamped
+// at the borders, with 11-bit weights. The same arithmetic as the CPU's `taps` (the
+// coordinate in double, then float), so both read the same pixels with the same weights.
+struct Tap { int i0, i1, w0, w1; };
+
+__device__ Tap tap(int d, int src, int dst) {
+    double scale = 1.0 / ((double)dst / src);
+    float f = (float)((d + 0.5) * scale - 0.5);
+    int i = (int)floorf(f);
+    f -= (float)i;
+    if (i < 0) { i = 0; f = 0.0f; }
+    if (i >= src - 1) { i = src - 1; f = 0.0f; }
+    Tap t;
+    t.i0 = i;
+    t.i1 = min(i + 1, src - 1);
+    t.w0 = (int)roundf((1.0f - f) * 2048.0f);
+    t.w1 = (int)roundf(f * 2048.0f);
+    return t;
+}
+
+// One 8-bit component (`step` bytes apart in a row) resized as OpenCV's fixed-point bilinear
+// does: the horizontal pass in 11-bit weights, then the vertical one rounded to 8 bits.
+__device__ float lerp2(const unsigned char* s, int stride, int step, Tap tx, Tap ty) {
+    const unsigned char* r0 = s + (long long)ty.i0 * stride;
+    const unsigned char* r1 = s + (long long)ty.i1 * stride;
+    int h0 = r0[tx.i0 * step] * tx.w0 + r0[tx.i1 * step] * tx.w1;
+    int h1 = r1[tx.i0 * step] * tx.w0 + r1[tx.i1 * step] * tx.w1;
+    int v = (((ty.w0 * (h0 >> 4)) >> 16) + ((ty.w1 * (h1 >> 4)) >> 16) + 2) >> 2;
+    return (float)min(max(v, 0), 255);
 }
 
 extern "C" __global__ void rt_preprocess(const unsigned char* src, void* dst, Params p) {
@@ -76,22 +113,31 @@ extern "C" __global__ void rt_preprocess(const unsigned char* src, void* dst, Pa
     if (ix < 0 || iy < 0 || ix >= p.new_w || iy >= p.new_h) {
         out[0] = out[1] = out[2] = (float)p.pad;
     } else {
-        // OpenCV INTER_LINEAR: pixel centres aligned, clamped at the borders.
-        float fx = (ix + 0.5f) * ((float)p.src_w / p.new_w) - 0.5f;
-        float fy = (iy + 0.5f) * ((float)p.src_h / p.new_h) - 0.5f;
-        int x0 = (int)floorf(fx), y0 = (int)floorf(fy);
-        float ax = fx - x0, ay = fy - y0;
-        if (x0 < 0) { x0 = 0; ax = 0.0f; }
-        if (y0 < 0) { y0 = 0; ay = 0.0f; }
-        if (x0 >= p.src_w - 1) { x0 = p.src_w - 1; ax = 0.0f; }
-        if (y0 >= p.src_h - 1) { y0 = p.src_h - 1; ay = 0.0f; }
-        int x1 = min(x0 + 1, p.src_w - 1), y1 = min(y0 + 1, p.src_h - 1);
-        float a[3], b[3], c[3], d[3];
-        tap(src, p, x0, y0, a); tap(src, p, x1, y0, b);
-        tap(src, p, x0, y1, c); tap(src, p, x1, y1, d);
-        for (int k = 0; k < 3; k++) {
-            float top = a[k] + (b[k] - a[k]) * ax, bot = c[k] + (d[k] - c[k]) * ax;
-            out[k] = (float)clamp8(rintf(top + (bot - top) * ay));
+        Tap tx = tap(ix, p.src_w, p.new_w), ty = tap(iy, p.src_h, p.new_h);
+        if (p.format == 0) {
+            // Packed RGB: each component resized.
+            const int off[3] = {p.r, p.g, p.b};
+            for (int k = 0; k < 3; k++)
+                out[k] = lerp2(src + off[k], p.stride0, p.bpp, tx, ty);
+        } else {
+            // YUV 4:2:0: Y, U and V each resized in its own plane (chroma at half size, rounded
+            // up), then converted to RGB once.
+            Tap cx = tap(ix, (p.src_w + 1) / 2, p.new_w), cy = tap(iy, (p.src_h + 1) / 2, p.new_h);
+            float Y = lerp2(src, p.stride0, 1, tx, ty);
+            float U, V;
+            if (p.format == 1) {
+                const unsigned char* uv = src + p.off1;
+                U = lerp2(uv + p.r, p.stride1, 2, cx, cy);
+                V = lerp2(uv + 1 - p.r, p.stride1, 2, cx, cy);
+            } else {
+                U = lerp2(src + p.off1, p.stride1, 1, cx, cy);
+                V = lerp2(src + p.off2, p.stride2, 1, cx, cy);
+            }
+            float l = (Y - p.y_off) * p.y_mul + 0.5f;
+            float u = (U - 128.0f) * p.c_mul, v = (V - 128.0f) * p.c_mul;
+            out[0] = floorf(fminf(fmaxf(l + p.r_v * v, 0.0f), 255.0f));
+            out[1] = floorf(fminf(fmaxf(l + p.g_u * u + p.g_v * v, 0.0f), 255.0f));
+            out[2] = floorf(fminf(fmaxf(l + p.b_u * u, 0.0f), 255.0f));
         }
     }
     long long plane = (long long)p.out_w * p.out_h;

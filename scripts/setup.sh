@@ -19,7 +19,7 @@ APT_PACKAGES=(
   python3-venv python3-gi python3-gst-1.0 gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
   opencv-doc darknet ca-certificates curl mosquitto mosquitto-clients gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-bad gstreamer1.0-nice libgstreamer-plugins-bad1.0-dev iproute2
-  gstreamer1.0-plugins-ugly fonts-dejavu-core g++
+  gstreamer1.0-plugins-ugly fonts-dejavu-core g++ libgstrtspserver-1.0-dev
 )
 
 sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -260,7 +260,8 @@ def test_recording_writes_clips_for_alerts_and_on_request(services, tmp_path):
     rules.write_text("rules:\n  - name: people\n    classes: [person]\n    min-count: 1\n")
     s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
                                   recording={"folder": str(clips), "pre_capture": 1,
-                                             "post_capture": 1, "keyframe_interval": 10}))
+                                             "post_capture": 1},
+                                  encoder={"keyframe_interval": 10}))
     s.wait_up()
     wait_for(lambda: s.frames("street") > 30, 60)
     status, body = http("POST", s.url + "/api/v1/streams/street/record")
@@ -284,6 +285,78 @@ def test_recording_writes_clips_for_alerts_and_on_request(services, tmp_path):
     # On request: 1 s before and after, from a keyframe (every 10 frames: 1 s at 10 fps).
     assert 1.8 <= found[asked][0] <= 3.2, found
     assert "clip" in s.stderr()
+
+
+RTSP_CLIENT = """
+import sys, gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+url, png, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
+p = Gst.parse_launch(f"rtspsrc location={url} latency=100 ! rtph264depay ! avdec_h264 "
+                     "! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false")
+sink = p.get_by_name("out")
+p.set_state(Gst.State.PLAYING)
+got = []
+for _ in range(frames):
+    s = sink.emit("try-pull-sample", 20 * Gst.SECOND)
+    if s is None:
+        break
+    got.append(s)
+p.set_state(Gst.State.NULL)
+if not got:
+    sys.exit("no frames")
+s = got[-1]
+st = s.get_caps().get_structure(0)
+w, h = st.get_value("width"), st.get_value("height")
+ok, info = s.get_buffer().map(Gst.MapFlags.READ)
+data = bytes(info.data)
+# Pixels of the person boxes and labels (rtoverlay's class 0 colour, #1f77b4), which
+# vtest.avi itself has none of.
+blue = sum(1 for i in range(0, len(data) - 2, 3)
+           if abs(data[i] - 31) <= 30 and abs(data[i + 1] - 119) <= 30 and abs(data[i + 2] - 180) <= 30)
+print(len(got), w, h, blue)
+pp = Gst.parse_launch(f"appsrc name=a ! videoconvert ! pngenc ! filesink location={png}")
+a = pp.get_by_name("a")
+a.set_property("caps", s.get_caps())
+pp.set_state(Gst.State.PLAYING)
+a.emit("push-buffer", s.get_buffer())
+a.emit("end-of-stream")
+pp.get_bus().timed_pop_filtered(10 * Gst.SECOND, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+pp.set_state(Gst.State.NULL)
+"""
+
+
+def test_rtsp_restream_serves_each_source_with_boxes_drawn(services, tmp_path):
+    port = free_port()
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"),
+                                  tracker={"enabled": False},
+                                  restream={"listen": f"127.0.0.1:{port}"},
+                                  encoder={"keyframe_interval": 10})).wait_up()
+    wait_for(lambda: s.frames("street") > 10, 60)
+    png = tmp_path / "rtsp.png"
+    # Two clients at once: the source is encoded once, the media shared.
+    clients = [subprocess.Popen(["/usr/bin/python3", "-c", RTSP_CLIENT,
+                                 f"rtsp://127.0.0.1:{port}/street", str(png) if i == 0 else
+                                 str(tmp_path / "rtsp2.png"), "20"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for i in range(2)]
+    for c in clients:
+        out, err = c.communicate(timeout=120)
+        assert c.returncode == 0, err[-2000:]
+        frames, w, h, blue = map(int, out.split())
+        assert frames == 20 and (w, h) == (768, 576), out
+        assert blue > 500, f"no boxes drawn: {out}"
+    assert png.stat().st_size > 0
+    # An unknown mount is refused; a removed source's mount goes away.
+    r = subprocess.run(["/usr/bin/python3", "-c", RTSP_CLIENT, f"rtsp://127.0.0.1:{port}/nosuch",
+                        str(tmp_path / "x.png"), "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert http("DELETE", s.url + "/api/v1/streams/street")[0] == 204
+    r = subprocess.run(["/usr/bin/python3", "-c", RTSP_CLIENT, f"rtsp://127.0.0.1:{port}/street",
+                        str(tmp_path / "y.png"), "1"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert s.stop() == 0, s.stderr()[-3000:]
 
 
 def test_detection_files_per_source(services, tmp_path):

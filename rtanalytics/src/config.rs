@@ -29,6 +29,13 @@ pub struct Config {
     /// a clip from pre_capture before to post_capture after. Off when absent.
     #[serde(default)]
     pub recording: Option<RecordingConfig>,
+    /// RTSP re-streaming: each source's video, boxes drawn, at rtsp://LISTEN/ID (VLC, an NVR,
+    /// another pipeline). Off when absent.
+    #[serde(default)]
+    pub restream: Option<RestreamConfig>,
+    /// The H.264 encoder that recording and re-streaming share (one per source).
+    #[serde(default)]
+    pub encoder: EncoderConfig,
     #[serde(default)]
     pub http: HttpConfig,
     #[serde(default)]
@@ -140,12 +147,39 @@ pub struct RecordingConfig {
     /// Clips kept per source, the oldest removed first (0: no limit).
     #[serde(default)]
     pub max_clips: u32,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestreamConfig {
+    /// ADDRESS:PORT of the RTSP server.
+    #[serde(default = "default_rtsp_listen")]
+    pub listen: String,
+}
+
+fn default_rtsp_listen() -> String {
+    "127.0.0.1:8554".into()
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
     /// H.264 bitrate in kbit/s.
     #[serde(default = "default_bitrate")]
     pub bitrate_kbps: u32,
-    /// Frames between keyframes: a clip starts up to this many frames before pre_capture.
+    /// Frames between keyframes: a clip starts up to this many frames before pre_capture, and
+    /// an RTSP client waits up to this many frames for its first picture.
     #[serde(default = "default_gop")]
     pub keyframe_interval: u32,
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            bitrate_kbps: default_bitrate(),
+            keyframe_interval: default_gop(),
+        }
+    }
 }
 
 fn five() -> f64 {
@@ -397,18 +431,27 @@ impl Config {
             in_range("recording.pre_capture", r.pre_capture, 0.0, 3600.0)?;
             in_range("recording.post_capture", r.post_capture, 0.0, 3600.0)?;
             in_range("recording.max_duration", r.max_duration, 0.1, 86_400.0)?;
-            in_range(
-                "recording.bitrate_kbps",
-                r.bitrate_kbps as f64,
-                16.0,
-                100_000.0,
-            )?;
-            in_range(
-                "recording.keyframe_interval",
-                r.keyframe_interval as f64,
-                1.0,
-                1000.0,
-            )?;
+        }
+        let e = &self.encoder;
+        in_range(
+            "encoder.bitrate_kbps",
+            e.bitrate_kbps as f64,
+            16.0,
+            100_000.0,
+        )?;
+        in_range(
+            "encoder.keyframe_interval",
+            e.keyframe_interval as f64,
+            1.0,
+            1000.0,
+        )?;
+        if let Some(r) = &self.restream {
+            r.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+                format!(
+                    "restream.listen: '{}' is not ADDRESS:PORT (e.g. 127.0.0.1:8554)",
+                    r.listen
+                )
+            })?;
         }
         self.check_urls()?;
         if let Some(shard) = &self.shard {

@@ -4,9 +4,9 @@
 //! ```text
 //! bin "src-ID":  rturisrcbin ! videoconvert ! (ghost src)  ->  rtinfer.sink_N
 //! bin "out-ID":  rtinfer.src_N -> (ghost sink) rttrack ! rtalert ! appsink
-//!                with recording: ... rtalert ! tee ! queue ! appsink
-//!                                tee. ! queue leaky ! rtoverlay ! videoconvert ! x264enc
-//!                                     ! h264parse ! rtrecord name=ID
+//!                with recording or re-streaming: ... rtalert ! tee ! queue ! appsink
+//!                  tee. ! queue leaky ! rtoverlay ! videoconvert ! x264enc ! h264parse
+//!                       ! (tee) ! rtrecord name=ID  /  appsink -> RTSP feed (restream.rs)
 //! ```
 //!
 //! The appsink hands each frame's detections to the detection outputs; `rtalert` posts its
@@ -18,6 +18,7 @@
 //! never tear down the same branch).
 
 use crate::config::{Config, SourceConfig};
+use crate::restream::{Feed, Restream};
 use crate::shard::Shard;
 use gst::prelude::*;
 use gstrtalert::outputs::{self, Level, Message, Output, Report, Worker, jsonl_file};
@@ -77,8 +78,19 @@ struct Branch {
     alert: Option<gst::Element>,
     /// The source's rtrecord, when recording is on.
     recorder: Option<gst::Element>,
+    /// The source's RTSP mount, when re-streaming is on.
+    mount: Option<String>,
     /// This source's own detections file, when the file name has "{source}".
     file: Option<Arc<OutputSet>>,
+}
+
+/// The encoder branch of a source: `main` from the queue after the first tee to its last
+/// element (a tee when there are `branches`, each linked from it).
+struct Encoded {
+    main: Vec<gst::Element>,
+    branches: Vec<Vec<gst::Element>>,
+    recorder: Option<gst::Element>,
+    feed: Option<Arc<Feed>>,
 }
 
 struct Source {
@@ -182,6 +194,8 @@ pub struct Service {
     stopping: AtomicBool,
     /// Set by the bus thread: the pipeline ended (EOS) or failed (the error).
     finished: (Mutex<Option<Result<(), String>>>, Condvar),
+    /// The RTSP server, when re-streaming is on.
+    restream: Option<Restream>,
 }
 
 fn report() -> Report {
@@ -228,6 +242,11 @@ impl Service {
         pipeline.add(&infer).map_err(|e| e.to_string())?;
 
         let shared = shared_outputs(&config.outputs)?;
+        let restream = config
+            .restream
+            .as_ref()
+            .map(|r| Restream::start(&r.listen))
+            .transpose()?;
 
         let service = Arc::new(Service {
             pipeline,
@@ -240,6 +259,7 @@ impl Service {
             started: Instant::now(),
             stopping: AtomicBool::new(false),
             finished: (Mutex::new(None), Condvar::new()),
+            restream,
         });
 
         // The model loads on the way to PLAYING; its errors are on the bus.
@@ -424,14 +444,13 @@ impl Service {
             }
             None => None,
         };
-        let recording = match &self.config.recording {
-            Some(r) => {
-                let tee = make("tee")?;
-                chain.push(tee.clone());
-                chain.push(make("queue")?);
-                Some((tee, self.recording_branch(id, r)?))
-            }
-            None => None,
+        let encoded = if self.config.recording.is_some() || self.restream.is_some() {
+            let tee = make("tee")?;
+            chain.push(tee.clone());
+            chain.push(make("queue")?);
+            Some((tee, self.encoded_branch(id)?))
+        } else {
+            None
         };
         // Not async: a sink that waits for preroll would pause the playing pipeline it joins.
         let sink = gst_app::AppSink::builder()
@@ -442,11 +461,16 @@ impl Service {
         chain.push(sink.clone().upcast());
         output.add_many(&chain).map_err(|e| e.to_string())?;
         gst::Element::link_many(&chain).map_err(|e| e.to_string())?;
-        if let Some((tee, elements)) = &recording {
-            output.add_many(elements).map_err(|e| e.to_string())?;
-            gst::Element::link_many(elements)
-                .and_then(|_| tee.link(&elements[0]))
-                .map_err(|e| format!("linking the recording branch: {e}"))?;
+        if let Some((tee, e)) = &encoded {
+            let linked = std::iter::once(&e.main)
+                .chain(&e.branches)
+                .try_for_each(|c| output.add_many(c).and_then(|_| gst::Element::link_many(c)))
+                .and_then(|_| tee.link(&e.main[0]))
+                .and_then(|_| {
+                    let last = e.main.last().expect("an encoder");
+                    e.branches.iter().try_for_each(|b| last.link(&b[0]))
+                });
+            linked.map_err(|err| format!("linking the encoder branch: {err}"))?;
         }
         let ghost = gst::GhostPad::with_target(&chain[0].static_pad("sink").expect("sink"))
             .map_err(|e| e.to_string())?;
@@ -476,7 +500,11 @@ impl Service {
             sinkpad,
             source: source.clone(),
             alert: alert.clone(),
-            recorder: recording.as_ref().and_then(|(_, e)| e.last().cloned()),
+            recorder: encoded.as_ref().and_then(|(_, e)| e.recorder.clone()),
+            mount: encoded
+                .as_ref()
+                .and_then(|(_, e)| e.feed.as_ref())
+                .map(|_| id.clone()),
             file: file.clone(),
         };
         let sinkpad = match self.infer.request_pad_simple(&format!("sink_{pad}")) {
@@ -509,7 +537,14 @@ impl Service {
                     .map_err(|_| "the source did not start".to_string())
             });
         match linked {
-            Ok(_) => Ok(branch(sinkpad)),
+            Ok(_) => {
+                if let (Some(rs), Some((_, e))) = (&self.restream, &encoded)
+                    && let Some(feed) = &e.feed
+                {
+                    rs.mount(id, feed.clone());
+                }
+                Ok(branch(sinkpad))
+            }
             Err(e) => {
                 self.teardown(branch(sinkpad));
                 Err(e)
@@ -517,15 +552,12 @@ impl Service {
         }
     }
 
-    /// The elements after the tee that record `id`: boxes drawn, H.264, rtrecord (named
-    /// after the source, so its clips are ID-UTCTIME.mp4 in FOLDER/ID). rtalert's `rt-record`
-    /// queries reach it through the tee; the leaky queue keeps a slow encoder from holding up
-    /// the detections.
-    fn recording_branch(
-        &self,
-        id: &str,
-        r: &crate::config::RecordingConfig,
-    ) -> Result<Vec<gst::Element>, String> {
+    /// The elements after the tee that encode `id` for recording and re-streaming: boxes
+    /// drawn, H.264 once, then rtrecord (named after the source, so its clips are
+    /// ID-UTCTIME.mp4 in FOLDER/ID) and the RTSP feed's appsink, behind a tee when both are
+    /// on. rtalert's `rt-record` queries reach rtrecord through the tees; the leaky queue
+    /// keeps a slow encoder from holding up the detections.
+    fn encoded_branch(&self, id: &str) -> Result<Encoded, String> {
         let queue = gst::ElementFactory::make("queue")
             .property_from_str("leaky", "downstream")
             .property("max-size-buffers", 30u32)
@@ -533,34 +565,77 @@ impl Service {
             .property("max-size-time", 0u64)
             .build()
             .map_err(|e| format!("Cannot create queue: {e}"))?;
+        let enc = &self.config.encoder;
         let encoder = gst::ElementFactory::make("x264enc")
             .property_from_str("tune", "zerolatency")
             .property_from_str("speed-preset", "veryfast")
-            .property("bitrate", r.bitrate_kbps)
-            .property("key-int-max", r.keyframe_interval)
+            .property("bitrate", enc.bitrate_kbps)
+            .property("key-int-max", enc.keyframe_interval)
             .build()
             .map_err(|e| {
-                format!("Cannot create x264enc ({e}): recording needs gstreamer1.0-plugins-ugly")
+                format!("Cannot create x264enc ({e}): encoding needs gstreamer1.0-plugins-ugly")
             })?;
-        let recorder = gst::ElementFactory::make("rtrecord")
-            .name(id)
-            .property("location", r.folder.join(id).to_string_lossy().as_ref())
-            .property("pre-capture", r.pre_capture)
-            .property("post-capture", r.post_capture)
-            .property("max-duration", r.max_duration)
-            .property("max-clips", r.max_clips)
-            // Not async, as the appsink: it joins a playing pipeline.
-            .property("async", false)
-            .build()
-            .map_err(|e| format!("Cannot create rtrecord: {e}"))?;
-        Ok(vec![
+        let mut main = vec![
             queue,
             make("rtoverlay")?,
             make("videoconvert")?,
             encoder,
             make("h264parse")?,
+        ];
+        let recorder = match &self.config.recording {
+            Some(r) => Some(
+                gst::ElementFactory::make("rtrecord")
+                    .name(id)
+                    .property("location", r.folder.join(id).to_string_lossy().as_ref())
+                    .property("pre-capture", r.pre_capture)
+                    .property("post-capture", r.post_capture)
+                    .property("max-duration", r.max_duration)
+                    .property("max-clips", r.max_clips)
+                    // Not async, as the appsink: it joins a playing pipeline.
+                    .property("async", false)
+                    .build()
+                    .map_err(|e| format!("Cannot create rtrecord: {e}"))?,
+            ),
+            None => None,
+        };
+        let feed = self.restream.as_ref().map(|_| Arc::new(Feed::default()));
+        let feed_sink = feed.as_ref().map(|f| {
+            let f = f.clone();
+            gst_app::AppSink::builder()
+                .sync(false)
+                .async_(false)
+                .max_buffers(8)
+                .drop(true)
+                .callbacks(
+                    gst_app::AppSinkCallbacks::builder()
+                        .new_sample(move |sink| {
+                            if let Ok(sample) = sink.pull_sample() {
+                                f.push(&sample);
+                            }
+                            Ok(gst::FlowSuccess::Ok)
+                        })
+                        .build(),
+                )
+                .build()
+                .upcast::<gst::Element>()
+        });
+        let mut branches = Vec::new();
+        match (&recorder, feed_sink) {
+            (Some(r), Some(s)) => {
+                main.push(make("tee")?);
+                branches.push(vec![make("queue")?, r.clone()]);
+                branches.push(vec![make("queue")?, s]);
+            }
+            (Some(r), None) => main.push(r.clone()),
+            (None, Some(s)) => main.push(s),
+            (None, None) => {}
+        }
+        Ok(Encoded {
+            main,
+            branches,
             recorder,
-        ])
+            feed,
+        })
     }
 
     /// Records around the newest frame of `id` (POST /api/v1/streams/{id}/record): the
@@ -596,6 +671,9 @@ impl Service {
     }
 
     fn teardown(&self, b: Branch) {
+        if let (Some(rs), Some(id)) = (&self.restream, &b.mount) {
+            rs.unmount(id);
+        }
         let _ = b.input.set_state(gst::State::Null);
         let _ = b.output.set_state(gst::State::Null);
         self.infer.release_request_pad(&b.sinkpad);

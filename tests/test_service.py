@@ -297,12 +297,17 @@ p = Gst.parse_launch(f"rtspsrc location={url} latency=100 ! rtph264depay ! avdec
                      "! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false")
 sink = p.get_by_name("out")
 p.set_state(Gst.State.PLAYING)
-got = []
-for _ in range(frames):
-    s = sink.emit("try-pull-sample", 20 * Gst.SECOND)
+got, waited = [], 0
+while len(got) < frames and waited < 20:
+    err = p.get_bus().pop_filtered(Gst.MessageType.ERROR)
+    if err:
+        p.set_state(Gst.State.NULL)
+        sys.exit(f"error: {err.parse_error()[0].message}")
+    s = sink.emit("try-pull-sample", Gst.SECOND)
     if s is None:
-        break
-    got.append(s)
+        waited += 1
+    else:
+        got.append(s)
 p.set_state(Gst.State.NULL)
 if not got:
     sys.exit("no frames")
@@ -351,7 +356,7 @@ def test_rtsp_restream_serves_each_source_with_boxes_drawn(services, tmp_path):
     # An unknown mount is refused; a removed source's mount goes away.
     r = subprocess.run(["/usr/bin/python3", "-c", RTSP_CLIENT, f"rtsp://127.0.0.1:{port}/nosuch",
                         str(tmp_path / "x.png"), "1"], capture_output=True, text=True, timeout=60)
-    assert r.returncode != 0
+    assert r.returncode != 0 and "error" in r.stderr, r.stderr[-500:]
     assert http("DELETE", s.url + "/api/v1/streams/street")[0] == 204
     r = subprocess.run(["/usr/bin/python3", "-c", RTSP_CLIENT, f"rtsp://127.0.0.1:{port}/street",
                         str(tmp_path / "y.png"), "1"], capture_output=True, text=True, timeout=60)

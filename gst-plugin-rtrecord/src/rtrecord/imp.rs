@@ -482,6 +482,8 @@ impl ObjectImpl for RtRecord {
         // A recorder writes what it gets as it gets it; waiting on the clock would only delay
         // a file source. A live source paces itself.
         self.obj().set_sync(false);
+        // The ring holds what is needed; a last sample would only pin one more buffer.
+        self.obj().set_enable_last_sample(false);
     }
 }
 

@@ -1,4 +1,5 @@
 """Shared fixtures: where the shared folder, the plugins and the test media are."""
+import json
 import os
 import pathlib
 import shlex
@@ -27,6 +28,28 @@ def gst_launch(line, timeout=600):
     """Runs a gst-launch-1.0 line with our plugins; returns the completed process."""
     return subprocess.run(["gst-launch-1.0", "-q", *shlex.split(line)], env=gst_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+DISCOVER = """
+import json, sys, gi
+gi.require_version("Gst", "1.0"); gi.require_version("GstPbutils", "1.0")
+from gi.repository import Gst, GstPbutils
+Gst.init(None)
+out = {}
+for path in sys.argv[1:]:
+    info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(Gst.filename_to_uri(path))
+    video = info.get_video_streams()
+    out[path] = {"duration": info.get_duration() / Gst.SECOND,
+                 "caps": video[0].get_caps().to_string() if video else None}
+print(json.dumps(out))
+"""
+
+
+def discover(paths):
+    """GstDiscoverer on media files (PyGObject): {path: {"duration": s, "caps": video caps}}."""
+    r = subprocess.run(["/usr/bin/python3", "-c", DISCOVER, *map(str, paths)],
+                       capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
 
 
 @pytest.fixture(scope="session", autouse=True)

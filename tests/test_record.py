@@ -5,24 +5,11 @@ post-capture after its last one, within one GOP."""
 import json
 import subprocess
 
-from conftest import REPO, SHARED, gst_env
+from conftest import REPO, SHARED, discover, gst_env
 
 PRE, POST, GOP_S = 3, 3, 2.0  # GOP=20 frames at vtest's 10 fps
 VIDEO_S = 79.5
 
-DISCOVER = """
-import json, sys, gi
-gi.require_version("Gst", "1.0"); gi.require_version("GstPbutils", "1.0")
-from gi.repository import Gst, GstPbutils
-Gst.init(None)
-out = {}
-for path in sys.argv[1:]:
-    info = GstPbutils.Discoverer.new(10 * Gst.SECOND).discover_uri(Gst.filename_to_uri(path))
-    video = info.get_video_streams()
-    out[path] = {"duration": info.get_duration() / Gst.SECOND,
-                 "caps": video[0].get_caps().to_string() if video else None}
-print(json.dumps(out))
-"""
 
 
 def test_every_alert_names_a_finished_clip_around_it(tmp_path):
@@ -42,8 +29,7 @@ def test_every_alert_names_a_finished_clip_around_it(tmp_path):
     files = sorted(str(p) for p in clips_dir.iterdir())
     assert files == sorted(by_clip), "exactly the clips the alerts name, none left .part"
 
-    found = json.loads(subprocess.run(["/usr/bin/python3", "-c", DISCOVER, *files],
-                                      capture_output=True, text=True, check=True).stdout)
+    found = discover(files)
     for path, times in by_clip.items():
         info = found[path]
         assert info["caps"] and info["caps"].startswith("video/x-h264"), info

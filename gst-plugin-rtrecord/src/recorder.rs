@@ -92,10 +92,6 @@ impl<T: Clone> Recorder<T> {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
-
     /// Whether a clip is open or waiting to start.
     pub fn busy(&self) -> bool {
         self.open.is_some() || self.waiting.is_some()

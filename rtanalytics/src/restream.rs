@@ -17,8 +17,9 @@ use std::thread::JoinHandle;
 /// The encoded frames of one source, fanned out to the RTSP media playing it.
 #[derive(Default)]
 pub struct Feed {
-    /// The appsrc of each prepared media (one while the media is shared).
-    clients: Mutex<Vec<gst_app::AppSrc>>,
+    /// The appsrc of each prepared media (one while the media is shared); replaced whole
+    /// when a client comes or goes, so a frame takes the list with one `Arc` clone.
+    clients: Mutex<Arc<Vec<gst_app::AppSrc>>>,
 }
 
 impl Feed {
@@ -31,7 +32,7 @@ impl Feed {
         let (Some(buffer), caps) = (sample.buffer_owned(), sample.caps()) else {
             return;
         };
-        for src in clients {
+        for src in clients.iter() {
             if let Some(caps) = caps
                 && src.caps().as_deref() != Some(caps)
             {
@@ -50,16 +51,21 @@ impl Feed {
     }
 
     fn add(&self, src: gst_app::AppSrc) {
-        self.clients.lock().unwrap().push(src);
+        let mut clients = self.clients.lock().unwrap();
+        let mut list = Vec::clone(&clients);
+        list.push(src);
+        *clients = Arc::new(list);
     }
 
     fn remove(&self, src: &gst_app::AppSrc) {
-        self.clients.lock().unwrap().retain(|s| s != src);
+        let mut clients = self.clients.lock().unwrap();
+        *clients = Arc::new(clients.iter().filter(|s| *s != src).cloned().collect());
     }
 
     /// Ends every client's stream (the source was removed).
     fn end(&self) {
-        for src in std::mem::take(&mut *self.clients.lock().unwrap()) {
+        let clients = std::mem::take(&mut *self.clients.lock().unwrap());
+        for src in clients.iter() {
             let _ = src.end_of_stream();
         }
     }

@@ -351,22 +351,19 @@ impl RtRecord {
                 .clone()
                 .unwrap_or_else(|| gst::Structure::new_empty("rtrecord-stats"));
         };
-        let mut s = gst::Structure::builder("rtrecord-stats");
-        {
-            let c = &state.counters;
-            let (bytes, span) = state.recorder.buffered();
-            s = s
-                .field("triggers", c.triggers)
-                .field("clips", c.clips)
-                .field("failed", c.failed)
-                .field("removed", c.removed)
-                .field("bytes-written", c.bytes_written)
-                .field("recording", state.recorder.is_open())
-                .field("buffered-bytes", bytes as u64)
-                .field("buffered-time", gst::ClockTime::from_nseconds(span))
-                .field("dropped-frames", state.recorder.dropped());
-        }
-        s.build()
+        let c = &state.counters;
+        let (bytes, span) = state.recorder.buffered();
+        gst::Structure::builder("rtrecord-stats")
+            .field("triggers", c.triggers)
+            .field("clips", c.clips)
+            .field("failed", c.failed)
+            .field("removed", c.removed)
+            .field("bytes-written", c.bytes_written)
+            .field("recording", state.recorder.is_open())
+            .field("buffered-bytes", bytes as u64)
+            .field("buffered-time", gst::ClockTime::from_nseconds(span))
+            .field("dropped-frames", state.recorder.dropped())
+            .build()
     }
 }
 

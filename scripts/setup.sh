@@ -3,6 +3,7 @@
 #   - GStreamer runtime and development packages, PyGObject, test media (apt)
 #   - ONNX Runtime and OpenVINO from PyPI in a virtual environment the plugin finds by itself
 #     (~/.local/share/rtinfer/venv; override with RT_VENV)
+#   - hls.js from npm for rtanalytics' dashboard (~/.local/share/rtinfer/web)
 #   - the plugins (cargo build --release -> target/release)
 #   - the default model: $RT_SHARED/models/yolox_nano.onnx, else downloaded and verified
 # Needs Rust (https://rustup.rs) and sudo (or root) for apt.
@@ -11,7 +12,10 @@ cd "$(dirname "$0")/.."
 
 ORT_VERSION=1.31.1
 OPENVINO_VERSION=2026.4.1
+HLSJS_VERSION=1.7.4
 VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
+# Where rtanalytics looks for hls.js by default (hls.hls_js in its config overrides it).
+WEB=${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/web
 
 APT_PACKAGES=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
@@ -46,6 +50,16 @@ fi
 if ! "$VENV/bin/python" -c "import openvino, sys; sys.exit(not openvino.__version__.startswith('$OPENVINO_VERSION'))" 2>/dev/null; then
   echo "== python: installing openvino $OPENVINO_VERSION"
   "$VENV/bin/pip" install -q --disable-pip-version-check "openvino==$OPENVINO_VERSION"
+fi
+
+if ! command -v npm >/dev/null; then
+  echo "== apt: installing npm (for hls.js)"
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
+    install -y -qq --no-install-recommends npm
+fi
+if [ "$(node -p "require('$WEB/node_modules/hls.js/package.json').version" 2>/dev/null)" != "$HLSJS_VERSION" ]; then
+  echo "== npm: installing hls.js $HLSJS_VERSION into $WEB"
+  npm install --silent --no-audit --no-fund --prefix "$WEB" "hls.js@$HLSJS_VERSION"
 fi
 
 if ! command -v cargo >/dev/null; then

@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 export RT_SHARED=$(realpath "${RT_SHARED:-../shared}")
 VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
 
-echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server; NVRTC for the CUDA kernel)"
+echo "== test tools (numpy, OpenCV, pytest; aiortc for the WHEP server; NVRTC for the CUDA kernel; selenium for the dashboard)"
 "$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless pytest \
-  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*" jsonschema pyyaml kubernetes-validate nats-py
+  aiortc==1.16.0 aiohttp "nvidia-cuda-nvrtc==13.*" jsonschema pyyaml kubernetes-validate nats-py \
+  selenium==4.51.0
 # Real servers the service's tests start on loopback: Prometheus scrapes it, NATS JetStream
-# receives its alerts.
+# receives its alerts; Debian's headless Chromium plays the dashboard.
 test_apt=()
-for p in prometheus nats-server; do
+for p in prometheus nats-server chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || test_apt+=("$p")
 done
 if [ ${#test_apt[@]} -gt 0 ]; then

@@ -350,6 +350,120 @@ def test_rtsp_restream_serves_each_source_with_boxes_drawn(services, tmp_path):
     assert s.stop() == 0, s.stderr()[-3000:]
 
 
+def fetch(url):
+    """(status, content type, body bytes) of a GET."""
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type"), e.read()
+
+
+def chromium():
+    """Debian's headless Chromium through chromedriver (selenium)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as Driver
+    o = webdriver.ChromeOptions()
+    o.binary_location = "/usr/bin/chromium"
+    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+              "--window-size=1400,900", "--autoplay-policy=no-user-gesture-required"):
+        o.add_argument(a)
+    return webdriver.Chrome(service=Driver("/usr/bin/chromedriver"), options=o)
+
+
+VIDEO_TIME = ("const v = document.querySelector(`.tile[data-source='${arguments[0]}'] video`);"
+              "return v ? v.currentTime : -1")
+ALERTS_OF = ("return [...document.querySelectorAll('#alerts li[data-alert]')]"
+             ".filter(li => li.textContent.includes(arguments[0]))"
+             ".map(li => [li.dataset.alert, [...li.querySelectorAll('a')].map(a => a.href)])")
+
+
+def test_dashboard_plays_hls_and_shows_alerts_live_in_chromium(services, tmp_path):
+    rules = tmp_path / "people.yaml"
+    rules.write_text("rules:\n  - name: people\n    classes: [person]\n    min-count: 1\n"
+                     f"outputs:\n  snapshot-dir: {tmp_path / 'snaps'}\n")
+    hls = tmp_path / "hls"
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
+                                  recording={"folder": str(tmp_path / "clips"),
+                                             "pre_capture": 1, "post_capture": 1},
+                                  hls={"folder": str(hls), "segment_seconds": 1,
+                                       "playlist_length": 3, "max_files": 5},
+                                  encoder={"keyframe_interval": 10})).wait_up()
+    assert s.get("/api/v1/streams/street")[1]["hls"] == "/hls/street/index.m3u8"
+    status, kind, _ = fetch(s.url + "/static/hls.min.js")
+    assert status == 200 and kind.startswith("text/javascript"), "hls.js: run scripts/setup.sh"
+    browser = chromium()
+    try:
+        browser.get(s.url + "/")
+        # The video plays: hls.js loads the live playlist and its time advances.
+        wait_for(lambda: browser.execute_script(VIDEO_TIME, "street") > 2, 60, 0.5)
+        shown = {a for a, _ in browser.execute_script(ALERTS_OF, "")}
+        # A source added now gets a tile, and its first alert reaches the list through the
+        # event stream, with its clip and snapshot links.
+        assert http("POST", s.url + "/api/v1/streams", src("lobby", f"file://{VTEST}"))[0] == 201
+        alert, links = wait_for(lambda: (browser.execute_script(ALERTS_OF, "lobby") or [None])[0],
+                                60, 0.5)
+        assert alert not in shown
+        wait_for(lambda: browser.execute_script(VIDEO_TIME, "lobby") > 1, 60, 0.5)
+        shot = REPO / "target" / "screenshots" / "dashboard.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(shot))
+        box = browser.execute_script(
+            "const r = document.querySelector(`.tile[data-source='street'] video`)"
+            ".getBoundingClientRect(); return [r.x, r.y, r.width, r.height, devicePixelRatio]")
+        # Stopping with the page (and its event stream) open is still a clean stop.
+        assert s.stop() == 0, s.stderr()[-3000:]
+    finally:
+        browser.quit()
+    assert [u.rsplit("/", 1)[1] for u in links] == ["clip", "snapshot"], links
+    # The service is gone; the files the links name are checked on disk through the log.
+    kept = next(x for x in s.stdout_lines() if x.get("id") == alert)
+    assert os.path.getsize(kept["snapshot"]) > 0 and os.path.getsize(kept["clip"]) > 0, kept
+    # Boxes are drawn on the video the page shows (rtoverlay's person colour, #1f77b4).
+    import cv2
+    import numpy as np
+    img = cv2.imread(str(shot))
+    x, y, w, h, dpr = box
+    video = img[int(y * dpr):int((y + h) * dpr), int(x * dpr):int((x + w) * dpr)].astype(int)
+    blue = np.sum((abs(video[..., 0] - 180) <= 30) & (abs(video[..., 1] - 119) <= 30)
+                  & (abs(video[..., 2] - 31) <= 30))
+    assert blue > 200, f"no boxes on the dashboard's video ({blue} pixels): see {shot}"
+    # HLS on disk: more segments kept than listed, and every listed one is there.
+    for sid in ("street", "lobby"):
+        listed = [x for x in (hls / sid / "index.m3u8").read_text().splitlines()
+                  if x.endswith(".ts")]
+        kept_files = list((hls / sid).glob("*.ts"))
+        assert 0 < len(listed) <= 3 and len(kept_files) <= 5, (listed, kept_files)
+        assert all((hls / sid / x).exists() for x in listed)
+
+
+def test_dashboard_files_and_alert_links_over_http(services, tmp_path):
+    rules = tmp_path / "people.yaml"
+    rules.write_text("rules:\n  - name: people\n    classes: [person]\n    min-count: 1\n"
+                     f"outputs:\n  snapshot-dir: {tmp_path / 'snaps'}\n")
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"), rules=str(rules),
+                                  recording={"folder": str(tmp_path / "clips"),
+                                             "pre_capture": 1, "post_capture": 1},
+                                  hls={"folder": str(tmp_path / "hls")},
+                                  encoder={"keyframe_interval": 10})).wait_up()
+    status, kind, page = fetch(s.url + "/")
+    assert status == 200 and kind.startswith("text/html") and b"/api/v1/events" in page
+    alert = wait_for(lambda: (s.get("/api/v1/alerts")[1]["alerts"] or [None])[0], 60)
+    assert alert["source"] == "street" and alert["snapshot"] and alert["clip"], alert
+    status, kind, jpeg = fetch(f"{s.url}/api/v1/alerts/{alert['id']}/snapshot")
+    assert status == 200 and kind == "image/jpeg" and jpeg[:2] == b"\xff\xd8"
+    # The clip is there once its post-capture has passed.
+    clip = wait_for(lambda: (lambda r: r if r[0] == 200 else None)(
+        fetch(f"{s.url}/api/v1/alerts/{alert['id']}/clip")), 60, 0.5)
+    assert clip[1] == "video/mp4" and clip[2][4:8] == b"ftyp"
+    assert fetch(f"{s.url}/api/v1/alerts/nosuch/clip")[0] == 404
+    # Only the service's own HLS files are served.
+    wait_for(lambda: fetch(s.url + "/hls/street/index.m3u8")[0] == 200, 60)
+    for bad in ("/hls/street/..%2F..%2Fpeople.yaml", "/hls/street/x.yaml", "/hls/..%2Fx/a.ts"):
+        assert fetch(s.url + bad)[0] == 404, bad
+    assert s.stop() == 0, s.stderr()[-3000:]
+
+
 def test_detection_files_per_source(services, tmp_path):
     out = tmp_path / "dets-{source}.jsonl"
     s = services(tmp_path, config(src("a", f"file://{VTEST}"), src("b", f"file://{MEGAMIND}"),
@@ -456,6 +570,19 @@ def test_token_is_required_beyond_loopback(services, tmp_path):
         assert status == 401 and "Bearer" in body["error"], (path, body)
         assert s.get(path, token="wrong")[0] == 401
         assert s.get(path, token="s3cret-token")[0] == 200
+    # The dashboard page is open; a browser's reads may carry the token as a cookie, but
+    # nothing that changes state may.
+    assert fetch(s.url + "/")[0] == 200
+    with_cookie = urllib.request.Request(s.url + "/api/v1/alerts",
+                                         headers={"Cookie": "rt_token=s3cret-token"})
+    assert urllib.request.urlopen(with_cookie, timeout=30).status == 200
+    post = urllib.request.Request(s.url + "/api/v1/streams", method="POST",
+                                  data=json.dumps(src("x", f"file://{VTEST}")).encode(),
+                                  headers={"Cookie": "rt_token=s3cret-token",
+                                           "Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(post, timeout=30)
+    assert refused.value.code == 401
     assert s.stop() == 0
 
 

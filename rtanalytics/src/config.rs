@@ -33,7 +33,11 @@ pub struct Config {
     /// another pipeline). Off when absent.
     #[serde(default)]
     pub restream: Option<RestreamConfig>,
-    /// The H.264 encoder that recording and re-streaming share (one per source).
+    /// Live HLS of each source's video, boxes drawn, for the dashboard at http://LISTEN/ and
+    /// any HLS player (FOLDER/ID/index.m3u8, served at /hls/ID/index.m3u8). Off when absent.
+    #[serde(default)]
+    pub hls: Option<HlsConfig>,
+    /// The H.264 encoder that recording, re-streaming and HLS share (one per source).
     #[serde(default)]
     pub encoder: EncoderConfig,
     #[serde(default)]
@@ -155,6 +159,38 @@ pub struct RestreamConfig {
     /// ADDRESS:PORT of the RTSP server.
     #[serde(default = "default_rtsp_listen")]
     pub listen: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HlsConfig {
+    /// Folder of the playlists and segments: one sub-folder per source, emptied when the
+    /// source starts.
+    pub folder: PathBuf,
+    /// Target length of a segment in seconds (the encoder is asked for a keyframe at each).
+    #[serde(default = "two")]
+    pub segment_seconds: u32,
+    /// Segments listed in the live playlist.
+    #[serde(default = "five_u32")]
+    pub playlist_length: u32,
+    /// Segments kept on disk; more than playlist_length, so that a player never asks for a
+    /// segment that was just deleted.
+    #[serde(default = "ten_u32")]
+    pub max_files: u32,
+    /// hls.js (dist/hls.min.js) for the dashboard; scripts/setup.sh installs it from npm
+    /// into the default, ~/.local/share/rtinfer/web/node_modules/hls.js/dist/hls.min.js.
+    #[serde(default)]
+    pub hls_js: Option<PathBuf>,
+}
+
+fn two() -> u32 {
+    2
+}
+fn five_u32() -> u32 {
+    5
+}
+fn ten_u32() -> u32 {
+    10
 }
 
 fn default_rtsp_listen() -> String {
@@ -388,6 +424,15 @@ impl Config {
         {
             *f = base.join(&*f).to_string_lossy().into_owned();
         }
+        if let Some(r) = self.recording.as_mut() {
+            fix(&mut r.folder);
+        }
+        if let Some(h) = self.hls.as_mut() {
+            fix(&mut h.folder);
+            if let Some(js) = h.hls_js.as_mut() {
+                fix(js);
+            }
+        }
         self
     }
 
@@ -431,6 +476,17 @@ impl Config {
             in_range("recording.pre_capture", r.pre_capture, 0.0, 3600.0)?;
             in_range("recording.post_capture", r.post_capture, 0.0, 3600.0)?;
             in_range("recording.max_duration", r.max_duration, 0.1, 86_400.0)?;
+        }
+        if let Some(h) = &self.hls {
+            in_range("hls.segment_seconds", h.segment_seconds as f64, 1.0, 60.0)?;
+            in_range("hls.playlist_length", h.playlist_length as f64, 1.0, 100.0)?;
+            if h.max_files <= h.playlist_length {
+                return Err(format!(
+                    "hls.max_files: {} must be more than hls.playlist_length ({}), or players \
+                     may ask for segments already deleted",
+                    h.max_files, h.playlist_length
+                ));
+            }
         }
         let e = &self.encoder;
         in_range(
@@ -505,6 +561,24 @@ impl Config {
                 ));
             }
             check_parent("recording.folder", &r.folder)?;
+        }
+        if let Some(h) = &self.hls {
+            if h.folder.exists() && !h.folder.is_dir() {
+                return Err(format!(
+                    "hls.folder: {} is not a folder",
+                    h.folder.display()
+                ));
+            }
+            check_parent("hls.folder", &h.folder)?;
+            if let Some(js) = &h.hls_js
+                && !js.is_file()
+            {
+                return Err(format!(
+                    "hls.hls_js: {} is not a file (npm install hls.js, then give \
+                     node_modules/hls.js/dist/hls.min.js)",
+                    js.display()
+                ));
+            }
         }
         Ok(())
     }
@@ -820,6 +894,29 @@ http:
             .unwrap()
             .relative_to(Path::new("/etc/rt"));
         assert_eq!(c.model.file, Path::new("/etc/rt/m.onnx"));
+        let text = format!("{GOOD}recording:\n  folder: clips\nhls:\n  folder: /srv/hls\n");
+        let c = Config::parse(&text, "x")
+            .unwrap()
+            .relative_to(Path::new("/etc/rt"));
+        assert_eq!(c.recording.unwrap().folder, Path::new("/etc/rt/clips"));
+        assert_eq!(c.hls.unwrap().folder, Path::new("/srv/hls"));
+    }
+
+    #[test]
+    fn hls_keeps_more_files_than_it_lists() {
+        let hls = |extra: &str| format!("{GOOD}hls:\n  folder: /tmp/hls\n{extra}");
+        let c = Config::parse(&hls(""), "c.yaml").unwrap().hls.unwrap();
+        assert_eq!(
+            (c.segment_seconds, c.playlist_length, c.max_files),
+            (2, 5, 10)
+        );
+        let e = Config::parse(&hls("  playlist_length: 6\n  max_files: 6\n"), "c.yaml");
+        assert!(
+            e.unwrap_err()
+                .contains("hls.max_files: 6 must be more than")
+        );
+        let e = Config::parse(&hls("  segment_seconds: 0\n"), "c.yaml");
+        assert!(e.unwrap_err().contains("hls.segment_seconds"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod config;
+pub mod events;
+pub mod hls;
 pub mod metrics;
 pub mod procstat;
 pub mod restream;

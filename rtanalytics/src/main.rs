@@ -348,7 +348,9 @@ async fn serve(
             return Err(format!("cannot listen on {listen}: {e}"));
         }
     };
-    tracing::info!("HTTP API on http://{listen} (/healthz /readyz /metrics /api/v1/streams)");
+    tracing::info!(
+        "HTTP API on http://{listen} (/healthz /readyz /metrics /api/v1/streams); dashboard at http://{listen}/"
+    );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = rtanalytics::api::router(service.clone(), token, open_metrics);
     let server = tokio::spawn(async move {

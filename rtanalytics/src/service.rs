@@ -4,9 +4,10 @@
 //! ```text
 //! bin "src-ID":  rturisrcbin ! videoconvert ! (ghost src)  ->  rtinfer.sink_N
 //! bin "out-ID":  rtinfer.src_N -> (ghost sink) rttrack ! rtalert ! appsink
-//!                with recording or re-streaming: ... rtalert ! tee ! queue ! appsink
+//!                with recording, re-streaming or HLS: ... rtalert ! tee ! queue ! appsink
 //!                  tee. ! queue leaky ! rtoverlay ! videoconvert ! x264enc ! h264parse
 //!                       ! (tee) ! rtrecord name=ID  /  appsink -> RTSP feed (restream.rs)
+//!                                               /  appsink -> HLS writer (hls.rs)
 //! ```
 //!
 //! The appsink hands each frame's detections to the detection outputs; `rtalert` posts its
@@ -18,6 +19,8 @@
 //! never tear down the same branch).
 
 use crate::config::{Config, SourceConfig};
+use crate::events::AlertLog;
+use crate::hls::HlsWriter;
 use crate::restream::{Feed, Restream};
 use crate::shard::Shard;
 use gst::prelude::*;
@@ -80,6 +83,8 @@ struct Branch {
     recorder: Option<gst::Element>,
     /// The source's RTSP mount, when re-streaming is on.
     mount: Option<String>,
+    /// The source's HLS writer, when HLS is on; ended when the branch is torn down.
+    hls: Option<Arc<HlsWriter>>,
     /// This source's own detections file, when the file name has "{source}".
     file: Option<Arc<OutputSet>>,
 }
@@ -91,6 +96,7 @@ struct Encoded {
     branches: Vec<Vec<gst::Element>>,
     recorder: Option<gst::Element>,
     feed: Option<Arc<Feed>>,
+    hls: Option<Arc<HlsWriter>>,
 }
 
 struct Source {
@@ -127,6 +133,8 @@ pub struct SourceStatus {
     pub last_error: Option<String>,
     /// The rtinfer pad number, which is the `source_id` inside detections and alerts.
     pub source_id: u32,
+    /// The live HLS playlist's URL path, when HLS is on.
+    pub hls: Option<String>,
     #[serde(skip)]
     pub alerts: BTreeMap<(String, String), u64>,
     #[serde(skip)]
@@ -196,6 +204,8 @@ pub struct Service {
     finished: (Mutex<Option<Result<(), String>>>, Condvar),
     /// The RTSP server, when re-streaming is on.
     restream: Option<Restream>,
+    /// The newest alerts and their live feed (dashboard, /api/v1/alerts, /api/v1/events).
+    pub alert_log: AlertLog,
 }
 
 fn report() -> Report {
@@ -260,6 +270,7 @@ impl Service {
             stopping: AtomicBool::new(false),
             finished: (Mutex::new(None), Condvar::new()),
             restream,
+            alert_log: AlertLog::default(),
         });
 
         // The model loads on the way to PLAYING; its errors are on the bus.
@@ -444,7 +455,10 @@ impl Service {
             }
             None => None,
         };
-        let encoded = if self.config.recording.is_some() || self.restream.is_some() {
+        let encoded = if self.config.recording.is_some()
+            || self.restream.is_some()
+            || self.config.hls.is_some()
+        {
             let tee = make("tee")?;
             chain.push(tee.clone());
             chain.push(make("queue")?);
@@ -505,6 +519,7 @@ impl Service {
                 .as_ref()
                 .and_then(|(_, e)| e.feed.as_ref())
                 .map(|_| id.clone()),
+            hls: encoded.as_ref().and_then(|(_, e)| e.hls.clone()),
             file: file.clone(),
         };
         let sinkpad = match self.infer.request_pad_simple(&format!("sink_{pad}")) {
@@ -601,40 +616,41 @@ impl Service {
         let feed = self.restream.as_ref().map(|_| Arc::new(Feed::default()));
         let feed_sink = feed.as_ref().map(|f| {
             let f = f.clone();
-            gst_app::AppSink::builder()
-                .sync(false)
-                .async_(false)
-                .max_buffers(8)
-                .drop(true)
-                .callbacks(
-                    gst_app::AppSinkCallbacks::builder()
-                        .new_sample(move |sink| {
-                            if let Ok(sample) = sink.pull_sample() {
-                                f.push(&sample);
-                            }
-                            Ok(gst::FlowSuccess::Ok)
-                        })
-                        .build(),
-                )
-                .build()
-                .upcast::<gst::Element>()
+            encoded_sink(move |sample| f.push(sample))
         });
+        let hls = match &self.config.hls {
+            Some(h) => Some(Arc::new(HlsWriter::start(h, id)?)),
+            None => None,
+        };
+        let hls_sink = hls.as_ref().map(|w| {
+            let w = Arc::downgrade(w);
+            encoded_sink(move |sample| {
+                if let Some(w) = w.upgrade() {
+                    w.push(sample);
+                }
+            })
+        });
+        let sinks: Vec<gst::Element> = recorder
+            .iter()
+            .cloned()
+            .chain(feed_sink)
+            .chain(hls_sink)
+            .collect();
         let mut branches = Vec::new();
-        match (&recorder, feed_sink) {
-            (Some(r), Some(s)) => {
-                main.push(make("tee")?);
-                branches.push(vec![make("queue")?, r.clone()]);
-                branches.push(vec![make("queue")?, s]);
+        if let [one] = sinks.as_slice() {
+            main.push(one.clone());
+        } else {
+            main.push(make("tee")?);
+            for sink in sinks {
+                branches.push(vec![make("queue")?, sink]);
             }
-            (Some(r), None) => main.push(r.clone()),
-            (None, Some(s)) => main.push(s),
-            (None, None) => {}
         }
         Ok(Encoded {
             main,
             branches,
             recorder,
             feed,
+            hls,
         })
     }
 
@@ -678,6 +694,8 @@ impl Service {
         let _ = b.output.set_state(gst::State::Null);
         self.infer.release_request_pad(&b.sinkpad);
         let _ = self.pipeline.remove_many([&b.input, &b.output]);
+        // Closes and lists the last segment.
+        drop(b.hls);
         if let Some(f) = b.file {
             drain(f, Duration::from_millis(self.config.stop_timeout_ms));
         }
@@ -719,6 +737,12 @@ impl Service {
             reconnects: s.reconnects,
             last_error: s.last_error.clone(),
             source_id: s.pad,
+            hls: self
+                .config
+                .hls
+                .as_ref()
+                .filter(|_| s.config.enabled)
+                .map(|_| format!("/hls/{id}/{}", crate::hls::PLAYLIST)),
             alerts: s.alerts.clone(),
             alert_stats: None,
         };
@@ -787,6 +811,10 @@ impl Service {
             }
         }
         out
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     pub fn uptime(&self) -> Duration {
@@ -905,6 +933,7 @@ impl Service {
         let left = deadline.saturating_duration_since(Instant::now());
         drain(shared.detections, left.max(Duration::from_millis(500)));
         drain(shared.alerts, left.max(Duration::from_millis(500)));
+        self.alert_log.close();
         self.finish(Ok(()));
     }
 
@@ -938,6 +967,7 @@ impl Service {
         if let Some(src) = self.sources.lock().unwrap().get_mut(id) {
             *src.alerts.entry((rule, kind)).or_insert(0) += 1;
         }
+        self.alert_log.push(&doc);
         let outputs = self.shared.lock().unwrap().alerts.clone();
         outputs.send(&message);
     }
@@ -974,6 +1004,29 @@ impl Service {
             .map(|s| s.config.uri.clone())
             .unwrap_or_default()
     }
+}
+
+/// An appsink that hands each encoded frame to `push` (the RTSP feed, the HLS writer): not
+/// synchronised, not prerolling (it joins a playing pipeline), dropping the oldest frames
+/// when `push` falls behind.
+fn encoded_sink(push: impl Fn(&gst::Sample) + Send + Sync + 'static) -> gst::Element {
+    gst_app::AppSink::builder()
+        .sync(false)
+        .async_(false)
+        .max_buffers(8)
+        .drop(true)
+        .callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    if let Ok(sample) = sink.pull_sample() {
+                        push(&sample);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        )
+        .build()
+        .upcast()
 }
 
 /// The outputs every source shares, from the config.

@@ -1,19 +1,9 @@
-//! The `device` property shared by rtpreprocess and rtinfer: `auto`, `cpu` or `cuda:N`, and
-//! what it resolves to on this host.
+//! The `device` property shared by rtpreprocess and rtinfer: `auto`, `cpu`, `cuda:N` or an
+//! OpenVINO device (`openvino:GPU`, `openvino:NPU`, ...), and what it resolves to on this host.
 
 use crate::cuda;
 use gst::prelude::*;
-use std::fmt;
-use std::str::FromStr;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DeviceRequest {
-    /// CUDA device 0 when a GPU and driver are usable, else the CPU.
-    #[default]
-    Auto,
-    Cpu,
-    Cuda(u32),
-}
+pub use rtalgo::device::{DeviceRequest, OvDevice};
 
 /// The `device` property, the same on every element that has one.
 pub fn property() -> gst::glib::ParamSpec {
@@ -21,8 +11,11 @@ pub fn property() -> gst::glib::ParamSpec {
         .nick("Device")
         .blurb(
             "Where to run: 'auto' (CUDA device 0 when an NVIDIA GPU and driver are usable, else \
-             the CPU), 'cpu', or 'cuda:N'. When CUDA cannot be used the element runs on the CPU \
-             and says why (a warning when CUDA was asked for by name)",
+             the CPU), 'cpu', 'cuda:N', or an OpenVINO device: 'openvino:GPU' (Intel graphics; \
+             'openvino:GPU.N'), 'openvino:NPU' ('npu'), 'openvino:AUTO', 'openvino:CPU', with \
+             which rtinfer runs OpenVINO (backend auto or openvino) and rtpreprocess works on \
+             the CPU. A device that cannot be used falls back to the CPU and the element says \
+             why (a warning when the device was asked for by name)",
         )
         .default_value(Some("auto"))
         .mutable_ready()
@@ -36,35 +29,6 @@ pub fn property_value(value: &gst::glib::Value) -> String {
         .ok()
         .flatten()
         .unwrap_or_else(|| "auto".into())
-}
-
-impl FromStr for DeviceRequest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim().to_ascii_lowercase();
-        match s.as_str() {
-            "auto" | "" => Ok(DeviceRequest::Auto),
-            "cpu" => Ok(DeviceRequest::Cpu),
-            "cuda" | "gpu" => Ok(DeviceRequest::Cuda(0)),
-            _ => s
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceRequest::Cuda)
-                .ok_or_else(|| {
-                    format!("device \"{s}\": expected auto, cpu or cuda:N (e.g. cuda:0)")
-                }),
-        }
-    }
-}
-
-impl fmt::Display for DeviceRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DeviceRequest::Auto => f.write_str("auto"),
-            DeviceRequest::Cpu => f.write_str("cpu"),
-            DeviceRequest::Cuda(n) => write!(f, "cuda:{n}"),
-        }
-    }
 }
 
 /// What a request resolved to.
@@ -86,9 +50,9 @@ impl Selection {
     }
 }
 
-/// Whether running on the CPU deserves a warning rather than info: CUDA was named.
+/// Whether running on the CPU deserves a warning rather than info: a device was named.
 pub fn warns(request: DeviceRequest) -> bool {
-    matches!(request, DeviceRequest::Cuda(_))
+    matches!(request, DeviceRequest::Cuda(_) | DeviceRequest::OpenVino(_))
 }
 
 /// Posts why an element runs on `active` rather than where `device` asked: a warning when
@@ -108,7 +72,8 @@ pub fn report(element: &gst::Element, request: DeviceRequest, active: &str, why:
 
 pub fn select(request: DeviceRequest) -> Selection {
     let ordinal = match request {
-        DeviceRequest::Cpu => {
+        // OpenVINO devices are OpenVINO's to find (the backend falls back and says why).
+        DeviceRequest::Cpu | DeviceRequest::OpenVino(_) => {
             return Selection {
                 request,
                 cuda: None,
@@ -135,22 +100,6 @@ pub fn select(request: DeviceRequest) -> Selection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_device_names() {
-        assert_eq!("auto".parse(), Ok(DeviceRequest::Auto));
-        assert_eq!("CPU".parse(), Ok(DeviceRequest::Cpu));
-        assert_eq!("cuda".parse(), Ok(DeviceRequest::Cuda(0)));
-        assert_eq!("cuda:3".parse(), Ok(DeviceRequest::Cuda(3)));
-        assert!(
-            "cuda:x"
-                .parse::<DeviceRequest>()
-                .unwrap_err()
-                .contains("cuda:N")
-        );
-        assert!("tpu".parse::<DeviceRequest>().is_err());
-        assert_eq!(DeviceRequest::Cuda(2).to_string(), "cuda:2");
-    }
 
     #[test]
     fn cpu_is_never_a_fallback() {

@@ -153,6 +153,37 @@ fn auto_without_a_gpu_only_informs() {
 }
 
 #[test]
+fn an_openvino_device_that_is_not_there_warns_and_runs_on_the_cpu() {
+    // This host has no Intel GPU; OpenVINO says what it sees and the CPU runs the model.
+    let o = run_dog("device=openvino:GPU", "device=openvino:GPU");
+    assert_golden(&o);
+    assert!(o.infos.is_empty(), "{:?}", o.infos);
+    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+    let w = &o.warnings[0];
+    assert!(
+        w.starts_with("device=openvino:GPU: running on openvino:CPU")
+            && w.contains("OpenVINO device GPU is not available")
+            && w.contains("sees: CPU"),
+        "{w}"
+    );
+    // rtpreprocess prepares frames on the CPU for OpenVINO, without a message.
+    assert_eq!(o.active[0], ("openvino:GPU".into(), "cpu".into()));
+    assert!(o.active[1].1.starts_with("openvino:CPU"), "{:?}", o.active);
+}
+
+#[test]
+fn an_openvino_device_needs_the_openvino_backend() {
+    let o = run_dog("", "device=openvino:NPU backend=onnxruntime");
+    match o.end {
+        End::Error { message, .. } => assert!(
+            message.contains("device=openvino:NPU: an OpenVINO device needs backend=openvino"),
+            "{message}"
+        ),
+        End::Eos => panic!("expected an error"),
+    }
+}
+
+#[test]
 fn an_unknown_device_is_a_clear_error() {
     for (pre, infer) in [
         ("device=tpu", "device=cpu"),
@@ -161,10 +192,7 @@ fn an_unknown_device_is_a_clear_error() {
         let o = run_dog(pre, infer);
         match o.end {
             End::Error { message, .. } => {
-                assert!(
-                    message.contains("expected auto, cpu or cuda:N"),
-                    "{message}"
-                )
+                assert!(message.contains("expected auto, cpu, cuda:N"), "{message}")
             }
             End::Eos => panic!("{pre} {infer}: expected an error"),
         }

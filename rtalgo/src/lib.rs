@@ -7,8 +7,10 @@
 //! * [`geometry`]: boxes and their overlap.
 //! * [`draw`]: drawing on frames in place (boxes, labels with a real font, pixelation).
 //! * [`time`]: wall-clock times as UTC text.
+//! * [`device`]: the device names that `device` properties and configs take.
 
 pub mod assign;
+pub mod device;
 pub mod draw;
 pub mod geometry;
 pub mod kalman;

@@ -80,7 +80,8 @@ pub struct ModelConfig {
     /// onnxruntime, openvino or auto.
     #[serde(default = "auto")]
     pub backend: String,
-    /// auto, cpu or cuda:N.
+    /// auto, cpu, cuda:N, or an OpenVINO device: openvino:GPU, openvino:GPU.N, openvino:NPU,
+    /// openvino:AUTO, openvino:CPU (rtinfer's `device`).
     #[serde(default = "auto")]
     pub device: String,
     /// auto, f32, bf16 or f16 (OpenVINO).
@@ -456,12 +457,9 @@ impl Config {
             &m.precision,
             &["auto", "f32", "bf16", "f16"],
         )?;
-        if m.device != "auto" && m.device != "cpu" && !m.device.starts_with("cuda:") {
-            return Err(format!(
-                "model.device: '{}' is not auto, cpu or cuda:N",
-                m.device
-            ));
-        }
+        m.device
+            .parse::<rtalgo::device::DeviceRequest>()
+            .map_err(|e| format!("model.{e}"))?;
         in_range("model.batch_size", m.batch_size as f64, 1.0, 64.0)?;
         in_range("model.interval", m.interval as f64, 1.0, 1000.0)?;
         in_range("model.requests", m.requests as f64, 0.0, 64.0)?;
@@ -838,6 +836,11 @@ model:
             ),
             ("id: lobby", "id: 'a b'", "sources[1].id:"),
             (
+                "  interval: 2",
+                "  interval: 2\n  device: openvino:TPU",
+                "model.device \"openvino:tpu\": expected openvino:CPU",
+            ),
+            (
                 "uri: file:///tmp/x.mp4",
                 "uri: /tmp/x.mp4",
                 "sources[1].uri:",
@@ -850,6 +853,21 @@ model:
         let e =
             Config::parse(&GOOD.replace("  interval: 2", "  interval: two"), "c.yaml").unwrap_err();
         assert!(e.contains("model.interval") && e.contains("line 9"), "{e}");
+    }
+
+    #[test]
+    fn devices_are_read_as_rtinfer_reads_them() {
+        for d in [
+            "auto",
+            "cpu",
+            "cuda:1",
+            "openvino:GPU",
+            "openvino:GPU.1",
+            "npu",
+        ] {
+            let text = GOOD.replace("  interval: 2", &format!("  interval: 2\n  device: {d}"));
+            assert!(Config::parse(&text, "c.yaml").is_ok(), "{d}");
+        }
     }
 
     #[test]

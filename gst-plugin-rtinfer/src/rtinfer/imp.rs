@@ -296,7 +296,7 @@ impl RtInfer {
                 )
             );
         }
-        if load.backend.resolve() == BackendProp::OnnxRuntime
+        if load.backend.resolve(load.device) == BackendProp::OnnxRuntime
             && matches!(load.precision, PrecisionProp::Bf16 | PrecisionProp::F16)
         {
             gst::element_imp_warning!(

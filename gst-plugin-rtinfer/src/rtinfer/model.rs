@@ -21,34 +21,29 @@ use std::path::PathBuf;
 pub enum BackendProp {
     #[default]
     #[enum_value(
-        name = "Auto: ONNX Runtime (exact f32 on CPU, CUDA/TensorRT on NVIDIA GPUs)",
+        name = "Auto: ONNX Runtime (exact f32 on CPU, CUDA/TensorRT on NVIDIA GPUs); OpenVINO when device names an OpenVINO device",
         nick = "auto"
     )]
     Auto,
     #[enum_value(name = "ONNX Runtime", nick = "onnxruntime")]
     OnnxRuntime,
     #[enum_value(
-        name = "OpenVINO (CPU; fastest on Intel CPUs with precision=bf16 or auto)",
+        name = "OpenVINO (the CPU, or the Intel GPU/NPU that device names; fastest on Intel CPUs with precision=bf16 or auto)",
         nick = "openvino"
     )]
     OpenVino,
 }
 
 impl BackendProp {
-    /// The backend `auto` stands for: ONNX Runtime, whose CPU results are exact f32 and
-    /// which also drives NVIDIA GPUs; OpenVINO is faster on this kind of CPU only in bf16,
-    /// which changes the numbers, so it runs only when asked for.
-    pub fn resolve(self) -> BackendProp {
-        match self {
-            BackendProp::Auto => BackendProp::OnnxRuntime,
-            b => b,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self.resolve() {
-            BackendProp::OpenVino => "openvino",
-            _ => "onnxruntime",
+    /// The backend `auto` stands for: OpenVINO when `device` names an OpenVINO device, else
+    /// ONNX Runtime, whose CPU results are exact f32 and which also drives NVIDIA GPUs;
+    /// OpenVINO is faster on this kind of CPU only in bf16, which changes the numbers, so it
+    /// runs only when asked for.
+    pub fn resolve(self, device: DeviceRequest) -> BackendProp {
+        match (self, device) {
+            (BackendProp::Auto, DeviceRequest::OpenVino(_)) => BackendProp::OpenVino,
+            (BackendProp::Auto, _) => BackendProp::OnnxRuntime,
+            (b, _) => b,
         }
     }
 }
@@ -97,7 +92,10 @@ fn open_openvino(
         path,
         &OvOptions {
             library: s.openvino_library.clone(),
-            device: "CPU".into(),
+            device: match s.device {
+                DeviceRequest::OpenVino(d) => d.to_string(),
+                _ => "CPU".into(),
+            },
             precision: s.precision.openvino(),
             requests: requests as u32,
             threads_per_request: s.threads,
@@ -289,7 +287,17 @@ impl Model {
         let selected = device::select(s.device);
         let mut fallbacks: Vec<String> = selected.why_cpu.into_iter().collect();
         let mut warnings = Vec::new();
-        let backends = match s.backend.resolve() {
+        let backends = match s.backend.resolve(s.device) {
+            BackendProp::OnnxRuntime if matches!(s.device, DeviceRequest::OpenVino(_)) => {
+                return Err(backend::Error::new(
+                    ErrorKind::Settings,
+                    format!(
+                        "device={}: an OpenVINO device needs backend=openvino (or auto), not \
+                         onnxruntime",
+                        s.device
+                    ),
+                ));
+            }
             BackendProp::OpenVino => {
                 if let DeviceRequest::Cuda(_) | DeviceRequest::Auto = s.device
                     && selected.cuda.is_some()

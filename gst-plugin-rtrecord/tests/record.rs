@@ -1,7 +1,8 @@
 //! rtrecord on real H.264 from x264enc: clips around triggers sent the way rtalert sends them
 //! (the `rt-record` query from before the encoder) and through the `record` signal, read back
 //! with qtdemux: first frame a keyframe, the frames asked for, a valid MP4 after EOS, after a
-//! stop mid-clip and (removed, with a warning) on a full disk.
+//! stop mid-clip and (removed, with a warning) on a full disk. H.265 (x265enc) and VP9
+//! (vp9enc) clips are read back the same way.
 
 use gst::prelude::*;
 use rtmeta::record::RecordRequest;
@@ -24,13 +25,30 @@ fn folder(name: &str) -> PathBuf {
     dir
 }
 
-/// 320x240 at 30 fps, a keyframe every 15 frames (0.5 s), into rtrecord `props`.
+/// An encoder, with a keyframe every 15 frames (0.5 s), and how its clips are read back.
+struct Codec {
+    encode: &'static str,
+    parse: &'static str,
+    decode: &'static str,
+}
+
+const H264: Codec = Codec {
+    encode: "x264enc key-int-max=15 speed-preset=ultrafast tune=zerolatency ! h264parse",
+    parse: "h264parse",
+    decode: "avdec_h264",
+};
+
+/// 320x240 at 30 fps, H.264, into rtrecord `props`.
 fn pipeline(frames: Option<u32>, props: &str) -> gst::Pipeline {
+    pipeline_of(&H264, frames, props)
+}
+
+fn pipeline_of(codec: &Codec, frames: Option<u32>, props: &str) -> gst::Pipeline {
     let count = frames.map_or(String::new(), |n| format!("num-buffers={n}"));
     gst::parse::launch(&format!(
         "videotestsrc name=src {count} pattern=ball ! video/x-raw,width=320,height=240,framerate={FPS}/1 \
-         ! x264enc key-int-max=15 speed-preset=ultrafast tune=zerolatency ! h264parse \
-         ! rtrecord name=rec {props}"
+         ! {} ! rtrecord name=rec {props}",
+        codec.encode
     ))
     .unwrap()
     .downcast()
@@ -85,11 +103,17 @@ fn run(p: &gst::Pipeline) -> (Vec<gst::Structure>, Vec<String>) {
     (clips, warnings)
 }
 
-/// The frames of a clip, as qtdemux reads them: (pts in ns, keyframe).
+/// The frames of an H.264 clip, as qtdemux reads them: (pts in ns, keyframe).
 fn frames_of(path: &Path) -> Vec<(u64, bool)> {
+    frames_with(&H264, path)
+}
+
+fn frames_with(codec: &Codec, path: &Path) -> Vec<(u64, bool)> {
     let p = gst::parse::launch(&format!(
-        "filesrc location={} ! qtdemux ! h264parse ! avdec_h264 ! fakesink name=out",
-        path.display()
+        "filesrc location={} ! qtdemux ! {} name=parse ! {} ! fakesink name=out",
+        path.display(),
+        codec.parse,
+        codec.decode
     ))
     .unwrap()
     .downcast::<gst::Pipeline>()
@@ -101,13 +125,8 @@ fn frames_of(path: &Path) -> Vec<(u64, bool)> {
     // flag is read before the decoder.
     let keys = Arc::new(Mutex::new(Vec::new()));
     let k = keys.clone();
-    let parse = p
-        .iterate_elements()
-        .into_iter()
-        .map(Result::unwrap)
-        .find(|e| e.factory().unwrap().name() == "h264parse")
-        .unwrap();
-    parse
+    p.by_name("parse")
+        .unwrap()
         .static_pad("src")
         .unwrap()
         .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -170,6 +189,46 @@ fn assert_frames(frames: &[(u64, bool)], n: usize) {
     assert_eq!(frames[0].0, 0, "the clip starts at 0");
     for (i, (pts, _)) in frames.iter().enumerate() {
         assert_eq!(*pts, i as u64 * 1_000_000_000 / FPS);
+    }
+}
+
+#[test]
+fn h265_and_vp9_clips_start_at_a_keyframe_and_play_back() {
+    init();
+    let codecs = [
+        Codec {
+            encode: "x265enc key-int-max=15 speed-preset=ultrafast tune=zerolatency ! h265parse",
+            parse: "h265parse",
+            decode: "avdec_h265",
+        },
+        Codec {
+            encode: "vp9enc keyframe-max-dist=15 deadline=1 cpu-used=8 ! vp9parse",
+            parse: "vp9parse",
+            decode: "vp9dec",
+        },
+    ];
+    for codec in &codecs {
+        let dir = folder(codec.parse);
+        let p = pipeline_of(
+            codec,
+            Some(90),
+            &format!("location={} pre-capture=0.5 post-capture=1", dir.display()),
+        );
+        let answers = Arc::new(Mutex::new(Vec::new()));
+        let a = answers.clone();
+        on_frame(&p, move |i, pad, _| {
+            if i == 40 {
+                a.lock().unwrap().push(ask(pad, i));
+            }
+        });
+        let (clips, warnings) = run(&p);
+        assert!(warnings.is_empty(), "{}: {warnings:?}", codec.parse);
+        let path = answers.lock().unwrap()[0].clone().expect("a clip");
+        assert_eq!(clips.len(), 1, "{}", codec.parse);
+        // Frame 40 at 1.33 s: from the keyframe at 0.5 s (frame 15, at or before 0.83 s)
+        // to 2.33 s (frame 70).
+        assert_frames(&frames_with(codec, Path::new(&path)), 55);
+        no_parts(&dir);
     }
 }
 

@@ -35,3 +35,23 @@ def test_tracks_drawn_into_an_mp4(tmp_path):
     assert changed.sum() > 2000, f"{changed.sum()} pixels changed by the overlay"
     # ...and only around the detections, never everywhere: most of the frame is untouched.
     assert changed.mean() < 0.2, changed.mean()
+
+
+def test_tracks_drawn_into_live_hls(tmp_path):
+    hls = tmp_path / "hls"
+    hls.mkdir()
+    env = {**gst_env(), "RT_SHARED": str(SHARED)}
+    r = subprocess.run([str(REPO / "pipelines/run.sh"), "track-overlay-hls", f"VIDEO={VTEST}",
+                        "FRAMES=100", f"DIR={hls}"], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    playlist = (hls / "index.m3u8").read_text()
+    listed = [x for x in playlist.splitlines() if x.endswith(".ts")]
+    # 100 frames at 10 fps, a keyframe every 2 s: 5 segments, all listed and on disk.
+    assert len(listed) == 5 and all((hls / x).exists() for x in listed), playlist
+    assert "#EXT-X-ENDLIST" in playlist
+    drawn = decode(hls / listed[0], 20)
+    original = decode(VTEST, 20)
+    assert len(drawn) == 20
+    diff = np.abs(drawn[10].astype(int) - original[10].astype(int)).max(axis=2)
+    assert (diff > 80).sum() > 1000, "no boxes drawn in the HLS segment"

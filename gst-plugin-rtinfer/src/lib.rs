@@ -13,11 +13,12 @@ pub mod cuda;
 pub mod decode;
 pub mod device;
 pub mod labels;
-pub mod letterbox;
-pub mod nms;
 pub mod spec;
 mod stats;
 pub mod tensorize;
+
+// The GStreamer-free pre- and post-processing, under the paths the elements have always used.
+pub use rtalgo::{letterbox, nms};
 
 mod rtinfer;
 mod rtjsonenc;

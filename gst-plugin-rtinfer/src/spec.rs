@@ -4,84 +4,20 @@
 //! [`QUERY_NAME`]; rtinfer answers from the model it loaded.
 
 use gst::glib;
+pub use rtalgo::spec::{Fit, TensorSpec};
 use rtmeta::{ChannelOrder, DType, Layout};
 
 /// Name of the downstream custom query that asks rtinfer for its tensor spec.
 pub const QUERY_NAME: &str = "rt-tensor-spec";
 
-/// How the frame is fitted into the tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fit {
-    /// Keep the aspect ratio, image at the top-left corner, sizes truncated (YOLOX).
-    TopLeft,
-    /// Keep the aspect ratio, image centred, sizes rounded (Ultralytics).
-    Center,
-    /// Scale each axis to the tensor size, ignoring the aspect ratio.
-    Stretch,
+/// The spec as the query's structure, and back.
+pub trait SpecStructure: Sized {
+    fn to_structure(&self) -> gst::Structure;
+    fn from_structure(s: &gst::StructureRef) -> Option<Self>;
 }
 
-impl Fit {
-    fn as_str(self) -> &'static str {
-        match self {
-            Fit::TopLeft => "top-left",
-            Fit::Center => "center",
-            Fit::Stretch => "stretch",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "top-left" => Fit::TopLeft,
-            "center" => Fit::Center,
-            "stretch" => Fit::Stretch,
-            _ => return None,
-        })
-    }
-}
-
-/// A fully resolved preprocessing spec. Values are normalised as
-/// `(pixel * scale - mean[c]) / std[c]`, with `c` the tensor channel.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TensorSpec {
-    pub width: u32,
-    pub height: u32,
-    pub fit: Fit,
-    pub pad: u8,
-    pub order: ChannelOrder,
-    pub scale: f32,
-    pub mean: [f32; 3],
-    pub std: [f32; 3],
-    pub layout: Layout,
-    pub dtype: DType,
-}
-
-impl TensorSpec {
-    /// YOLOX conventions: BGR, 0..255, image at the top-left, pad 114.
-    pub fn yolox(width: u32, height: u32) -> Self {
-        TensorSpec {
-            width,
-            height,
-            fit: Fit::TopLeft,
-            pad: 114,
-            order: ChannelOrder::Bgr,
-            scale: 1.0,
-            mean: [0.0; 3],
-            std: [1.0; 3],
-            layout: Layout::Nchw,
-            dtype: DType::F32,
-        }
-    }
-
-    /// Ultralytics / YOLOv5 conventions: RGB, /255, centred, pad 114.
-    pub fn ultralytics(width: u32, height: u32) -> Self {
-        TensorSpec {
-            fit: Fit::Center,
-            order: ChannelOrder::Rgb,
-            scale: 1.0 / 255.0,
-            ..Self::yolox(width, height)
-        }
-    }
-
-    pub fn to_structure(&self) -> gst::Structure {
+impl SpecStructure for TensorSpec {
+    fn to_structure(&self) -> gst::Structure {
         gst::Structure::builder(QUERY_NAME)
             .field("width", self.width)
             .field("height", self.height)
@@ -96,7 +32,7 @@ impl TensorSpec {
             .build()
     }
 
-    pub fn from_structure(s: &gst::StructureRef) -> Option<Self> {
+    fn from_structure(s: &gst::StructureRef) -> Option<Self> {
         let triple = |name: &str| -> Option<[f32; 3]> {
             let a = s.get::<gst::Array>(name).ok()?;
             let v: Vec<f32> = a
@@ -118,24 +54,6 @@ impl TensorSpec {
             layout: Layout::parse(s.get("layout").ok()?)?,
             dtype: DType::parse(s.get("dtype").ok()?)?,
         })
-    }
-
-    /// Number of elements of the batch-1 tensor.
-    pub fn elements(&self) -> usize {
-        3 * self.width as usize * self.height as usize
-    }
-
-    /// Short human description, for logs and error messages.
-    pub fn describe(&self) -> String {
-        format!(
-            "{}x{} {} {} {} {}",
-            self.width,
-            self.height,
-            self.layout.as_str(),
-            self.dtype.as_str(),
-            self.order.as_str(),
-            self.fit.as_str()
-        )
     }
 }
 

@@ -16,7 +16,7 @@ use super::stream::{Item, Stream};
 use crate::convert;
 use crate::decode::FormatProp;
 use crate::device::{self, DeviceRequest};
-use crate::spec::QUERY_NAME;
+use crate::spec::{QUERY_NAME, SpecStructure};
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;

@@ -3,7 +3,9 @@
 
 use crate::convert;
 use crate::device::{self, DeviceRequest};
-use crate::spec::{ChannelOrderProp, DTypeProp, LayoutProp, LetterboxProp, QUERY_NAME, TensorSpec};
+use crate::spec::{
+    ChannelOrderProp, DTypeProp, LayoutProp, LetterboxProp, QUERY_NAME, SpecStructure, TensorSpec,
+};
 use crate::tensorize::Tensorizer;
 use gst::glib;
 use gst::prelude::*;

@@ -1,7 +1,7 @@
 //! Where a frame lands inside the tensor, following each model family's own rounding.
 
 use crate::spec::Fit;
-use rtmeta::Transform;
+use crate::tensor::Transform;
 
 /// The frame's image inside the tensor: its size, offset and scale.
 #[derive(Clone, Copy, Debug, PartialEq)]

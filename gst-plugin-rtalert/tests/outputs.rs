@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use gst::prelude::*;
+use rttest::{free_port, wait_for};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -71,23 +72,6 @@ fn warnings(bus: &gst::Bus) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-/// A port that was just free: nothing listens there.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !ok() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn lines(path: &Path) -> Vec<serde_json::Value> {

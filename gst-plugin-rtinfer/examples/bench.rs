@@ -23,6 +23,7 @@ use gst::prelude::*;
 use gstrtinfer::backend::{
     Backend, OnnxBackend, OpenVinoModel, Options, OvOptions, Precision, TensorData,
 };
+use rttest::rss_kib;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -172,15 +173,6 @@ fn python_loops(n: usize, video: &str, model: &str) -> f64 {
             .unwrap_or_else(|| panic!("python loop failed: {text}"));
     }
     frames as f64 / start.elapsed().as_secs_f64()
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `k` real-time copies of the video at `fps` each into one rtinfer named `i`.

@@ -10,21 +10,8 @@
 //! element that prerolls (`uridecodebin`) makes a PLAYING pipeline wait for it.
 
 use gst::prelude::*;
+use rttest::rss_kib;
 use std::time::Duration;
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use gst::prelude::*;
+use rttest::rss_kib;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -134,17 +135,6 @@ fn a_stalled_source_does_not_stall_the_others() {
         "the live stream got all its frames"
     );
     assert!(outs[0].lock().unwrap().is_empty());
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Adds a source on a new request pad, lets it run to its end, and removes it again.

@@ -1,10 +1,9 @@
 //! Helpers for the rtalert tests: synthetic frames with detections, alerts from the bus.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use gst::prelude::*;
 use gst_check::Harness;
 use rtmeta::{Detection, Detections};
-use std::path::PathBuf;
 use std::sync::Once;
 
 pub fn init() {
@@ -20,15 +19,7 @@ pub const S: u64 = 1_000_000_000;
 pub const W: u32 = 100;
 pub const H: u32 = 100;
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub fn shared() -> PathBuf {
-    std::env::var_os("RT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared"))
-}
+pub use rttest::{repo, shared};
 
 /// An rtalert in a harness with `props` (gst-launch syntax values), and the bus it posts on.
 pub fn harness(props: &[(&str, &str)]) -> (Harness, gst::Bus) {

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use gst::prelude::*;
 use std::path::PathBuf;
@@ -13,22 +13,7 @@ pub fn init() {
     });
 }
 
-/// The shared models and data: `$RT_SHARED`, else `../shared` beside the repository.
-pub fn shared() -> PathBuf {
-    std::env::var_os("RT_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
-}
-
-pub fn model(name: &str) -> String {
-    let p = shared().join("models").join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: set RT_SHARED to the shared folder",
-        p.display()
-    );
-    p.display().to_string()
-}
+pub use rttest::{model, shared};
 
 pub fn test_data(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -6,11 +6,13 @@
 mod jsonl;
 mod mqtt;
 mod nats;
+mod plan;
 mod webhook;
 
 pub use jsonl::jsonl_file;
 pub use mqtt::{Mqtt, parse_url as parse_mqtt_url};
 pub use nats::{NatsSettings, nats, parse_nats_url};
+pub use plan::{JsonlProps, OutputProps, Plan, QueueProps, WebhookProps, plan};
 pub use webhook::{WebhookSettings, webhook};
 
 /// Webhook settings from element properties: first retry after 250 ms, doubling to 30 s.

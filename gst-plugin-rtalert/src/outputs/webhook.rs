@@ -5,7 +5,7 @@ use super::{Message, Report, Shutdown, Worker};
 use rtmeta::mask::{mask_in, mask_uri};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WebhookSettings {
     pub url: String,
     pub timeout: Duration,

@@ -3,7 +3,7 @@
 
 use crate::alert::Alert;
 use crate::alerter::Alerter;
-use crate::outputs::{self, Level, Message, Mqtt, Output, Report, Stdout};
+use crate::outputs::{self, Level, Message, Mqtt, Output, OutputProps, Report, Stdout};
 use crate::rules::{self, RateLimit, RuleSet};
 use crate::snapshot;
 use gst::glib;
@@ -29,18 +29,8 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 struct Settings {
     rules_file: Option<PathBuf>,
     rules: String,
-    stdout: bool,
-    jsonl_file: Option<String>,
-    jsonl_max_bytes: u64,
-    jsonl_max_files: u32,
-    webhook_url: Option<String>,
-    webhook_timeout_ms: u32,
-    webhook_retries: u32,
-    webhook_queue: u32,
-    mqtt_url: Option<String>,
-    mqtt_queue: u32,
-    nats_url: Option<String>,
-    nats_queue: u32,
+    /// The outputs the properties name, grouped by output.
+    outputs: OutputProps,
     snapshot_dir: Option<String>,
     rate_limit: f64,
     rate_burst: u32,
@@ -55,18 +45,7 @@ impl Default for Settings {
         Settings {
             rules_file: None,
             rules: String::new(),
-            stdout: false,
-            jsonl_file: None,
-            jsonl_max_bytes: 10 * 1024 * 1024,
-            jsonl_max_files: 5,
-            webhook_url: None,
-            webhook_timeout_ms: 5000,
-            webhook_retries: 5,
-            webhook_queue: 1000,
-            mqtt_url: None,
-            mqtt_queue: 1000,
-            nats_url: None,
-            nats_queue: 1000,
+            outputs: OutputProps::default(),
             snapshot_dir: None,
             rate_limit: 0.0,
             rate_burst: 10,
@@ -190,26 +169,13 @@ impl RtAlert {
     }
 
     fn build_outputs(&self, s: &Settings, set: &RuleSet) -> Result<Vec<Box<dyn Output>>, String> {
+        let plan = outputs::plan(&s.outputs, &set.outputs)?;
         let report = self.report();
-        let file = &set.outputs;
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
-        if s.stdout || file.stdout {
+        if plan.stdout {
             outputs.push(Box::new(Stdout::default()));
         }
-        let jsonl = s
-            .jsonl_file
-            .clone()
-            .map(|p| (p, s.jsonl_max_bytes, s.jsonl_max_files))
-            .or_else(|| {
-                file.jsonl.as_ref().map(|j| {
-                    (
-                        j.path.clone(),
-                        j.max_bytes.unwrap_or(s.jsonl_max_bytes),
-                        j.max_files.unwrap_or(s.jsonl_max_files),
-                    )
-                })
-            });
-        if let Some((path, max_bytes, max_files)) = jsonl {
+        if let Some((path, max_bytes, max_files)) = plan.jsonl {
             outputs.push(Box::new(outputs::jsonl_file(
                 path.into(),
                 max_bytes,
@@ -217,37 +183,10 @@ impl RtAlert {
                 report.clone(),
             )));
         }
-        let webhook = match (&s.webhook_url, &file.webhook) {
-            (Some(url), _) => Some(outputs::webhook_settings(
-                url,
-                s.webhook_timeout_ms,
-                s.webhook_retries,
-                s.webhook_queue,
-            )),
-            (None, Some(w)) => Some(outputs::webhook_settings(
-                &w.url,
-                w.timeout
-                    .map_or(s.webhook_timeout_ms, |t| (t.0 * 1000.0) as u32),
-                w.retries.unwrap_or(s.webhook_retries),
-                w.queue.unwrap_or(s.webhook_queue),
-            )),
-            (None, None) => None,
-        };
-        if let Some(w) = webhook {
-            if !w.url.starts_with("http://") && !w.url.starts_with("https://") {
-                return Err(format!(
-                    "webhook URL \"{}\" must start with http:// or https://",
-                    mask_uri(&w.url)
-                ));
-            }
+        if let Some(w) = plan.webhook {
             outputs.push(Box::new(outputs::webhook(w, report.clone())));
         }
-        let mqtt = match (&s.mqtt_url, &file.mqtt) {
-            (Some(url), _) => Some((url.clone(), s.mqtt_queue)),
-            (None, Some(m)) => Some((m.url.clone(), m.queue.unwrap_or(s.mqtt_queue))),
-            (None, None) => None,
-        };
-        if let Some((url, queue)) = mqtt {
+        if let Some((url, queue)) = plan.mqtt {
             let id = format!("rtalert-{}", nonce());
             outputs.push(Box::new(Mqtt::new(
                 &url,
@@ -256,17 +195,8 @@ impl RtAlert {
                 report.clone(),
             )?));
         }
-        let nats = match (&s.nats_url, &file.nats) {
-            (Some(url), _) => Some((url.clone(), s.nats_queue)),
-            (None, Some(n)) => Some((n.url.clone(), n.queue.unwrap_or(s.nats_queue))),
-            (None, None) => None,
-        };
-        if let Some((url, queue)) = nats {
-            outputs.push(Box::new(outputs::nats(
-                &url,
-                queue as usize,
-                report.clone(),
-            )?));
+        if let Some((url, queue)) = plan.nats {
+            outputs.push(Box::new(outputs::nats(&url, queue as usize, report)?));
         }
         Ok(outputs)
     }
@@ -452,6 +382,8 @@ impl RtAlert {
 impl ObjectImpl for RtAlert {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            let d = Settings::default();
+            let o = &d.outputs;
             let uint = |name: &'static str,
                         nick: &'static str,
                         blurb: &'static str,
@@ -494,43 +426,44 @@ impl ObjectImpl for RtAlert {
                          whether each rule holds, for rtoverlay to draw (only when a rule has a \
                          zone or a line; otherwise buffers pass untouched)",
                     )
-                    .default_value(Settings::default().regions_meta)
+                    .default_value(d.regions_meta)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecBoolean::builder("stdout")
                     .nick("Standard output")
                     .blurb("Print each alert as a JSON line on standard output")
+                    .default_value(o.stdout)
                     .mutable_ready()
                     .build(),
                 string("jsonl-file", "JSON lines file", "Append each alert as a JSON line to this file (rotated by size)"),
                 glib::ParamSpecUInt64::builder("jsonl-max-bytes")
                     .nick("JSON lines file size")
                     .blurb("Rotate the JSON lines file before it grows past this many bytes (0 = never)")
-                    .default_value(10 * 1024 * 1024)
+                    .default_value(o.jsonl.max_bytes)
                     .mutable_ready()
                     .build(),
-                uint("jsonl-max-files", "Rotated files kept", "How many rotated files (FILE.1 ... FILE.N) to keep", 0, 1000, 5),
+                uint("jsonl-max-files", "Rotated files kept", "How many rotated files (FILE.1 ... FILE.N) to keep", 0, 1000, o.jsonl.max_files),
                 string("webhook-url", "Webhook URL", "POST each alert's JSON here (http:// or https://), with the alert id as Idempotency-Key"),
-                uint("webhook-timeout", "Webhook timeout", "Milliseconds one webhook request may take", 1, 600_000, 5000),
-                uint("webhook-retries", "Webhook retries", "Attempts after the first, with exponential backoff and jitter", 0, 100, 5),
-                uint("webhook-queue", "Webhook queue", "Alerts waiting for the webhook; more are dropped and counted", 1, 1_000_000, 1000),
+                uint("webhook-timeout", "Webhook timeout", "Milliseconds one webhook request may take", 1, 600_000, o.webhook.timeout_ms),
+                uint("webhook-retries", "Webhook retries", "Attempts after the first, with exponential backoff and jitter", 0, 100, o.webhook.retries),
+                uint("webhook-queue", "Webhook queue", "Alerts waiting for the webhook; more are dropped and counted", 1, 1_000_000, o.webhook.queue),
                 string("mqtt-url", "MQTT URL", "Publish each alert with QoS 1: mqtt://[user:password@]host[:1883]/topic, or mqtts://...[:8883] for TLS checked against the system CA store (SSL_CERT_FILE overrides)"),
-                uint("mqtt-queue", "MQTT queue", "Alerts waiting for the broker; more are dropped and counted", 1, 1_000_000, 1000),
+                uint("mqtt-queue", "MQTT queue", "Alerts waiting for the broker; more are dropped and counted", 1, 1_000_000, o.mqtt.queue),
                 string("nats-url", "NATS JetStream URL", "Publish each alert to NATS JetStream and wait for its acknowledgement: nats://[user:password@]host:port/SUBJECT[?stream=NAME] publishes to SUBJECT.SOURCE_ID with the alert id as Nats-Msg-Id (JetStream drops retried copies); the stream (default: SUBJECT in capitals) is created when missing"),
-                uint("nats-queue", "NATS queue", "Alerts waiting for the NATS server; more are dropped and counted", 1, 1_000_000, 1000),
+                uint("nats-queue", "NATS queue", "Alerts waiting for the NATS server; more are dropped and counted", 1, 1_000_000, o.nats.queue),
                 string("snapshot-dir", "Snapshot folder", "Write a JPEG of the frame of each alert here; the alert names the file"),
                 glib::ParamSpecDouble::builder("rate-limit")
                     .nick("Rate limit")
                     .blurb("At most this many alerts per minute over all rules (0 = no limit; a rules file may set rate-limit too)")
                     .minimum(0.0)
                     .maximum(1e6)
-                    .default_value(0.0)
+                    .default_value(d.rate_limit)
                     .mutable_ready()
                     .build(),
-                uint("rate-burst", "Rate burst", "Alerts that may go out at once before the rate limit applies", 1, 100_000, 10),
-                uint("stats-interval", "Stats interval", "Post an rtalert-stats message every this many milliseconds (0 = only at EOS)", 0, 3_600_000, 10_000),
-                uint("reload-interval", "Reload interval", "Check the rules file for changes every this many milliseconds (0 = never)", 0, 3_600_000, 1000),
-                uint("flush-timeout", "Flush timeout", "When stopping, milliseconds to finish delivering queued alerts; the rest count as dropped", 0, 600_000, 2000),
+                uint("rate-burst", "Rate burst", "Alerts that may go out at once before the rate limit applies", 1, 100_000, d.rate_burst),
+                uint("stats-interval", "Stats interval", "Post an rtalert-stats message every this many milliseconds (0 = only at EOS)", 0, 3_600_000, d.stats_interval_ms),
+                uint("reload-interval", "Reload interval", "Check the rules file for changes every this many milliseconds (0 = never)", 0, 3_600_000, d.reload_interval_ms),
+                uint("flush-timeout", "Flush timeout", "When stopping, milliseconds to finish delivering queued alerts; the rest count as dropped", 0, 600_000, d.flush_timeout_ms),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
                     .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, delivered/dropped/queued per output (each output's add up to emitted), and per rule unique-tracks, crossed-in, crossed-out")
@@ -547,19 +480,19 @@ impl ObjectImpl for RtAlert {
         match pspec.name() {
             "rules-file" => s.rules_file = opt(value).map(PathBuf::from),
             "rules" => s.rules = opt(value).unwrap_or_default(),
-            "stdout" => s.stdout = value.get().unwrap(),
+            "stdout" => s.outputs.stdout = value.get().unwrap(),
             "regions-meta" => s.regions_meta = value.get().unwrap(),
-            "jsonl-file" => s.jsonl_file = opt(value),
-            "jsonl-max-bytes" => s.jsonl_max_bytes = value.get().unwrap(),
-            "jsonl-max-files" => s.jsonl_max_files = value.get().unwrap(),
-            "webhook-url" => s.webhook_url = opt(value),
-            "webhook-timeout" => s.webhook_timeout_ms = value.get().unwrap(),
-            "webhook-retries" => s.webhook_retries = value.get().unwrap(),
-            "webhook-queue" => s.webhook_queue = value.get().unwrap(),
-            "mqtt-url" => s.mqtt_url = opt(value),
-            "mqtt-queue" => s.mqtt_queue = value.get().unwrap(),
-            "nats-url" => s.nats_url = opt(value),
-            "nats-queue" => s.nats_queue = value.get().unwrap(),
+            "jsonl-file" => s.outputs.jsonl.file = opt(value),
+            "jsonl-max-bytes" => s.outputs.jsonl.max_bytes = value.get().unwrap(),
+            "jsonl-max-files" => s.outputs.jsonl.max_files = value.get().unwrap(),
+            "webhook-url" => s.outputs.webhook.url = opt(value),
+            "webhook-timeout" => s.outputs.webhook.timeout_ms = value.get().unwrap(),
+            "webhook-retries" => s.outputs.webhook.retries = value.get().unwrap(),
+            "webhook-queue" => s.outputs.webhook.queue = value.get().unwrap(),
+            "mqtt-url" => s.outputs.mqtt.url = opt(value),
+            "mqtt-queue" => s.outputs.mqtt.queue = value.get().unwrap(),
+            "nats-url" => s.outputs.nats.url = opt(value),
+            "nats-queue" => s.outputs.nats.queue = value.get().unwrap(),
             "snapshot-dir" => s.snapshot_dir = opt(value),
             "rate-limit" => s.rate_limit = value.get().unwrap(),
             "rate-burst" => s.rate_burst = value.get().unwrap(),
@@ -583,20 +516,20 @@ impl ObjectImpl for RtAlert {
         match pspec.name() {
             "rules-file" => path(&s.rules_file),
             "rules" => s.rules.to_value(),
-            "stdout" => s.stdout.to_value(),
+            "stdout" => s.outputs.stdout.to_value(),
             "regions-meta" => s.regions_meta.to_value(),
-            "jsonl-file" => s.jsonl_file.to_value(),
-            "jsonl-max-bytes" => s.jsonl_max_bytes.to_value(),
-            "jsonl-max-files" => s.jsonl_max_files.to_value(),
+            "jsonl-file" => s.outputs.jsonl.file.to_value(),
+            "jsonl-max-bytes" => s.outputs.jsonl.max_bytes.to_value(),
+            "jsonl-max-files" => s.outputs.jsonl.max_files.to_value(),
             // Shown masked, as everywhere else (dot files and tools print properties).
-            "webhook-url" => s.webhook_url.as_deref().map(mask_uri).to_value(),
-            "webhook-timeout" => s.webhook_timeout_ms.to_value(),
-            "webhook-retries" => s.webhook_retries.to_value(),
-            "webhook-queue" => s.webhook_queue.to_value(),
-            "mqtt-url" => s.mqtt_url.as_deref().map(mask_uri).to_value(),
-            "mqtt-queue" => s.mqtt_queue.to_value(),
-            "nats-url" => s.nats_url.as_deref().map(mask_uri).to_value(),
-            "nats-queue" => s.nats_queue.to_value(),
+            "webhook-url" => s.outputs.webhook.url.as_deref().map(mask_uri).to_value(),
+            "webhook-timeout" => s.outputs.webhook.timeout_ms.to_value(),
+            "webhook-retries" => s.outputs.webhook.retries.to_value(),
+            "webhook-queue" => s.outputs.webhook.queue.to_value(),
+            "mqtt-url" => s.outputs.mqtt.url.as_deref().map(mask_uri).to_value(),
+            "mqtt-queue" => s.outputs.mqtt.queue.to_value(),
+            "nats-url" => s.outputs.nats.url.as_deref().map(mask_uri).to_value(),
+            "nats-queue" => s.outputs.nats.queue.to_value(),
             "snapshot-dir" => s.snapshot_dir.to_value(),
             "rate-limit" => s.rate_limit.to_value(),
             "rate-burst" => s.rate_burst.to_value(),

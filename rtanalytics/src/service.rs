@@ -914,19 +914,28 @@ impl Service {
             let _ = self.wait_finished(timeout);
         }
         let _ = self.pipeline.set_state(gst::State::Null);
-        let branches: Vec<Branch> = self
+        let branches: Vec<(String, Branch)> = self
             .sources
             .lock()
             .unwrap()
-            .values_mut()
-            .filter_map(|s| {
-                let b = s.branch.take()?;
-                s.reconnects = b.source.property::<u64>("reconnects");
-                s.fps = 0.0;
-                Some(b)
-            })
+            .iter_mut()
+            .filter_map(|(id, s)| Some((id.clone(), s.branch.take()?)))
             .collect();
-        for b in branches {
+        // The final reconnect counts, read from the elements without the lock.
+        let counts: Vec<(&str, u64)> = branches
+            .iter()
+            .map(|(id, b)| (id.as_str(), b.source.property::<u64>("reconnects")))
+            .collect();
+        {
+            let mut sources = self.sources.lock().unwrap();
+            for (id, n) in counts {
+                if let Some(s) = sources.get_mut(id) {
+                    s.reconnects = n;
+                    s.fps = 0.0;
+                }
+            }
+        }
+        for (_, b) in branches {
             self.teardown(b);
         }
         let shared = std::mem::take(&mut *self.shared.lock().unwrap());

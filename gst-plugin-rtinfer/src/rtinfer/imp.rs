@@ -309,8 +309,7 @@ impl RtInfer {
                 )
             );
         }
-        let (models, description) =
-            Model::load(&load, requests).map_err(|e| super::model::error_message(&e))?;
+        let (models, description) = Model::load(&load, requests).map_err(|e| error_message(&e))?;
         gst::info!(
             CAT,
             imp = self,
@@ -1321,5 +1320,19 @@ impl ElementImpl for RtInfer {
             }
         }
         result
+    }
+}
+
+/// A model-layer error as the GStreamer error the element posts: the only place they meet.
+fn error_message(e: &crate::backend::Error) -> gst::ErrorMessage {
+    use crate::backend::ErrorKind;
+    match e.kind {
+        ErrorKind::ModelNotFound => {
+            gst::error_msg!(gst::ResourceError::NotFound, ("{}", e.message))
+        }
+        ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
+        ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
+        ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
+        ErrorKind::Settings => gst::error_msg!(gst::LibraryError::Settings, ("{}", e.message)),
     }
 }

@@ -217,18 +217,6 @@ pub struct Model {
     pub warnings: Vec<String>,
 }
 
-pub fn error_message(e: &backend::Error) -> gst::ErrorMessage {
-    match e.kind {
-        ErrorKind::ModelNotFound => {
-            gst::error_msg!(gst::ResourceError::NotFound, ("{}", e.message))
-        }
-        ErrorKind::BadModel => gst::error_msg!(gst::ResourceError::OpenRead, ("{}", e.message)),
-        ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
-        ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
-        ErrorKind::Settings => gst::error_msg!(gst::LibraryError::Settings, ("{}", e.message)),
-    }
-}
-
 /// Preprocessing the model expects, from its family and input.
 fn model_spec(format: decode::Format, info: &backend::ModelInfo) -> TensorSpec {
     let mut spec = match format {

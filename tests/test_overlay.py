@@ -47,7 +47,8 @@ def test_tracks_drawn_into_live_hls(tmp_path):
     assert r.returncode == 0, r.stderr
     playlist = (hls / "index.m3u8").read_text()
     listed = [x for x in playlist.splitlines() if x.endswith(".ts")]
-    # 100 frames at 10 fps, a keyframe every 2 s: 5 segments, all listed and on disk.
+    # 100 frames at 10 fps in segments of about 2 s: the playlist lists its 5 (playlist-length),
+    # each still on disk, and ends.
     assert len(listed) == 5 and all((hls / x).exists() for x in listed), playlist
     assert "#EXT-X-ENDLIST" in playlist
     drawn = decode(hls / listed[0], 20)

@@ -45,13 +45,14 @@ impl Default for AlertLog {
 }
 
 impl AlertLog {
-    /// Keeps an alert document (with its `id`, and `clip`/`snapshot` paths when it has them)
-    /// and sends it to the live streams.
-    pub fn push(&self, doc: &Value) {
+    /// Keeps an alert (its document, with the `id` and the `clip`/`snapshot` paths when it
+    /// has them, and the same document as the JSON text the outputs were given) and sends
+    /// it to the live streams.
+    pub fn push(&self, doc: &Value, json: Arc<str>) {
         let path = |k: &str| doc.get(k).and_then(Value::as_str).map(PathBuf::from);
         let kept = Kept {
             id: doc.get("id").and_then(Value::as_str).unwrap_or("").into(),
-            json: doc.to_string().into(),
+            json,
             clip: path("clip"),
             snapshot: path("snapshot"),
         };
@@ -100,11 +101,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn push(log: &AlertLog, doc: Value) {
+        log.push(&doc, doc.to_string().into());
+    }
+
     #[test]
     fn keeps_the_newest_and_finds_their_files() {
         let log = AlertLog::default();
         for i in 0..KEPT + 5 {
-            log.push(&json!({"id": format!("a{i}"), "clip": format!("/c/{i}.mp4")}));
+            push(
+                &log,
+                json!({"id": format!("a{i}"), "clip": format!("/c/{i}.mp4")}),
+            );
         }
         let recent = log.recent();
         assert_eq!(recent.len(), KEPT);
@@ -120,9 +128,9 @@ mod tests {
     #[test]
     fn live_feed_gets_new_alerts_and_ends_on_close() {
         let log = AlertLog::default();
-        log.push(&json!({"id": "before"}));
+        push(&log, json!({"id": "before"}));
         let mut rx = log.subscribe().unwrap();
-        log.push(&json!({"id": "after", "snapshot": "/s/1.jpg"}));
+        push(&log, json!({"id": "after", "snapshot": "/s/1.jpg"}));
         assert!(rx.try_recv().unwrap().contains("after"));
         assert!(rx.try_recv().is_err());
         log.close();

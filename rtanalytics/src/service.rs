@@ -976,7 +976,7 @@ impl Service {
         if let Some(src) = self.sources.lock().unwrap().get_mut(id) {
             *src.alerts.entry((rule, kind)).or_insert(0) += 1;
         }
-        self.alert_log.push(&doc);
+        self.alert_log.push(&doc, message.json.clone());
         let outputs = self.shared.lock().unwrap().alerts.clone();
         outputs.send(&message);
     }

@@ -551,23 +551,10 @@ impl Config {
             check_parent("outputs.detections.file", Path::new(f))?;
         }
         if let Some(r) = &self.recording {
-            // Created when the service starts; its parent must be there.
-            if r.folder.exists() && !r.folder.is_dir() {
-                return Err(format!(
-                    "recording.folder: {} is not a folder",
-                    r.folder.display()
-                ));
-            }
-            check_parent("recording.folder", &r.folder)?;
+            check_folder("recording.folder", &r.folder)?;
         }
         if let Some(h) = &self.hls {
-            if h.folder.exists() && !h.folder.is_dir() {
-                return Err(format!(
-                    "hls.folder: {} is not a folder",
-                    h.folder.display()
-                ));
-            }
-            check_parent("hls.folder", &h.folder)?;
+            check_folder("hls.folder", &h.folder)?;
             if let Some(js) = &h.hls_js
                 && !js.is_file()
             {
@@ -755,6 +742,14 @@ pub fn check_rules_file(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     gstrtalert::rules::parse_yaml(&text, &path.display().to_string()).map(|_| ())
+}
+
+/// A folder the service creates when it starts: not a file, and its parent is there.
+fn check_folder(key: &str, folder: &Path) -> Result<(), String> {
+    if folder.exists() && !folder.is_dir() {
+        return Err(format!("{key}: {} is not a folder", folder.display()));
+    }
+    check_parent(key, folder)
 }
 
 fn check_parent(key: &str, file: &Path) -> Result<(), String> {

@@ -52,9 +52,7 @@ impl HlsWriter {
             .map_err(|e| {
                 format!("Cannot create hlssink2 ({e}): HLS needs gstreamer1.0-plugins-bad")
             })?;
-        let parse = gst::ElementFactory::make("h264parse")
-            .build()
-            .map_err(|e| format!("Cannot create h264parse: {e}"))?;
+        let parse = crate::service::make("h264parse")?;
         let pipeline = gst::Pipeline::with_name(&format!("hls-{id}"));
         pipeline
             .add_many([src.upcast_ref(), &parse, &sink])
@@ -72,27 +70,31 @@ impl HlsWriter {
                 }
                 gst::BusSyncReply::Drop
             });
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| "the HLS writer did not start".to_string())?;
+        if pipeline.set_state(gst::State::Playing).is_err() {
+            let _ = pipeline.set_state(gst::State::Null);
+            return Err("the HLS writer did not start".into());
+        }
         Ok(HlsWriter { pipeline, src })
     }
 
     /// One encoded frame from the source's appsink; its times become running times, which
-    /// is what hlssink2 splits on.
-    pub fn push(&self, sample: &gst::Sample) {
-        let Some(mut buffer) = sample.buffer_owned() else {
-            return;
-        };
+    /// is what hlssink2 splits on. The sample is dropped first, so retiming the buffer
+    /// copies nothing when no other branch (rtrecord's ring) holds it too.
+    pub fn push(&self, sample: gst::Sample) {
         if let Some(caps) = sample.caps()
             && self.src.caps().as_deref() != Some(caps)
         {
             self.src.set_caps(Some(&caps.to_owned()));
         }
-        if let Some(segment) = sample
+        let segment = sample
             .segment()
             .and_then(|s| s.downcast_ref::<gst::ClockTime>())
-        {
+            .cloned();
+        let Some(mut buffer) = sample.buffer_owned() else {
+            return;
+        };
+        drop(sample);
+        if let Some(segment) = segment {
             let b = buffer.make_mut();
             b.set_pts(b.pts().and_then(|t| segment.to_running_time(t)));
             b.set_dts(b.dts().and_then(|t| segment.to_running_time(t)));

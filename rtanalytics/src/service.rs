@@ -616,7 +616,7 @@ impl Service {
         let feed = self.restream.as_ref().map(|_| Arc::new(Feed::default()));
         let feed_sink = feed.as_ref().map(|f| {
             let f = f.clone();
-            encoded_sink(move |sample| f.push(sample))
+            encoded_sink(move |sample| f.push(&sample))
         });
         let hls = match &self.config.hls {
             Some(h) => Some(Arc::new(HlsWriter::start(h, id)?)),
@@ -1018,17 +1018,20 @@ impl Service {
 /// An appsink that hands each encoded frame to `push` (the RTSP feed, the HLS writer): not
 /// synchronised, not prerolling (it joins a playing pipeline), dropping the oldest frames
 /// when `push` falls behind.
-fn encoded_sink(push: impl Fn(&gst::Sample) + Send + Sync + 'static) -> gst::Element {
+fn encoded_sink(push: impl Fn(gst::Sample) + Send + Sync + 'static) -> gst::Element {
     gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
         .max_buffers(8)
         .drop(true)
+        // No last sample: it would hold a second reference to each frame, and the HLS
+        // writer's retiming would then copy the buffer.
+        .enable_last_sample(false)
         .callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     if let Ok(sample) = sink.pull_sample() {
-                        push(&sample);
+                        push(sample);
                     }
                     Ok(gst::FlowSuccess::Ok)
                 })
@@ -1084,7 +1087,7 @@ fn rand_nonce() -> u64 {
     t ^ ((std::process::id() as u64) << 40)
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
+pub(crate) fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|e| format!("Cannot create {factory}: {e} (is its plugin installed?)"))

@@ -112,9 +112,9 @@ async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.as_bytes().to_vec())
+            .map(str::to_string)
             .or_else(|| reads.then(|| cookie_token(headers)).flatten());
-        if !given.is_some_and(|g| constant_time_eq(&g, token.as_bytes())) {
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
             let mut r = error(
                 StatusCode::UNAUTHORIZED,
                 "this endpoint needs 'Authorization: Bearer TOKEN'",
@@ -129,29 +129,14 @@ async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response
 
 /// The dashboard's `rt_token` cookie, percent-decoded (the page stores it with
 /// `encodeURIComponent`, since a cookie value cannot hold every character a token may).
-fn cookie_token(headers: &HeaderMap) -> Option<Vec<u8>> {
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix("rt_token="))
-        .and_then(percent_decode)
-}
-
-/// `%XX` escapes to bytes; None for a malformed escape.
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    Some(out)
+        .and_then(rtmeta::mask::percent_decode)
 }
 
 /// Compares without an early exit, so response times do not reveal the token.
@@ -450,10 +435,10 @@ mod tests {
             super::cookie_token(&h)
         };
         assert_eq!(super::cookie_token(&HeaderMap::new()), None);
-        assert_eq!(token("a=1; rt_token=s3cret; b=2"), Some(b"s3cret".to_vec()));
+        assert_eq!(token("a=1; rt_token=s3cret; b=2"), Some("s3cret".into()));
         assert_eq!(token("x_rt_token=no"), None);
         // A base64 token as encodeURIComponent writes it; a broken escape is no token.
-        assert_eq!(token("rt_token=a%2Bb%2F%3D%3D"), Some(b"a+b/==".to_vec()));
+        assert_eq!(token("rt_token=a%2Bb%2F%3D%3D"), Some("a+b/==".into()));
         assert_eq!(token("rt_token=a%2"), None);
     }
 }

@@ -1,6 +1,8 @@
 //! Hiding credentials in URIs before they reach a log line, a bus message or a property:
 //! `rtsp://user:secret@host/x` is shown as `rtsp://user:***@host/x`, `http://TOKEN@host/x`
 //! as `http://***@host/x` and `http://host/x?token=abc` as `http://host/x?token=***`.
+//! Also the decoding of percent-encoded credentials (a URL's user or password, a token kept
+//! in a cookie).
 
 use std::ops::Range;
 
@@ -64,6 +66,22 @@ pub fn mask_in(text: &str, uri: &str) -> String {
         .map(bare)
         .collect::<Vec<_>>()
         .join(&mask_uri(uri))
+}
+
+/// Decodes `%XX` escapes (a user, password or token may hold `@`, `:`, `/`, `+` or `=`);
+/// None for a malformed escape or text that is not UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            let hex = [bytes.next()?, bytes.next()?];
+            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        } else {
+            out.push(b);
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! alerts published while the broker is away wait in the client's bounded queue.
 
 use super::{Level, Message, Output, Report, Stats};
-use rtmeta::mask::{mask_in, mask_uri};
+use rtmeta::mask::{mask_in, mask_uri, percent_decode};
 use rumqttc::{
     Client, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration,
     Transport,
@@ -36,21 +36,6 @@ pub struct MqttUrl {
 }
 
 const URL_FORM: &str = "mqtt://[user:password@]host:1883/topic or mqtts://... (TLS)";
-
-/// Decodes `%XX` escapes (a user or password may hold `@`, `:` or `/`).
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        if b == b'%' {
-            let hex = [bytes.next()?, bytes.next()?];
-            out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
-        } else {
-            out.push(b);
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// Parses `mqtt[s]://[user[:password]@]host[:port]/topic`; errors show the URL masked.
 pub fn parse_url(url: &str) -> Result<MqttUrl, String> {

@@ -32,6 +32,9 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm fetches hls.js; Debian's package only when no npm is on the PATH (e.g. one from Node's
+# own packages).
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "== apt: installing ${missing[*]}"
   sudo_if_needed apt-get -o DPkg::Lock::Timeout=300 update -qq
@@ -52,11 +55,6 @@ if ! "$VENV/bin/python" -c "import openvino, sys; sys.exit(not openvino.__versio
   "$VENV/bin/pip" install -q --disable-pip-version-check "openvino==$OPENVINO_VERSION"
 fi
 
-if ! command -v npm >/dev/null; then
-  echo "== apt: installing npm (for hls.js)"
-  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 \
-    install -y -qq --no-install-recommends npm
-fi
 if [ "$(node -p "require('$WEB/node_modules/hls.js/package.json').version" 2>/dev/null)" != "$HLSJS_VERSION" ]; then
   echo "== npm: installing hls.js $HLSJS_VERSION into $WEB"
   npm install --silent --no-audit --no-fund --prefix "$WEB" "hls.js@$HLSJS_VERSION"

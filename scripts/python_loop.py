@@ -2,8 +2,9 @@
 """The baseline rtinfer is measured against: the plain Python loop a user would write.
 
 cv2.VideoCapture, letterbox, an onnxruntime session with default options, numpy decode and
-per-class NMS, with the YOLOX conventions of ../shared/tools/reference_detect.py. Prints one
-line: FRAMES frames in SECONDS s = FPS fps (DETECTIONS detections).
+per-class NMS, with the YOLOX conventions of ../shared/tools/reference_detect.py. Prints
+FRAMES frames in SECONDS s = FPS fps (DETECTIONS detections), then, for the benchmark,
+steady FRAMES_AFTER_THE_FIRST FIRST_FRAME_DONE_AT LAST_FRAME_DONE_AT (wall-clock seconds).
 
     python_loop.py VIDEO MODEL
 """
@@ -81,14 +82,19 @@ def main():
     cap = cv2.VideoCapture(video)
     frames = detections = 0
     start = time.perf_counter()
+    first = last = time.time()
     while True:
         ok, img = cap.read()
         if not ok:
             break
         detections += len(detect(session, inp.name, cells, strides, in_w, in_h, img))
         frames += 1
+        last = time.time()
+        if frames == 1:
+            first = last
     secs = time.perf_counter() - start
     print(f"{frames} frames in {secs:.2f} s = {frames / secs:.1f} fps ({detections} detections)")
+    print(f"steady {max(frames - 1, 0)} {first:.6f} {last:.6f}")
 
 
 if __name__ == "__main__":

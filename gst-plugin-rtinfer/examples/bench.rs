@@ -29,32 +29,74 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Counts the buffers reaching every element named `sink*`.
-fn count_sinks(pipeline: &gst::Pipeline) -> Arc<AtomicU64> {
-    let counter = Arc::new(AtomicU64::new(0));
+/// Frames and the time they took, two ways: the whole run (from PLAYING, or from starting
+/// the process, so model loading included) and the steady state (from the first frame out
+/// to the last, as the model-alone figures exclude loading too).
+#[derive(Clone, Copy, Default)]
+struct Rate {
+    frames: u64,
+    secs: f64,
+    steady_frames: u64,
+    steady_secs: f64,
+}
+
+impl Rate {
+    fn fps(&self) -> f64 {
+        self.frames as f64 / self.secs
+    }
+
+    fn steady_fps(&self) -> f64 {
+        self.steady_frames as f64 / self.steady_secs
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} frames in {:.2} s = {:.1} fps with start-up, {:.1} fps from the first frame out",
+            self.frames,
+            self.secs,
+            self.fps(),
+            self.steady_fps()
+        )
+    }
+}
+
+/// When the buffers reaching the elements named `sink*` arrived: count, first and last.
+#[derive(Default)]
+struct Arrivals {
+    count: AtomicU64,
+    first: std::sync::OnceLock<Instant>,
+    /// Nanoseconds from `first` to the latest arrival.
+    last: AtomicU64,
+}
+
+fn watch_sinks(pipeline: &gst::Pipeline) -> Arc<Arrivals> {
+    let arrivals = Arc::new(Arrivals::default());
     for e in pipeline.iterate_elements().into_iter().flatten() {
         if !e.name().starts_with("sink") {
             continue;
         }
-        let c = counter.clone();
+        let a = arrivals.clone();
         e.static_pad("sink")
             .unwrap()
             .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                c.fetch_add(1, Ordering::Relaxed);
+                a.count.fetch_add(1, Ordering::Relaxed);
+                let first = *a.first.get_or_init(Instant::now);
+                a.last
+                    .fetch_max(first.elapsed().as_nanos() as u64, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             });
     }
-    counter
+    arrivals
 }
 
-/// Runs a launch line to EOS, or for `limit`; returns frames, seconds and the last rtinfer
+/// Runs a launch line to EOS, or for `limit`; returns its rate and the last rtinfer
 /// statistics.
-fn run(line: &str, limit: Option<Duration>) -> (u64, f64, gst::Structure) {
+fn run(line: &str, limit: Option<Duration>) -> (Rate, gst::Structure) {
     let pipeline = gst::parse::launch(line)
         .unwrap()
         .downcast::<gst::Pipeline>()
         .unwrap();
-    let counter = count_sinks(&pipeline);
+    let arrivals = watch_sinks(&pipeline);
     let start = Instant::now();
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
@@ -80,7 +122,14 @@ fn run(line: &str, limit: Option<Duration>) -> (u64, f64, gst::Structure) {
         .map(|i| i.property::<gst::Structure>("stats"))
         .unwrap();
     pipeline.set_state(gst::State::Null).unwrap();
-    (counter.load(Ordering::Relaxed), secs, stats)
+    let frames = arrivals.count.load(Ordering::Relaxed);
+    let rate = Rate {
+        frames,
+        secs,
+        steady_frames: frames.saturating_sub(1),
+        steady_secs: arrivals.last.load(Ordering::Relaxed) as f64 / 1e9,
+    };
+    (rate, stats)
 }
 
 fn f(s: &gst::Structure, field: &str) -> f64 {
@@ -142,8 +191,9 @@ fn run_at_once(mut backends: Vec<Box<dyn Backend>>, runs: usize) -> f64 {
     (sessions * runs) as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Runs `n` Python loops at once; returns frames per second in all.
-fn python_loops(n: usize, video: &str, model: &str) -> f64 {
+/// Runs `n` Python loops at once; returns their rate in all (steady state: from the first
+/// frame any loop finished to the last).
+fn python_loops(n: usize, video: &str, model: &str) -> Rate {
     let venv = std::env::var_os("RT_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -162,17 +212,30 @@ fn python_loops(n: usize, video: &str, model: &str) -> f64 {
                 .expect("the Python loop needs the setup's venv with opencv (scripts/test.sh installs it)")
         })
         .collect();
-    let mut frames = 0u64;
+    let (mut rate, mut first, mut last) = (Rate::default(), f64::INFINITY, 0f64);
     for c in children {
         let out = c.wait_with_output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        frames += text
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or_else(|| panic!("python loop failed: {text}"));
+        // "steady FRAMES_AFTER_FIRST FIRST_TIME LAST_TIME" (wall-clock seconds).
+        let steady: Vec<f64> = text
+            .lines()
+            .find_map(|l| l.strip_prefix("steady "))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|v| v.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let [after_first, t0, t1] = steady[..] else {
+            panic!("python loop failed: {text}");
+        };
+        rate.frames += after_first as u64 + 1;
+        rate.steady_frames += after_first as u64;
+        (first, last) = (first.min(t0), last.max(t1));
     }
-    frames as f64 / start.elapsed().as_secs_f64()
+    rate.secs = start.elapsed().as_secs_f64();
+    rate.steady_secs = last - first;
+    rate
 }
 
 /// `k` real-time copies of the video at `fps` each into one rtinfer named `i`.
@@ -245,48 +308,45 @@ fn main() {
     println!("model alone, OpenVINO {cores} requests, bf16:           {ov_bf16:.1} inferences/s");
 
     let file = format!("filesrc location={video} ! decodebin ! videoconvert ! rtpreprocess");
-    let (frames, secs, s) = run(
+    let (ours, s) = run(
         &format!("{file} ! {infer} ! fakesink name=sink sync=false"),
         None,
     );
-    let ours = frames as f64 / secs;
     println!(
-        "1 stream, rtinfer (auto: {} requests): {frames} frames in {secs:.2} s = {ours:.1} fps \
-         (mean busy requests {:.2}, inference {:.1} ms)",
+        "1 stream, rtinfer (auto: {} requests): {} (mean busy requests {:.2}, inference {:.1} ms)",
         s.get::<u32>("requests").unwrap_or(0),
+        ours.describe(),
         f(&s, "mean-busy-requests"),
         f(&s, "mean-inference-ms")
     );
-    let (frames, secs, _) = run(
+    let (single, _) = run(
         &format!("{file} ! {infer} requests=1 ! fakesink name=sink sync=false"),
         None,
     );
-    let single = frames as f64 / secs;
-    println!("1 stream, rtinfer requests=1: {frames} frames in {secs:.2} s = {single:.1} fps");
-    let (frames, secs, _) = run(
+    println!("1 stream, rtinfer requests=1: {}", single.describe());
+    let (ours_ov, _) = run(
         &format!(
             "{file} ! {infer} backend=openvino precision=bf16 ! fakesink name=sink sync=false"
         ),
         None,
     );
-    let ours_ov = frames as f64 / secs;
     println!(
-        "1 stream, rtinfer backend=openvino precision=bf16: {frames} frames in {secs:.2} s = {ours_ov:.1} fps"
+        "1 stream, rtinfer backend=openvino precision=bf16: {}",
+        ours_ov.describe()
     );
     let python = python_loops(1, &video, &model);
-    println!("1 Python loop: {python:.1} fps");
+    println!("1 Python loop: {}", python.describe());
 
     let mut four = format!("{infer} ");
     for k in 0..4 {
         four += &format!("{file} ! i.sink_{k} i.src_{k} ! fakesink name=sink{k} sync=false ");
     }
-    let (frames, secs, _) = run(&four, None);
-    let ours4 = frames as f64 / secs;
-    println!("4 streams, one rtinfer: {frames} frames in {secs:.2} s = {ours4:.1} fps in all");
+    let (ours4, _) = run(&four, None);
+    println!("4 streams, one rtinfer, in all: {}", ours4.describe());
     let python4 = python_loops(4, &video, &model);
-    println!("4 Python loops at once: {python4:.1} fps in all");
+    println!("4 Python loops at once, in all: {}", python4.describe());
 
-    let (_, _, s) = run(
+    let (_, s) = run(
         &live_sources(&video, &[10, 15, 25], &infer),
         Some(Duration::from_secs(20)),
     );
@@ -299,7 +359,7 @@ fn main() {
     );
     let rate = (best_model * 2.0 / 3.0).round() as u32;
     let max_latency = 100;
-    let (frames, secs, s2) = run(
+    let (over, s2) = run(
         &live_sources(
             &video,
             &[rate, rate, rate],
@@ -312,13 +372,29 @@ fn main() {
         "3 real-time sources at {rate} fps each (2x the model's capacity), max-latency={max_latency}: \
          {:.0} fps arrived, latency mean {:.1} ms, p95 {p95_over:.1} ms; one inference \
          {inference_over:.1} ms; {} of {} frames skipped",
-        frames as f64 / secs,
+        over.fps(),
         f(&s2, "mean-latency-ms"),
         s2.get::<u64>("skipped").unwrap_or(0),
         s2.get::<u64>("frames").unwrap_or(0),
     );
 
-    println!("\nratios (same run):");
+    println!(
+        "\nratios with start-up (model loading) included: 1 stream / Python loop {:.2}, \
+         4 streams / 4 Python loops {:.2}",
+        ours.fps() / python.fps(),
+        ours4.fps() / python4.fps()
+    );
+    // Steady-state figures throughout, as the model-alone ones exclude loading too; the
+    // lines above give the whole-run figures as well.
+    let (ours, single, ours_ov, python, ours4, python4) = (
+        ours.steady_fps(),
+        single.steady_fps(),
+        ours_ov.steady_fps(),
+        python.steady_fps(),
+        ours4.steady_fps(),
+        python4.steady_fps(),
+    );
+    println!("\nratios (same run, from the first frame out):");
     println!(
         "  1 stream / Python loop:          {:.2} (target >= 1.5)",
         ours / python

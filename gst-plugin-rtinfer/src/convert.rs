@@ -13,6 +13,9 @@ use gst_video::{VideoColorMatrix, VideoColorRange, VideoFormat, VideoFrameRef, V
 use half::f16;
 use rtmeta::{ChannelOrder, DType, Layout};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 /// Raw video formats the converter reads.
 pub const FORMATS: &[VideoFormat] = &[
     VideoFormat::Rgb,
@@ -64,10 +67,33 @@ mod sealed {
 /// Element types a tensor can be written as (sealed: f32, f16 and u8).
 pub trait Element: sealed::Sealed + Copy + Default + 'static {
     fn from_f32(v: f32) -> Self;
+
+    /// Normalises one channel's row of 8-bit values: `dst[x] = lut[src[x]]`, where `lut` was
+    /// built by [`Norm::value`] from `norm`.
+    #[inline(always)]
+    fn normalise(src: &[u8], dst: &mut [Self], lut: &[Self; 256], _norm: Norm) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = lut[*s as usize];
+        }
+    }
 }
 impl Element for f32 {
     fn from_f32(v: f32) -> Self {
         v
+    }
+
+    /// The table's own arithmetic (same operations, same order, so the same bits), which
+    /// vectorises where a table lookup cannot.
+    #[inline(always)]
+    fn normalise(src: &[u8], dst: &mut [f32], _lut: &[f32; 256], norm: Norm) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: checked just above.
+            return unsafe { avx2::normalise(src, dst, norm) };
+        }
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = norm.value(*s);
+        }
     }
 }
 impl Element for f16 {
@@ -107,11 +133,35 @@ pub fn cast<T: Element>(bytes: &[u8]) -> Option<&[T]> {
     (head.is_empty() && tail.is_empty()).then_some(body)
 }
 
-/// Bilinear taps of one output coordinate: source indices and 11-bit weights.
+/// One channel's normalisation: `(v * scale - mean) / std`.
+#[derive(Clone, Copy, Debug)]
+pub struct Norm {
+    scale: f32,
+    mean: f32,
+    std: f32,
+}
+
+impl Norm {
+    fn new(spec: &TensorSpec, channel: usize) -> Self {
+        Norm {
+            scale: spec.scale,
+            mean: spec.mean[channel],
+            std: spec.std[channel],
+        }
+    }
+
+    #[inline(always)]
+    fn value(self, v: u8) -> f32 {
+        (v as f32 * self.scale - self.mean) / self.std
+    }
+}
+
+/// Bilinear taps of one output coordinate: source indices (or byte offsets) and 11-bit
+/// weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Tap {
-    i0: usize,
-    i1: usize,
+    i0: u32,
+    i1: u32,
     w0: i32,
     w1: i32,
 }
@@ -134,10 +184,10 @@ fn taps(src: u32, dst: u32) -> Vec<Tap> {
                 s = src as i64 - 1;
                 f = 0.0;
             }
-            let i0 = s as usize;
+            let i0 = s as u32;
             Tap {
                 i0,
-                i1: (i0 + 1).min(src as usize - 1),
+                i1: (i0 + 1).min(src - 1),
                 w0: ((1.0 - f) * COEF_SCALE).round() as i32,
                 w1: (f * COEF_SCALE).round() as i32,
             }
@@ -145,56 +195,145 @@ fn taps(src: u32, dst: u32) -> Vec<Tap> {
         .collect()
 }
 
-/// Combines two horizontally interpolated rows as OpenCV's 8-bit vertical pass does.
+/// Combines two horizontal passes (already shifted right by 4) as OpenCV's 8-bit vertical
+/// pass does: `((b0 * h0) >> 16 + (b1 * h1) >> 16 + 2) >> 2`. Every value fits 16 bits
+/// (h <= 255 * 2048 >> 4, b <= 2048), so this is the 32-bit formula to the bit, and
+/// vectorises as a high-half 16-bit multiply.
 #[inline(always)]
-fn vmix(h0: i32, h1: i32, b0: i32, b1: i32) -> u8 {
-    ((((b0 * (h0 >> 4)) >> 16) + ((b1 * (h1 >> 4)) >> 16) + 2) >> 2).clamp(0, 255) as u8
+fn vmix(h0: i16, h1: i16, b0: i16, b1: i16) -> u8 {
+    let mulhi = |a: i16, b: i16| ((a as i32 * b as i32) >> 16) as i16;
+    ((mulhi(b0, h0) + mulhi(b1, h1) + 2) >> 2).clamp(0, 255) as u8
 }
 
-/// Taps with source indices turned into byte offsets (index * pixel stride).
-fn scaled(taps: &[Tap], pstride: usize) -> Vec<Tap> {
+/// Taps with source indices turned into byte offsets: `index * pstride + offset`.
+fn scaled(taps: &[Tap], pstride: u32, offset: u32) -> Vec<Tap> {
     taps.iter()
         .map(|t| Tap {
-            i0: t.i0 * pstride,
-            i1: t.i1 * pstride,
+            i0: t.i0 * pstride + offset,
+            i1: t.i1 * pstride + offset,
             ..*t
         })
         .collect()
 }
 
-/// Bilinear sample at byte offsets `t.i0 + off` and `t.i1 + off` of rows `r0` and `r1`.
-///
-/// # Safety
-/// Both offsets must be within both rows.
-#[inline(always)]
-unsafe fn bilinear(r0: &[u8], r1: &[u8], t: &Tap, off: usize, b0: i32, b1: i32) -> u8 {
-    // SAFETY: the caller checked the largest offsets against the rows once per frame.
-    unsafe {
-        let h0 = *r0.get_unchecked(t.i0 + off) as i32 * t.w0
-            + *r0.get_unchecked(t.i1 + off) as i32 * t.w1;
-        let h1 = *r1.get_unchecked(t.i0 + off) as i32 * t.w0
-            + *r1.get_unchecked(t.i1 + off) as i32 * t.w1;
-        vmix(h0, h1, b0, b1)
+/// One channel of the resize, done as OpenCV does it: a horizontal pass over each source
+/// row an output row needs (kept for the next output row, which often needs it too), then
+/// a vertical pass that mixes two such rows. Both passes are the per-pixel formula split
+/// in two, so the result is the same to the bit; the vertical pass vectorises.
+struct Resizer {
+    /// Byte offsets within a source row.
+    xs: Vec<Tap>,
+    /// Source rows.
+    ys: Vec<Tap>,
+    /// Horizontal passes of the source rows `rows`, shifted right by 4.
+    h: [Vec<i16>; 2],
+    rows: [usize; 2],
+    /// `xs` for the AVX2 pass, when the CPU has AVX2.
+    #[cfg(target_arch = "x86_64")]
+    simd: Option<avx2::Taps>,
+}
+
+impl Resizer {
+    fn new(xs: Vec<Tap>, ys: Vec<Tap>) -> Self {
+        let n = xs.len();
+        Resizer {
+            #[cfg(target_arch = "x86_64")]
+            simd: avx2::available().then(|| avx2::Taps::new(&xs)),
+            xs,
+            ys,
+            h: [vec![0; n], vec![0; n]],
+            rows: [usize::MAX; 2],
+        }
+    }
+
+    /// The horizontal pass of the source row at byte `start` of `data` into `out`.
+    ///
+    /// # Safety
+    /// [`Self::start`] accepted `data`, and `start` is a row it bounded.
+    #[inline(always)]
+    unsafe fn hpass(&self, data: &[u8], start: usize, out: &mut [i16]) {
+        // SAFETY: the caller's bound on the row.
+        let src = unsafe { data.get_unchecked(start..) };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = &self.simd {
+            // The gathers read 4 bytes from each offset: the plane's last row may not have
+            // them, and takes the portable pass.
+            if self.xs.last().map_or(0, |t| t.i1) as usize + 4 <= src.len() {
+                // SAFETY: AVX2 was detected for `simd`; the reads are bounded just above.
+                return unsafe { avx2::hpass(src, t, &self.xs, out) };
+            }
+        }
+        // SAFETY: the caller's bound.
+        unsafe { hpass(src, &self.xs, out) }
+    }
+
+    /// Checks that every tap fits in `data`; forgets the previous frame's rows.
+    fn start(&mut self, data: &[u8], stride: usize) -> Result<(), String> {
+        let last_x = self.xs.last().map_or(0, |t| t.i1) as usize;
+        let last_y = self.ys.last().map_or(0, |t| t.i1) as usize;
+        if last_x >= stride.max(1) || last_y * stride + last_x >= data.len() {
+            return Err(format!(
+                "video plane of {} bytes (stride {stride}) is too small for its caps",
+                data.len()
+            ));
+        }
+        self.rows = [usize::MAX; 2];
+        Ok(())
+    }
+
+    /// Writes output row `dy` into `out`.
+    ///
+    /// # Safety
+    /// [`Self::start`] accepted `data` and `stride`.
+    #[inline(always)]
+    unsafe fn row(&mut self, data: &[u8], stride: usize, dy: usize, out: &mut [u8]) {
+        let ty = self.ys[dy];
+        let (a, b) = (ty.i0 as usize, ty.i1 as usize);
+        if self.rows[0] != a {
+            if self.rows[1] == a {
+                self.h.swap(0, 1);
+                self.rows.swap(0, 1);
+            } else {
+                let mut h = std::mem::take(&mut self.h[0]);
+                // SAFETY: start() bounded row `a` and every tap.
+                unsafe { self.hpass(data, a * stride, &mut h) };
+                (self.h[0], self.rows[0]) = (h, a);
+            }
+        }
+        if self.rows[1] != b {
+            let mut h = std::mem::take(&mut self.h[1]);
+            // SAFETY: as above.
+            unsafe { self.hpass(data, b * stride, &mut h) };
+            (self.h[1], self.rows[1]) = (h, b);
+        }
+        let [h0, h1] = &self.h;
+        let (b0, b1) = (ty.w0 as i16, ty.w1 as i16);
+        #[cfg(target_arch = "x86_64")]
+        if self.simd.is_some() {
+            // SAFETY: AVX2 was detected for `simd`.
+            return unsafe { avx2::vpass(h0, h1, b0, b1, out) };
+        }
+        for ((o, a), b) in out.iter_mut().zip(h0).zip(h1) {
+            *o = vmix(*a, *b, b0, b1);
+        }
     }
 }
 
-/// Checks that every tap of `xs` (plus `extra` bytes) and every row of `ys` fit in `data`.
-fn check_plane(
-    data: &[u8],
-    stride: usize,
-    xs: &[Tap],
-    ys: &[Tap],
-    extra: usize,
-) -> Result<(), String> {
-    let last_x = xs.last().map_or(0, |t| t.i1) + extra;
-    let last_y = ys.last().map_or(0, |t| t.i1);
-    if last_x >= stride.max(1) || last_y * stride + last_x >= data.len() {
-        return Err(format!(
-            "video plane of {} bytes (stride {stride}) is too small for its caps",
-            data.len()
-        ));
+/// OpenCV's horizontal pass of one source row, `src[i0] * w0 + src[i1] * w1` per tap,
+/// shifted right by 4 as its vertical pass begins with.
+///
+/// # Safety
+/// Every tap's offsets must be within `src`.
+#[inline(always)]
+unsafe fn hpass(src: &[u8], xs: &[Tap], out: &mut [i16]) {
+    for (o, t) in out.iter_mut().zip(xs) {
+        // SAFETY: the caller's bound.
+        unsafe {
+            *o = ((*src.get_unchecked(t.i0 as usize) as i32 * t.w0
+                + *src.get_unchecked(t.i1 as usize) as i32 * t.w1)
+                >> 4) as i16;
+        }
     }
-    Ok(())
 }
 
 /// How to read RGB out of a frame.
@@ -301,6 +440,19 @@ impl YuvToRgb {
         }
     }
 
+    /// Converts rows of Y, U and V into rows of R, G and B.
+    #[inline(always)]
+    fn rows(&self, [y, u, v]: &[Vec<u8>; 3], [r, g, b]: &mut [Vec<u8>; 3]) {
+        #[cfg(target_arch = "x86_64")]
+        if avx2::available() {
+            // SAFETY: checked just above.
+            return unsafe { avx2::yuv_to_rgb(self, [y, u, v], [r, g, b]) };
+        }
+        for (((((r, g), b), y), u), v) in r.iter_mut().zip(g).zip(b).zip(y).zip(u).zip(v) {
+            [*r, *g, *b] = self.rgb(*y, *u, *v);
+        }
+    }
+
     #[inline(always)]
     fn rgb(&self, y: u8, u: u8, v: u8) -> [u8; 3] {
         let (y, u, v) = (self.y[y as usize], u as usize, v as usize);
@@ -324,7 +476,7 @@ fn luts<T: Element>(spec: &TensorSpec) -> Box<[[T; 256]; 3]> {
     let mut l = Box::new([[T::default(); 256]; 3]);
     for (k, table) in l.iter_mut().enumerate() {
         for (v, out) in table.iter_mut().enumerate() {
-            *out = T::from_f32((v as f32 * spec.scale - spec.mean[k]) / spec.std[k]);
+            *out = T::from_f32(Norm::new(spec, k).value(v as u8));
         }
     }
     l
@@ -335,14 +487,14 @@ pub struct Converter {
     spec: TensorSpec,
     geometry: Geometry,
     source: Source,
-    xs: Vec<Tap>,
-    ys: Vec<Tap>,
-    /// Chroma taps (4:2:0 sources only).
-    cxs: Vec<Tap>,
-    cys: Vec<Tap>,
-    /// One output row in RGB order, reused for every row.
-    row: Vec<u8>,
+    /// One per source channel: R, G, B for packed RGB; Y, U, V for YUV.
+    resizers: [Resizer; 3],
+    /// The current output row of each source channel.
+    rows: [Vec<u8>; 3],
+    /// The current output row in R, G and B (YUV sources only; packed sources use `rows`).
+    rgb: [Vec<u8>; 3],
     perm: [usize; 3],
+    norms: [Norm; 3],
     luts: Luts,
 }
 
@@ -366,31 +518,33 @@ impl Converter {
         let source = Source::for_format(info.format(), info)
             .ok_or_else(|| format!("video format {:?} is not supported", info.format()))?;
         let g = geometry(fw, fh, spec.width, spec.height, spec.fit);
-        let (cw, ch) = (fw.div_ceil(2), fh.div_ceil(2));
-        // Column taps hold byte offsets within a row; row taps hold row indices.
-        let (xs, cxs, cys) = match &source {
-            Source::Packed { bpp, .. } => {
-                (scaled(&taps(fw, g.new_w), *bpp), Vec::new(), Vec::new())
+        let (xs, ys) = (taps(fw, g.new_w), taps(fh, g.new_h));
+        let resizers = match &source {
+            Source::Packed { bpp, rgb } => {
+                rgb.map(|off| Resizer::new(scaled(&xs, *bpp as u32, off as u32), ys.clone()))
             }
-            Source::Yuv420(_) => (
-                taps(fw, g.new_w),
-                scaled(&taps(cw, g.new_w), info.comp_pstride(1) as usize),
-                taps(ch, g.new_h),
-            ),
+            Source::Yuv420(_) => {
+                let (cxs, cys) = (taps(fw.div_ceil(2), g.new_w), taps(fh.div_ceil(2), g.new_h));
+                let chroma = |comp: u8| {
+                    let pstride = info.comp_pstride(comp) as u32;
+                    Resizer::new(scaled(&cxs, pstride, 0), cys.clone())
+                };
+                [Resizer::new(xs, ys), chroma(1), chroma(2)]
+            }
         };
+        let row = || vec![0u8; g.new_w as usize];
         Ok(Converter {
             spec: spec.clone(),
             geometry: g,
             source,
-            xs,
-            ys: taps(fh, g.new_h),
-            cxs,
-            cys,
-            row: vec![0; g.new_w as usize * 3],
+            resizers,
+            rows: [row(), row(), row()],
+            rgb: [row(), row(), row()],
             perm: match spec.order {
                 ChannelOrder::Rgb => [0, 1, 2],
                 ChannelOrder::Bgr => [2, 1, 0],
             },
+            norms: std::array::from_fn(|k| Norm::new(spec, k)),
             luts: match spec.dtype {
                 DType::F32 => Luts::F32(luts(spec)),
                 DType::F16 => Luts::F16(luts(spec)),
@@ -445,91 +599,37 @@ impl Converter {
         };
         let place = Placement::new(&self.spec, &self.geometry, self.perm);
         place.fill_padding(out, lut, self.spec.pad);
-        let strides = frame.info().stride();
-        let plane = |p: u32| {
-            frame
-                .plane_data(p)
-                .map_err(|e| format!("cannot read plane {p}: {e}"))
-        };
-        let row = &mut self.row;
-        match &self.source {
-            Source::Packed { bpp, rgb } => {
-                let data = plane(0)?;
-                let stride = strides[0] as usize;
-                check_plane(data, stride, &self.xs, &self.ys, bpp - 1)?;
-                match bpp {
-                    3 => packed_rows::<T, 3>(
-                        data, stride, *rgb, &self.xs, &self.ys, row, &place, out, lut,
-                    ),
-                    _ => packed_rows::<T, 4>(
-                        data, stride, *rgb, &self.xs, &self.ys, row, &place, out, lut,
-                    ),
-                }
+        // Each source channel's plane (bytes from the channel's first sample) and stride.
+        let info = frame.info();
+        let mut planes: [(&[u8], usize); 3] = [(&[], 0); 3];
+        for (k, p) in planes.iter_mut().enumerate() {
+            // Packed taps hold each component's offset within the pixel themselves.
+            let (data, stride) = match self.source {
+                Source::Packed { .. } => (frame.plane_data(0), info.stride()[0]),
+                Source::Yuv420(_) => (frame.comp_data(k as u32), info.comp_stride(k as u8)),
+            };
+            let data = data.map_err(|e| format!("cannot read the frame's channel {k}: {e}"))?;
+            let stride = stride as usize;
+            self.resizers[k].start(data, stride)?;
+            *p = (data, stride);
+        }
+        for dy in 0..self.geometry.new_h as usize {
+            for ((r, row), (data, stride)) in
+                self.resizers.iter_mut().zip(&mut self.rows).zip(planes)
+            {
+                // SAFETY: start() accepted this plane.
+                unsafe { r.row(data, stride, dy, row) };
             }
-            Source::Yuv420(conv) => {
-                let info = frame.info();
-                let y_plane = plane(0)?;
-                let y_stride = strides[0] as usize;
-                let chroma = |comp: u8| -> Result<(&[u8], usize), String> {
-                    let data = frame
-                        .comp_data(comp as u32)
-                        .map_err(|e| format!("cannot read chroma: {e}"))?;
-                    let stride = info.comp_stride(comp) as usize;
-                    check_plane(data, stride, &self.cxs, &self.cys, 0)?;
-                    Ok((data, stride))
-                };
-                let (u_data, u_stride) = chroma(1)?;
-                let (v_data, v_stride) = chroma(2)?;
-                check_plane(y_plane, y_stride, &self.xs, &self.ys, 0)?;
-                for (dy, (ty, tc)) in self.ys.iter().zip(&self.cys).enumerate() {
-                    let (y0, y1) = (&y_plane[ty.i0 * y_stride..], &y_plane[ty.i1 * y_stride..]);
-                    let (u0, u1) = (&u_data[tc.i0 * u_stride..], &u_data[tc.i1 * u_stride..]);
-                    let (v0, v1) = (&v_data[tc.i0 * v_stride..], &v_data[tc.i1 * v_stride..]);
-                    for ((px, t), c) in row.chunks_exact_mut(3).zip(&self.xs).zip(&self.cxs) {
-                        // SAFETY: check_plane bounded every tap of these planes.
-                        let (y, u, v) = unsafe {
-                            (
-                                bilinear(y0, y1, t, 0, ty.w0, ty.w1),
-                                bilinear(u0, u1, c, 0, tc.w0, tc.w1),
-                                bilinear(v0, v1, c, 0, tc.w0, tc.w1),
-                            )
-                        };
-                        px.copy_from_slice(&conv.rgb(y, u, v));
-                    }
-                    place.emit_row(out, lut, row, dy);
+            let rgb = match &self.source {
+                Source::Packed { .. } => &self.rows,
+                Source::Yuv420(conv) => {
+                    conv.rows(&self.rows, &mut self.rgb);
+                    &self.rgb
                 }
-            }
+            };
+            place.emit_row(out, lut, &self.norms, rgb, dy);
         }
         Ok(())
-    }
-}
-
-/// The packed-RGB resize loop, specialised per pixel size.
-#[allow(clippy::too_many_arguments)]
-fn packed_rows<T: Element, const BPP: usize>(
-    data: &[u8],
-    stride: usize,
-    rgb: [usize; 3],
-    xs: &[Tap],
-    ys: &[Tap],
-    row: &mut [u8],
-    place: &Placement,
-    out: &mut [T],
-    lut: &[[T; 256]; 3],
-) {
-    debug_assert!(rgb.iter().all(|o| *o < BPP));
-    for (dy, ty) in ys.iter().enumerate() {
-        let r0 = &data[ty.i0 * stride..];
-        let r1 = &data[ty.i1 * stride..];
-        for (px, t) in row.chunks_exact_mut(3).zip(xs) {
-            // SAFETY: check_plane bounded every tap plus BPP - 1 bytes.
-            unsafe {
-                px[0] = bilinear(r0, r1, t, rgb[0], ty.w0, ty.w1);
-                px[1] = bilinear(r0, r1, t, rgb[1], ty.w0, ty.w1);
-                px[2] = bilinear(r0, r1, t, rgb[2], ty.w0, ty.w1);
-            }
-        }
-        place.emit_row(out, lut, row, dy);
     }
 }
 
@@ -600,26 +700,37 @@ impl Placement {
         fill(t..t + nh, l + nw..tw);
     }
 
-    /// Writes the RGB row `dy` of the resized image into the tensor.
+    /// Writes row `dy` of the resized image (R, G and B rows) into the tensor.
     #[inline]
-    fn emit_row<T: Element>(&self, out: &mut [T], lut: &[[T; 256]; 3], row: &[u8], dy: usize) {
+    fn emit_row<T: Element>(
+        &self,
+        out: &mut [T],
+        lut: &[[T; 256]; 3],
+        norms: &[Norm; 3],
+        rgb: &[Vec<u8>; 3],
+        dy: usize,
+    ) {
         let (y, x0, nw, p) = (self.top + dy, self.left, self.new_w, self.perm);
         match self.layout {
             Layout::Nchw => {
                 for k in 0..3 {
                     let base = k * self.tw * self.th + y * self.tw + x0;
-                    for (d, px) in out[base..base + nw].iter_mut().zip(row.chunks_exact(3)) {
-                        *d = lut[k][px[p[k]] as usize];
-                    }
+                    T::normalise(
+                        &rgb[p[k]][..nw],
+                        &mut out[base..base + nw],
+                        &lut[k],
+                        norms[k],
+                    );
                 }
             }
             Layout::Nhwc => {
                 let base = (y * self.tw + x0) * 3;
                 let dst = &mut out[base..base + nw * 3];
-                for (d, px) in dst.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
-                    d[0] = lut[0][px[p[0]] as usize];
-                    d[1] = lut[1][px[p[1]] as usize];
-                    d[2] = lut[2][px[p[2]] as usize];
+                let [c0, c1, c2] = [&rgb[p[0]], &rgb[p[1]], &rgb[p[2]]];
+                for (((d, a), b), c) in dst.chunks_exact_mut(3).zip(c0).zip(c1).zip(c2) {
+                    d[0] = lut[0][*a as usize];
+                    d[1] = lut[1][*b as usize];
+                    d[2] = lut[2][*c as usize];
                 }
             }
         }
@@ -672,7 +783,7 @@ mod tests {
         assert!(
             t.iter()
                 .enumerate()
-                .all(|(i, t)| t.i0 == i && t.w0 == 2048 && t.w1 == 0)
+                .all(|(i, t)| t.i0 as usize == i && t.w0 == 2048 && t.w1 == 0)
         );
         // 4 -> 2: centres at 0.5 and 2.5, i.e. equal weights of pixels (0,1) and (2,3).
         let t = taps(4, 2);
@@ -757,6 +868,74 @@ mod tests {
         let out = run(&spec, &info, &buf);
         let t = cast::<f32>(&out).unwrap();
         assert!(t.iter().all(|v| *v == 128.0), "{:?}", &t[..8]);
+    }
+
+    /// The resize as one formula per output sample (OpenCV's, in 32 bits), for comparison
+    /// with the converter's two passes and their AVX2 versions.
+    fn reference_sample(plane: &[u8], stride: usize, x: &Tap, y: &Tap) -> u8 {
+        let at = |row: u32, off: u32| plane[row as usize * stride + off as usize] as i32;
+        let h0 = at(y.i0, x.i0) * x.w0 + at(y.i0, x.i1) * x.w1;
+        let h1 = at(y.i1, x.i0) * x.w0 + at(y.i1, x.i1) * x.w1;
+        ((((y.w0 * (h0 >> 4)) >> 16) + ((y.w1 * (h1 >> 4)) >> 16) + 2) >> 2).clamp(0, 255) as u8
+    }
+
+    #[test]
+    fn two_passes_match_the_per_sample_formula() {
+        gst::init().unwrap();
+        for (format, (fw, fh)) in [
+            (VideoFormat::I420, (768, 576)),
+            (VideoFormat::Nv12, (333, 201)),
+            (VideoFormat::Bgrx, (97, 61)),
+            (VideoFormat::Rgb, (40, 300)),
+        ] {
+            let info = VideoInfo::builder(format, fw, fh).build().unwrap();
+            let mut spec = TensorSpec::yolox(416, 416);
+            spec.fit = Fit::Stretch;
+            spec.dtype = DType::U8;
+            spec.order = ChannelOrder::Rgb;
+            let mut conv = Converter::new(&spec, &info).unwrap();
+            let frame_of = |seed: usize| {
+                let data = (0..info.size()).map(|i| ((i * 7919 + seed) % 251) as u8);
+                gst::Buffer::from_mut_slice(data.collect::<Vec<u8>>())
+            };
+            // A first frame fills the converter's row cache, which must not leak into the next.
+            let (first, buf) = (frame_of(1), frame_of(2));
+            let mut out = vec![0u8; conv.byte_size()];
+            for b in [&first, &buf] {
+                let frame = VideoFrameRef::from_buffer_ref_readable(b.as_ref(), &info).unwrap();
+                conv.convert(&frame, &mut out).unwrap();
+            }
+            let frame = VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info).unwrap();
+            let (xs, ys) = (taps(fw, 416), taps(fh, 416));
+            let (cxs, cys) = (taps(fw.div_ceil(2), 416), taps(fh.div_ceil(2), 416));
+            let (nw, nh) = (416, 416);
+            for dy in 0..nh {
+                for dx in 0..nw {
+                    let want = match packed_layout(format) {
+                        Some((bpp, rgb)) => rgb.map(|o| {
+                            let x = scaled(&xs[dx..=dx], bpp as u32, o as u32)[0];
+                            let stride = info.stride()[0] as usize;
+                            reference_sample(frame.plane_data(0).unwrap(), stride, &x, &ys[dy])
+                        }),
+                        None => {
+                            let yuv: [u8; 3] = std::array::from_fn(|c| {
+                                let (x, y) = if c == 0 {
+                                    (xs[dx], ys[dy])
+                                } else {
+                                    let ps = info.comp_pstride(c as u8) as u32;
+                                    (scaled(&cxs[dx..=dx], ps, 0)[0], cys[dy])
+                                };
+                                let stride = info.comp_stride(c as u8) as usize;
+                                reference_sample(frame.comp_data(c as u32).unwrap(), stride, &x, &y)
+                            });
+                            YuvToRgb::new(&info).rgb(yuv[0], yuv[1], yuv[2])
+                        }
+                    };
+                    let got: [u8; 3] = std::array::from_fn(|k| out[k * nw * nh + dy * nw + dx]);
+                    assert_eq!(want, got, "{format:?} {fw}x{fh} at ({dx}, {dy})");
+                }
+            }
+        }
     }
 
     #[test]

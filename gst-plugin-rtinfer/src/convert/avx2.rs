@@ -1,0 +1,253 @@
+//! AVX2 versions of the converter's inner loops, chosen at run time (the build targets
+//! baseline x86-64). Each gives the same bits as its portable version in `convert.rs`:
+//! integer arithmetic throughout, and the normalisation's float operations in the same
+//! order. The tests below compare them on every tail length.
+
+use super::{Norm, Tap, YuvToRgb};
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the functions below.
+pub fn available() -> bool {
+    std::is_x86_feature_detected!("avx2")
+}
+
+/// One channel's horizontal taps as parallel arrays, with the two weights packed into one
+/// 32-bit lane (`w0 | w1 << 16`) for `vpmaddwd`.
+#[derive(Clone, Debug, Default)]
+pub struct Taps {
+    i0: Vec<i32>,
+    i1: Vec<i32>,
+    w: Vec<i32>,
+}
+
+impl Taps {
+    pub fn new(taps: &[Tap]) -> Self {
+        Taps {
+            i0: taps.iter().map(|t| t.i0 as i32).collect(),
+            i1: taps.iter().map(|t| t.i1 as i32).collect(),
+            // Weights are at most 2048, so each fits a 16-bit half.
+            w: taps.iter().map(|t| t.w0 | (t.w1 << 16)).collect(),
+        }
+    }
+}
+
+/// [`super::hpass`], eight taps at a time: two gathers (4 bytes at each offset, of which
+/// the first is the sample) and one multiply-add.
+///
+/// # Safety
+/// AVX2 is available, `t` has `out.len()` taps, and `src` has at least 4 bytes from every
+/// offset (the gathers read whole 32-bit words).
+#[target_feature(enable = "avx2")]
+pub unsafe fn hpass(src: &[u8], t: &Taps, xs: &[Tap], out: &mut [i16]) {
+    let n = out.len();
+    let byte = _mm256_set1_epi32(0xff);
+    let base = src.as_ptr() as *const i32;
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: k + 8 <= n taps; the caller bounds every offset + 4 within src.
+        unsafe {
+            let i0 = _mm256_loadu_si256(t.i0.as_ptr().add(k) as *const __m256i);
+            let i1 = _mm256_loadu_si256(t.i1.as_ptr().add(k) as *const __m256i);
+            let w = _mm256_loadu_si256(t.w.as_ptr().add(k) as *const __m256i);
+            let p0 = _mm256_and_si256(_mm256_i32gather_epi32::<1>(base, i0), byte);
+            let p1 = _mm256_and_si256(_mm256_i32gather_epi32::<1>(base, i1), byte);
+            let pairs = _mm256_or_si256(p0, _mm256_slli_epi32::<16>(p1));
+            let h = _mm256_srai_epi32::<4>(_mm256_madd_epi16(pairs, w));
+            // h <= 255 * 2048 >> 4 fits i16, so the saturating pack is exact.
+            let packed =
+                _mm_packs_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
+            _mm_storeu_si128(out.as_mut_ptr().add(k) as *mut __m128i, packed);
+        }
+        k += 8;
+    }
+    // SAFETY: the caller's bound covers the portable version's reads too.
+    unsafe { super::hpass(src, &xs[k..], &mut out[k..]) };
+}
+
+/// [`super::vmix`] over a row, sixteen samples at a time.
+///
+/// # Safety
+/// AVX2 is available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn vpass(h0: &[i16], h1: &[i16], b0: i16, b1: i16, out: &mut [u8]) {
+    let n = out.len().min(h0.len()).min(h1.len());
+    let (w0, w1, two) = (
+        _mm256_set1_epi16(b0),
+        _mm256_set1_epi16(b1),
+        _mm256_set1_epi16(2),
+    );
+    let mut k = 0;
+    while k + 16 <= n {
+        // SAFETY: k + 16 <= n elements of each slice.
+        unsafe {
+            let a = _mm256_loadu_si256(h0.as_ptr().add(k) as *const __m256i);
+            let b = _mm256_loadu_si256(h1.as_ptr().add(k) as *const __m256i);
+            let s = _mm256_add_epi16(_mm256_mulhi_epi16(a, w0), _mm256_mulhi_epi16(b, w1));
+            let s = _mm256_srai_epi16::<2>(_mm256_add_epi16(s, two));
+            // The unsigned saturating pack is the clamp to 0..=255.
+            let bytes =
+                _mm_packus_epi16(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+            _mm_storeu_si128(out.as_mut_ptr().add(k) as *mut __m128i, bytes);
+        }
+        k += 16;
+    }
+    for ((o, a), b) in out[k..n].iter_mut().zip(&h0[k..n]).zip(&h1[k..n]) {
+        *o = super::vmix(*a, *b, b0, b1);
+    }
+}
+
+/// [`YuvToRgb::rgb`] over a row, eight pixels at a time with the tables gathered.
+///
+/// # Safety
+/// AVX2 is available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn yuv_to_rgb(c: &YuvToRgb, [y, u, v]: [&[u8]; 3], [r, g, b]: [&mut [u8]; 3]) {
+    let n = y
+        .len()
+        .min(u.len())
+        .min(v.len())
+        .min(r.len())
+        .min(g.len())
+        .min(b.len());
+    let mut k = 0;
+    while k + 8 <= n {
+        // SAFETY: k + 8 <= n bytes of each row; the indexes are bytes, within the
+        // 256-entry tables.
+        unsafe {
+            let load = |s: &[u8]| {
+                _mm256_cvtepu8_epi32(_mm_loadl_epi64(s.as_ptr().add(k) as *const __m128i))
+            };
+            let (yi, ui, vi) = (load(y), load(u), load(v));
+            let gather = |t: &[i32; 256], i| _mm256_i32gather_epi32::<4>(t.as_ptr(), i);
+            let l = gather(&c.y, yi);
+            let rr = _mm256_add_epi32(l, gather(&c.r_v, vi));
+            let gg = _mm256_add_epi32(_mm256_add_epi32(l, gather(&c.g_u, ui)), gather(&c.g_v, vi));
+            let bb = _mm256_add_epi32(l, gather(&c.b_u, ui));
+            // (x >> 16) is within i16 for every colour matrix, so the signed pack is
+            // exact and the unsigned pack that follows is the clamp to 0..=255.
+            let store = |x: __m256i, out: &mut [u8]| {
+                let x = _mm256_srai_epi32::<16>(x);
+                let w =
+                    _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256::<1>(x));
+                _mm_storel_epi64(
+                    out.as_mut_ptr().add(k) as *mut __m128i,
+                    _mm_packus_epi16(w, w),
+                );
+            };
+            store(rr, r);
+            store(gg, g);
+            store(bb, b);
+        }
+        k += 8;
+    }
+    for x in k..n {
+        [r[x], g[x], b[x]] = c.rgb(y[x], u[x], v[x]);
+    }
+}
+
+/// [`Norm::value`] over a row, compiled for AVX2 (the same operations, eight lanes wide).
+///
+/// # Safety
+/// AVX2 is available.
+#[target_feature(enable = "avx2")]
+pub unsafe fn normalise(src: &[u8], dst: &mut [f32], norm: Norm) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = norm.value(*s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(n: usize, seed: usize) -> Vec<u8> {
+        (0..n)
+            .map(|i| ((i * 7919 + seed * 31 + i / 7) % 256) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn every_path_gives_the_portable_bits() {
+        if !available() {
+            eprintln!("skipped: no AVX2 on this CPU");
+            return;
+        }
+        for (src_w, dst_w, pstride, off) in [
+            (768, 416, 1, 0),
+            (384, 416, 2, 1),
+            (333, 97, 3, 2),
+            (64, 640, 4, 3),
+            (5, 3, 1, 0),
+            (1, 9, 1, 0),
+        ] {
+            let xs = super::super::scaled(&super::super::taps(src_w, dst_w), pstride, off);
+            let t = Taps::new(&xs);
+            let src = bytes(src_w as usize * pstride as usize + 4, 1);
+            let (mut a, mut b) = (vec![0i16; xs.len()], vec![0i16; xs.len()]);
+            // SAFETY: the AVX2 check above; src has 4 bytes past the last offset.
+            unsafe {
+                super::super::hpass(&src, &xs, &mut a);
+                hpass(&src, &t, &xs, &mut b);
+            }
+            assert_eq!(a, b, "hpass {src_w} -> {dst_w}");
+        }
+        let h0: Vec<i16> = (0..37).map(|i| (i * 977 % 32641) as i16).collect();
+        let h1: Vec<i16> = (0..37).map(|i| (i * 1237 % 32641) as i16).collect();
+        for (b0, b1) in [(2048, 0), (1024, 1024), (3, 2045), (0, 2048)] {
+            let want: Vec<u8> = h0
+                .iter()
+                .zip(&h1)
+                .map(|(a, b)| super::super::vmix(*a, *b, b0, b1))
+                .collect();
+            let mut got = vec![0u8; 37];
+            // SAFETY: the AVX2 check above.
+            unsafe { vpass(&h0, &h1, b0, b1, &mut got) };
+            assert_eq!(want, got, "vpass {b0} {b1}");
+        }
+        for caps in [
+            "video/x-raw,format=I420,width=8,height=8,colorimetry=bt601",
+            "video/x-raw,format=I420,width=8,height=8,colorimetry=bt709",
+            "video/x-raw,format=I420,width=8,height=8,colorimetry=bt2020",
+            "video/x-raw,format=I420,width=8,height=8,colorimetry=1:4:0:0",
+        ] {
+            gst::init().unwrap();
+            let info =
+                gst_video::VideoInfo::from_caps(&caps.parse::<gst::Caps>().unwrap()).unwrap();
+            let c = YuvToRgb::new(&info);
+            // Every (y, u, v) combination on a coarse grid, plus a tail of 3.
+            let mut yuv = [Vec::new(), Vec::new(), Vec::new()];
+            for y in (0..=255).step_by(5) {
+                for u in (0..=255).step_by(15) {
+                    for v in (0..=255).step_by(15) {
+                        yuv[0].push(y as u8);
+                        yuv[1].push(u as u8);
+                        yuv[2].push(v as u8);
+                    }
+                }
+            }
+            let n = yuv[0].len() + 3;
+            yuv.iter_mut().for_each(|p| p.extend([0, 255, 128]));
+            let mut want = [vec![0u8; n], vec![0u8; n], vec![0u8; n]];
+            for x in 0..n {
+                let px = c.rgb(yuv[0][x], yuv[1][x], yuv[2][x]);
+                (0..3).for_each(|k| want[k][x] = px[k]);
+            }
+            let mut got = [vec![0u8; n], vec![0u8; n], vec![0u8; n]];
+            let [r, g, b] = &mut got;
+            // SAFETY: the AVX2 check above.
+            unsafe { yuv_to_rgb(&c, [&yuv[0], &yuv[1], &yuv[2]], [r, g, b]) };
+            assert_eq!(want, got, "{caps}");
+        }
+        let src = bytes(256 + 5, 3);
+        let norm = Norm {
+            scale: 1.0 / 255.0,
+            mean: 0.485,
+            std: 0.229,
+        };
+        let want: Vec<u32> = src.iter().map(|s| norm.value(*s).to_bits()).collect();
+        let mut got = vec![0f32; src.len()];
+        // SAFETY: the AVX2 check above.
+        unsafe { normalise(&src, &mut got, norm) };
+        assert_eq!(want, got.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+}

@@ -37,6 +37,39 @@ pub const FORMATS: &[VideoFormat] = &[
 /// Largest frame side accepted, to turn absurd caps into a clear error.
 pub const MAX_SIDE: u32 = 16384;
 
+/// Why a converter cannot be made for some caps and spec, or a frame cannot be converted.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ConvertError {
+    #[error("frame size {0}x{1} is not supported (1..{MAX_SIDE} pixels a side)")]
+    FrameSize(u32, u32),
+    #[error("tensor size {0}x{1} is not usable")]
+    TensorSize(u32, u32),
+    #[error("a std value of 0 would divide by zero")]
+    ZeroStd,
+    #[error("video format {0:?} is not supported")]
+    Format(VideoFormat),
+    /// A frame that does not match its caps.
+    #[error("cannot read the frame's channel {channel}: {reason}")]
+    Unreadable { channel: usize, reason: String },
+    #[error("video plane of {len} bytes (stride {stride}) is too small for its caps")]
+    PlaneTooSmall { len: usize, stride: usize },
+    /// The caller's tensor buffer: a bug, not bad input.
+    #[error("tensor buffer has {have} bytes, {need} needed")]
+    TensorBuffer { have: usize, need: usize },
+    #[error("tensor buffer is not aligned for its element type")]
+    Misaligned,
+}
+
+impl ConvertError {
+    /// Whether the caps (or the spec asked for) are the problem, rather than one frame.
+    pub fn is_negotiation(&self) -> bool {
+        matches!(
+            self,
+            Self::FrameSize(..) | Self::TensorSize(..) | Self::ZeroStd | Self::Format(_)
+        )
+    }
+}
+
 /// Caps of the raw video the converter reads, for pad templates.
 pub fn caps() -> gst::Caps {
     gst_video::VideoCapsBuilder::new()
@@ -268,14 +301,12 @@ impl Resizer {
     }
 
     /// Checks that every tap fits in `data`; forgets the previous frame's rows.
-    fn start(&mut self, data: &[u8], stride: usize) -> Result<(), String> {
+    fn start(&mut self, data: &[u8], stride: usize) -> Result<(), ConvertError> {
         let last_x = self.xs.last().map_or(0, |t| t.i1) as usize;
         let last_y = self.ys.last().map_or(0, |t| t.i1) as usize;
         if last_x >= stride.max(1) || last_y * stride + last_x >= data.len() {
-            return Err(format!(
-                "video plane of {} bytes (stride {stride}) is too small for its caps",
-                data.len()
-            ));
+            let len = data.len();
+            return Err(ConvertError::PlaneTooSmall { len, stride });
         }
         self.rows = [usize::MAX; 2];
         Ok(())
@@ -499,24 +530,19 @@ pub struct Converter {
 }
 
 impl Converter {
-    pub fn new(spec: &TensorSpec, info: &VideoInfo) -> Result<Self, String> {
+    pub fn new(spec: &TensorSpec, info: &VideoInfo) -> Result<Self, ConvertError> {
         let (fw, fh) = (info.width(), info.height());
         if fw == 0 || fh == 0 || fw > MAX_SIDE || fh > MAX_SIDE {
-            return Err(format!(
-                "frame size {fw}x{fh} is not supported (1..{MAX_SIDE} pixels a side)"
-            ));
+            return Err(ConvertError::FrameSize(fw, fh));
         }
         if spec.width == 0 || spec.height == 0 || spec.width > MAX_SIDE || spec.height > MAX_SIDE {
-            return Err(format!(
-                "tensor size {}x{} is not usable",
-                spec.width, spec.height
-            ));
+            return Err(ConvertError::TensorSize(spec.width, spec.height));
         }
         if spec.std.contains(&0.0) {
-            return Err("a std value of 0 would divide by zero".into());
+            return Err(ConvertError::ZeroStd);
         }
-        let source = Source::for_format(info.format(), info)
-            .ok_or_else(|| format!("video format {:?} is not supported", info.format()))?;
+        let source =
+            Source::for_format(info.format(), info).ok_or(ConvertError::Format(info.format()))?;
         let g = geometry(fw, fh, spec.width, spec.height, spec.fit);
         let (xs, ys) = (taps(fw, g.new_w), taps(fh, g.new_h));
         let resizers = match &source {
@@ -571,13 +597,10 @@ impl Converter {
         &mut self,
         frame: &VideoFrameRef<&gst::BufferRef>,
         out: &mut [u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), ConvertError> {
         if out.len() != self.byte_size() {
-            return Err(format!(
-                "tensor buffer has {} bytes, {} needed",
-                out.len(),
-                self.byte_size()
-            ));
+            let (have, need) = (out.len(), self.byte_size());
+            return Err(ConvertError::TensorBuffer { have, need });
         }
         match self.spec.dtype {
             DType::F32 => self.convert_typed::<f32>(frame, out),
@@ -590,8 +613,8 @@ impl Converter {
         &mut self,
         frame: &VideoFrameRef<&gst::BufferRef>,
         out: &mut [u8],
-    ) -> Result<(), String> {
-        let out = cast_mut::<T>(out).ok_or("tensor buffer is not aligned for its element type")?;
+    ) -> Result<(), ConvertError> {
+        let out = cast_mut::<T>(out).ok_or(ConvertError::Misaligned)?;
         let lut: &[[T; 256]; 3] = match &self.luts {
             Luts::F32(l) => cast_luts(l),
             Luts::F16(l) => cast_luts(l),
@@ -608,7 +631,10 @@ impl Converter {
                 Source::Packed { .. } => (frame.plane_data(0), info.stride()[0]),
                 Source::Yuv420(_) => (frame.comp_data(k as u32), info.comp_stride(k as u8)),
             };
-            let data = data.map_err(|e| format!("cannot read the frame's channel {k}: {e}"))?;
+            let data = data.map_err(|e| ConvertError::Unreadable {
+                channel: k,
+                reason: e.to_string(),
+            })?;
             let stride = stride as usize;
             self.resizers[k].start(data, stride)?;
             *p = (data, stride);
@@ -951,6 +977,10 @@ mod tests {
         let e = Converter::new(&TensorSpec::yolox(8, 8), &info)
             .err()
             .unwrap();
-        assert!(e.contains("20000x8"), "{e}");
+        assert_eq!(e, ConvertError::FrameSize(20000, 8));
+        assert!(
+            e.is_negotiation() && e.to_string().contains("20000x8"),
+            "{e}"
+        );
     }
 }

@@ -2,11 +2,59 @@
 //! tensor it attaches, `rtinfer` for frames that come without a fitting one. The CPU
 //! converter, or the CUDA kernel when a device was given, writes into a pooled buffer.
 
-use crate::convert::Converter;
+use crate::convert::{ConvertError, Converter};
 use crate::cuda::{self, kernel};
 use crate::spec::TensorSpec;
 use gst::prelude::*;
 use rtmeta::{TensorMeta, Transform};
+
+/// Why a stream's tensors cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TensorizeError {
+    #[error("no caps before the first frame")]
+    NoCaps,
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error(
+        "a buffer of {size} bytes is too small for its caps ({width}x{height} {format:?} needs \
+         {need} bytes)"
+    )]
+    FrameTooSmall {
+        size: usize,
+        need: usize,
+        width: u32,
+        height: u32,
+        format: gst_video::VideoFormat,
+    },
+    #[error("cannot map the video frame")]
+    Unmappable,
+    #[error("tensor pool: {0}")]
+    Pool(String),
+    #[error("CUDA preprocessing: {0}")]
+    Cuda(String),
+}
+
+impl TensorizeError {
+    /// The GStreamer error the elements post for it, `context` first in its message.
+    pub fn to_gst(&self, context: &str) -> gst::ErrorMessage {
+        use TensorizeError::*;
+        match self {
+            NoCaps => gst::error_msg!(gst::CoreError::Negotiation, ("{context}: {self}")),
+            Convert(e) if e.is_negotiation() => {
+                gst::error_msg!(gst::CoreError::Negotiation, ("{context}: {self}"))
+            }
+            Convert(ConvertError::TensorBuffer { .. } | ConvertError::Misaligned) => {
+                gst::error_msg!(gst::CoreError::Failed, ("{context}: {self}"))
+            }
+            Convert(_) | FrameTooSmall { .. } | Unmappable => gst::error_msg!(
+                gst::StreamError::Format,
+                ("{context}: the frame does not match its caps: {self}")
+            ),
+            Pool(_) => gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{context}: {self}")),
+            Cuda(_) => gst::error_msg!(gst::StreamError::Failed, ("{context}: {self}")),
+        }
+    }
+}
 
 /// The kernel, its parameters for the caps, and its device output buffer.
 struct Gpu {
@@ -48,7 +96,7 @@ impl Tensorizer {
         spec: &TensorSpec,
         cuda: Option<&cuda::Device>,
         min_buffers: u32,
-    ) -> Result<(Self, Option<String>), String> {
+    ) -> Result<(Self, Option<String>), TensorizeError> {
         let converter = Converter::new(spec, info)?;
         let (gpu, why) = match cuda.map(|d| Gpu::new(d, info, spec)) {
             Some(Ok(gpu)) => (Some(gpu), None),
@@ -59,9 +107,9 @@ impl Tensorizer {
         let mut config = pool.config();
         config.set_params(None, converter.byte_size() as u32, min_buffers, 0);
         pool.set_config(config)
-            .map_err(|e| format!("tensor pool: {e}"))?;
+            .map_err(|e| TensorizeError::Pool(e.to_string()))?;
         pool.set_active(true)
-            .map_err(|e| format!("tensor pool: {e}"))?;
+            .map_err(|e| TensorizeError::Pool(e.to_string()))?;
         let t = Tensorizer {
             info: info.clone(),
             converter,
@@ -80,37 +128,42 @@ impl Tensorizer {
     }
 
     /// The tensor of `buf` and its mapping back to the frame.
-    pub fn tensor(&mut self, buf: &gst::BufferRef) -> Result<(gst::Buffer, Transform), String> {
+    pub fn tensor(
+        &mut self,
+        buf: &gst::BufferRef,
+    ) -> Result<(gst::Buffer, Transform), TensorizeError> {
         let need = self.info.size();
         if buf.size() < need {
-            return Err(format!(
-                "a buffer of {} bytes is too small for its caps ({}x{} {:?} needs {need} bytes)",
-                buf.size(),
-                self.info.width(),
-                self.info.height(),
-                self.info.format()
-            ));
+            return Err(TensorizeError::FrameTooSmall {
+                size: buf.size(),
+                need,
+                width: self.info.width(),
+                height: self.info.height(),
+                format: self.info.format(),
+            });
         }
         let mut tensor = self
             .pool
             .acquire_buffer(None)
-            .map_err(|e| format!("no tensor buffer: {e:?}"))?;
+            .map_err(|e| TensorizeError::Pool(format!("no tensor buffer: {e:?}")))?;
         {
             let mut map = tensor
                 .get_mut()
                 .expect("fresh pool buffer")
                 .map_writable()
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| TensorizeError::Pool(e.to_string()))?;
             match self.gpu.as_mut() {
                 // One upload of the whole (single-memory) frame: plane offsets are the caps'.
                 Some(gpu) if buf.n_memory() == 1 => {
-                    let bytes = buf.map_readable().map_err(|e| e.to_string())?;
-                    gpu.pre.run(&bytes, &gpu.params, &mut gpu.out)?;
-                    gpu.pre.download(&gpu.out, &mut map)?;
+                    let bytes = buf.map_readable().map_err(|_| TensorizeError::Unmappable)?;
+                    gpu.pre
+                        .run(&bytes, &gpu.params, &mut gpu.out)
+                        .and_then(|()| gpu.pre.download(&gpu.out, &mut map))
+                        .map_err(TensorizeError::Cuda)?;
                 }
                 _ => {
                     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf, &self.info)
-                        .map_err(|_| "cannot map the video frame".to_string())?;
+                        .map_err(|_| TensorizeError::Unmappable)?;
                     self.converter.convert(&frame, &mut map)?;
                 }
             }
@@ -119,7 +172,7 @@ impl Tensorizer {
     }
 
     /// The tensor of `buf` as the metadata rtpreprocess attaches.
-    pub fn meta(&mut self, buf: &gst::BufferRef) -> Result<TensorMeta, String> {
+    pub fn meta(&mut self, buf: &gst::BufferRef) -> Result<TensorMeta, TensorizeError> {
         let (data, transform) = self.tensor(buf)?;
         let spec = self.converter.spec();
         Ok(TensorMeta {

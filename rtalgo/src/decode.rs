@@ -40,23 +40,42 @@ pub struct OutputLayout {
     pub classes: usize,
 }
 
+const KNOWN: &str =
+    "known layouts: YOLOX or YOLOv5 [1, N, 5+classes], Ultralytics [1, 4+classes, N]";
+
+/// Why a model's output shape cannot be decoded.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum LayoutError {
+    #[error("output shape {0:?} fits no YOLO layout ({KNOWN})")]
+    NotYolo(Vec<i64>),
+    #[error("output shape {0:?} fits no YOLO layout ({KNOWN}); set model-format")]
+    Unrecognised(Vec<i64>),
+    #[error("output shape {shape:?} does not have the {} layout ({KNOWN})", .format.as_str())]
+    NotFormat { shape: Vec<i64>, format: Format },
+    /// A forced YOLOX on an anchor-based (YOLOv5) output.
+    #[error(
+        "output shape {shape:?} has 3 rows per grid cell (anchors), as YOLOv5 models do; \
+         YOLOX has one ({yolox_rows} for {in_w}x{in_h}): set model-format=yolov5 or auto"
+    )]
+    Anchors {
+        shape: Vec<i64>,
+        yolox_rows: usize,
+        in_w: u32,
+        in_h: u32,
+    },
+}
+
 /// Works out the layout of `shape` (with `wanted` forcing a format), or says why it can't.
 pub fn layout(
     shape: &[i64],
     in_w: u32,
     in_h: u32,
     wanted: Option<Format>,
-) -> Result<OutputLayout, String> {
-    let known = "known layouts: YOLOX or YOLOv5 [1, N, 5+classes], Ultralytics [1, 4+classes, N]";
-    let dims: Vec<usize> = match shape {
-        [1, a, b] if *a > 0 && *b > 0 => vec![*a as usize, *b as usize],
-        _ => {
-            return Err(format!(
-                "output shape {shape:?} fits no YOLO layout ({known})"
-            ));
-        }
+) -> Result<OutputLayout, LayoutError> {
+    let (a, b) = match shape {
+        [1, a, b] if *a > 0 && *b > 0 => (*a as usize, *b as usize),
+        _ => return Err(LayoutError::NotYolo(shape.to_vec())),
     };
-    let (a, b) = (dims[0], dims[1]);
     // Real outputs have far more candidate rows than values per row.
     let rows_first = |format| {
         (b > 5 && a > b).then(|| OutputLayout {
@@ -74,11 +93,12 @@ pub fn layout(
     };
     let found = match wanted {
         Some(Format::Yolox) if a == 3 * yolox_rows(in_w, in_h) => {
-            return Err(format!(
-                "output shape {shape:?} has 3 rows per grid cell (anchors), as YOLOv5 models \
-                 do; YOLOX has one ({} for {in_w}x{in_h}): set model-format=yolov5 or auto",
-                yolox_rows(in_w, in_h)
-            ));
+            return Err(LayoutError::Anchors {
+                shape: shape.to_vec(),
+                yolox_rows: yolox_rows(in_w, in_h),
+                in_w,
+                in_h,
+            });
         }
         Some(Format::Yolox) => rows_first(Format::Yolox),
         Some(Format::Yolov5) => rows_first(Format::Yolov5),
@@ -88,11 +108,11 @@ pub fn layout(
         None => rows_first(Format::Yolov5),
     };
     found.ok_or_else(|| match wanted {
-        Some(f) => format!(
-            "output shape {shape:?} does not have the {} layout ({known})",
-            f.as_str()
-        ),
-        None => format!("output shape {shape:?} fits no YOLO layout ({known}); set model-format"),
+        Some(format) => LayoutError::NotFormat {
+            shape: shape.to_vec(),
+            format,
+        },
+        None => LayoutError::Unrecognised(shape.to_vec()),
     })
 }
 
@@ -274,14 +294,20 @@ mod tests {
         );
         let l = layout(&[1, 25200, 85], 640, 640, None).unwrap();
         assert_eq!((l.format, l.rows, l.classes), (Format::Yolov5, 25200, 80));
-        assert!(
-            layout(&[1, 1000], 640, 640, None)
-                .unwrap_err()
-                .contains("fits no YOLO layout")
-        );
-        assert!(layout(&[1, 84, 8400], 640, 640, Some(Format::Yolox)).is_err());
+        let e = layout(&[1, 1000], 640, 640, None).unwrap_err();
+        assert_eq!(e, LayoutError::NotYolo(vec![1, 1000]));
+        assert!(e.to_string().contains("fits no YOLO layout"), "{e}");
+        assert!(matches!(
+            layout(&[1, 84, 8400], 640, 640, Some(Format::Yolox)),
+            Err(LayoutError::NotFormat {
+                format: Format::Yolox,
+                ..
+            })
+        ));
         // Forced YOLOX on an anchor-based output (3 rows per cell) cannot be right.
-        let e = layout(&[1, 25200, 85], 640, 640, Some(Format::Yolox)).unwrap_err();
+        let e = layout(&[1, 25200, 85], 640, 640, Some(Format::Yolox))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("3 rows per grid cell") && e.contains("model-format=yolov5"),
             "{e}"

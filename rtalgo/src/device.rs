@@ -58,9 +58,24 @@ impl FromStr for OvDevice {
     }
 }
 
+/// A `device` value that names no device.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    #[error(
+        "device \"{0}\": expected openvino:CPU, openvino:GPU, openvino:GPU.N, openvino:NPU or \
+         openvino:AUTO"
+    )]
+    OpenVino(String),
+    #[error(
+        "device \"{0}\": expected auto, cpu, cuda:N (e.g. cuda:0) or openvino:DEVICE (e.g. \
+         openvino:GPU)"
+    )]
+    Unknown(String),
+}
+
 impl FromStr for DeviceRequest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = DeviceError;
+    fn from_str(s: &str) -> Result<Self, DeviceError> {
         let s = s.trim().to_ascii_lowercase();
         match s.as_str() {
             "auto" | "" => Ok(DeviceRequest::Auto),
@@ -69,22 +84,15 @@ impl FromStr for DeviceRequest {
             "npu" => Ok(DeviceRequest::OpenVino(OvDevice::Npu)),
             _ => {
                 if let Some(ov) = s.strip_prefix("openvino:") {
-                    return ov.parse().map(DeviceRequest::OpenVino).map_err(|()| {
-                        format!(
-                            "device \"{s}\": expected openvino:CPU, openvino:GPU, \
-                             openvino:GPU.N, openvino:NPU or openvino:AUTO"
-                        )
-                    });
+                    return ov
+                        .parse()
+                        .map(DeviceRequest::OpenVino)
+                        .map_err(|()| DeviceError::OpenVino(s.clone()));
                 }
                 s.strip_prefix("cuda:")
                     .and_then(|n| n.parse().ok())
                     .map(DeviceRequest::Cuda)
-                    .ok_or_else(|| {
-                        format!(
-                            "device \"{s}\": expected auto, cpu, cuda:N (e.g. cuda:0) or \
-                             openvino:DEVICE (e.g. openvino:GPU)"
-                        )
-                    })
+                    .ok_or_else(|| DeviceError::Unknown(s.clone()))
             }
         }
     }
@@ -128,18 +136,12 @@ mod tests {
             DeviceRequest::OpenVino(OvDevice::Gpu(Some(1))).to_string(),
             "openvino:GPU.1"
         );
-        assert!(
-            "openvino:tpu"
-                .parse::<DeviceRequest>()
-                .unwrap_err()
-                .contains("openvino:GPU")
-        );
-        assert!(
-            "cuda:x"
-                .parse::<DeviceRequest>()
-                .unwrap_err()
-                .contains("cuda:N")
-        );
+        let e = "openvino:tpu".parse::<DeviceRequest>().unwrap_err();
+        assert_eq!(e, DeviceError::OpenVino("openvino:tpu".into()));
+        assert!(e.to_string().contains("openvino:GPU"), "{e}");
+        let e = "cuda:x".parse::<DeviceRequest>().unwrap_err();
+        assert_eq!(e, DeviceError::Unknown("cuda:x".into()));
+        assert!(e.to_string().contains("cuda:N"), "{e}");
         assert!("tpu".parse::<DeviceRequest>().is_err());
         assert_eq!(DeviceRequest::Cuda(2).to_string(), "cuda:2");
     }

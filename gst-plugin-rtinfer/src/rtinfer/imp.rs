@@ -278,9 +278,9 @@ impl RtInfer {
             let s = self.settings.lock().unwrap();
             (s.load.clone(), s.device.clone(), s.requests, s.live)
         };
-        load.device = device
-            .parse()
-            .map_err(|e: String| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
+        load.device = device.parse().map_err(|e: rtalgo::device::DeviceError| {
+            gst::error_msg!(gst::LibraryError::Settings, ("{e}"))
+        })?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let (requests, threads) = plan(requests, load.threads, cores);
         load.threads = threads;
@@ -541,11 +541,7 @@ impl RtInfer {
                 gst::element_imp_warning!(self, gst::StreamError::Format, ("{msg}"));
             }
             Work::Infer(input.map_err(|e| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Cannot prepare the model input: {e}")
-                );
+                self.post_error_message(e.to_gst("Cannot prepare the model input"));
                 gst::FlowError::Error
             })?)
         } else {

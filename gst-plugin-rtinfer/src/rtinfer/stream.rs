@@ -3,7 +3,7 @@
 use super::model::{Loaded, Thresholds};
 use super::scheduler::StreamId;
 use crate::spec::TensorSpec;
-use crate::tensorize::Tensorizer;
+use crate::tensorize::{TensorizeError, Tensorizer};
 use rtmeta::{DType, Detections, TensorMeta, Transform};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -101,7 +101,7 @@ impl StreamState {
         model: &Loaded,
         thresholds: Thresholds,
         warn: impl FnOnce(String),
-    ) -> Result<Input, String> {
+    ) -> Result<Input, TensorizeError> {
         let spec = &model.spec;
         if let Some(t) = TensorMeta::from_buffer(buf) {
             let fits = |spec: &TensorSpec| {
@@ -130,7 +130,7 @@ impl StreamState {
                 ));
             }
         }
-        let info = self.info.as_ref().ok_or("no caps before the first frame")?;
+        let info = self.info.as_ref().ok_or(TensorizeError::NoCaps)?;
         if self.tensorizer.as_ref().is_none_or(|t| t.spec() != spec) {
             self.tensorizer = Some(Tensorizer::new(info, spec, None, 1)?.0);
         }

@@ -169,12 +169,24 @@ impl RtPreprocess {
         settings.resolve(base)
     }
 
-    fn configure(&self, info: &gst_video::VideoInfo) -> Result<Tensorizer, String> {
-        let spec = self.spec()?;
+    fn configure(&self, info: &gst_video::VideoInfo) -> Result<Tensorizer, gst::ErrorMessage> {
+        let context = format!(
+            "Cannot preprocess {}x{} {:?} frames",
+            info.width(),
+            info.height(),
+            info.format()
+        );
+        let settings_error =
+            |e: String| gst::error_msg!(gst::LibraryError::Settings, ("{context}: {e}"));
+        let spec = self.spec().map_err(settings_error)?;
         let settings = self.settings.lock().unwrap().clone();
-        let request: DeviceRequest = settings.device.parse()?;
+        let request: DeviceRequest = settings
+            .device
+            .parse()
+            .map_err(|e: rtalgo::device::DeviceError| settings_error(e.to_string()))?;
         let selected = device::select(request);
-        let (tensorizer, kernel_failed) = Tensorizer::new(info, &spec, selected.cuda.as_ref(), 2)?;
+        let (tensorizer, kernel_failed) = Tensorizer::new(info, &spec, selected.cuda.as_ref(), 2)
+            .map_err(|e| e.to_gst(&context))?;
         let why: Vec<String> = selected
             .why_cpu
             .clone()
@@ -365,7 +377,7 @@ impl BaseTransformImpl for RtPreprocess {
         self.requery.store(false, Ordering::Relaxed);
         *self.info.lock().unwrap() = Some(info.clone());
         self.reconfigure(&info)
-            .map_err(|msg| gst::loggable_error!(CAT, "{msg}"))
+            .map_err(|()| gst::loggable_error!(CAT, "no tensor for caps {incaps} (error posted)"))
     }
 
     fn src_event(&self, event: gst::Event) -> bool {
@@ -390,12 +402,8 @@ impl BaseTransformImpl for RtPreprocess {
         };
         let meta = state.meta(buf);
         drop(guard);
-        let meta = meta.map_err(|msg| {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Failed,
-                ("Preprocessing failed: {msg}")
-            );
+        let meta = meta.map_err(|e| {
+            self.post_error_message(e.to_gst("Preprocessing failed"));
             gst::FlowError::Error
         })?;
         meta.attach(buf).map_err(|_| gst::FlowError::Error)?;
@@ -406,7 +414,7 @@ impl BaseTransformImpl for RtPreprocess {
 impl RtPreprocess {
     /// A tensorizer for `info` and what downstream wants now; posts the error if none can
     /// be made.
-    fn reconfigure(&self, info: &gst_video::VideoInfo) -> Result<(), String> {
+    fn reconfigure(&self, info: &gst_video::VideoInfo) -> Result<(), ()> {
         match self.configure(info) {
             Ok(state) => {
                 let old = self.state.lock().unwrap().replace(state);
@@ -414,17 +422,8 @@ impl RtPreprocess {
                 Ok(())
             }
             Err(msg) => {
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    (
-                        "Cannot preprocess {}x{} {:?} frames: {msg}",
-                        info.width(),
-                        info.height(),
-                        info.format()
-                    )
-                );
-                Err(msg)
+                self.post_error_message(msg);
+                Err(())
             }
         }
     }

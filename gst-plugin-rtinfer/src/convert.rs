@@ -254,55 +254,63 @@ fn scaled(taps: &[Tap], pstride: u32, offset: u32) -> Vec<Tap> {
 /// a vertical pass that mixes two such rows. Both passes are the per-pixel formula split
 /// in two, so the result is the same to the bit; the vertical pass vectorises.
 struct Resizer {
-    /// Byte offsets within a source row.
-    xs: Vec<Tap>,
+    xs: RowTaps,
     /// Source rows.
     ys: Vec<Tap>,
     /// Horizontal passes of the source rows `rows`, shifted right by 4.
     h: [Vec<i16>; 2],
     rows: [usize; 2],
-    /// `xs` for the AVX2 pass, when the CPU has AVX2.
+}
+
+/// A channel's horizontal taps (byte offsets within a source row), with their AVX2 form
+/// when the CPU has AVX2.
+struct RowTaps {
+    taps: Vec<Tap>,
     #[cfg(target_arch = "x86_64")]
     simd: Option<avx2::Taps>,
 }
 
-impl Resizer {
-    fn new(xs: Vec<Tap>, ys: Vec<Tap>) -> Self {
-        let n = xs.len();
-        Resizer {
-            #[cfg(target_arch = "x86_64")]
-            simd: avx2::available().then(|| avx2::Taps::new(&xs)),
-            xs,
-            ys,
-            h: [vec![0; n], vec![0; n]],
-            rows: [usize::MAX; 2],
-        }
-    }
-
+impl RowTaps {
     /// The horizontal pass of the source row at byte `start` of `data` into `out`.
     ///
     /// # Safety
-    /// [`Self::start`] accepted `data`, and `start` is a row it bounded.
+    /// Every tap of the row at `start` is within `data`.
     #[inline(always)]
-    unsafe fn hpass(&self, data: &[u8], start: usize, out: &mut [i16]) {
+    unsafe fn pass(&self, data: &[u8], start: usize, out: &mut [i16]) {
         // SAFETY: the caller's bound on the row.
         let src = unsafe { data.get_unchecked(start..) };
         #[cfg(target_arch = "x86_64")]
         if let Some(t) = &self.simd {
             // The gathers read 4 bytes from each offset: the plane's last row may not have
             // them, and takes the portable pass.
-            if self.xs.last().map_or(0, |t| t.i1) as usize + 4 <= src.len() {
+            if self.taps.last().map_or(0, |t| t.i1) as usize + 4 <= src.len() {
                 // SAFETY: AVX2 was detected for `simd`; the reads are bounded just above.
-                return unsafe { avx2::hpass(src, t, &self.xs, out) };
+                return unsafe { avx2::hpass(src, t, &self.taps, out) };
             }
         }
         // SAFETY: the caller's bound.
-        unsafe { hpass(src, &self.xs, out) }
+        unsafe { hpass(src, &self.taps, out) }
+    }
+}
+
+impl Resizer {
+    fn new(xs: Vec<Tap>, ys: Vec<Tap>) -> Self {
+        let n = xs.len();
+        Resizer {
+            xs: RowTaps {
+                #[cfg(target_arch = "x86_64")]
+                simd: avx2::available().then(|| avx2::Taps::new(&xs)),
+                taps: xs,
+            },
+            ys,
+            h: [vec![0; n], vec![0; n]],
+            rows: [usize::MAX; 2],
+        }
     }
 
     /// Checks that every tap fits in `data`; forgets the previous frame's rows.
     fn start(&mut self, data: &[u8], stride: usize) -> Result<(), ConvertError> {
-        let last_x = self.xs.last().map_or(0, |t| t.i1) as usize;
+        let last_x = self.xs.taps.last().map_or(0, |t| t.i1) as usize;
         let last_y = self.ys.last().map_or(0, |t| t.i1) as usize;
         if last_x >= stride.max(1) || last_y * stride + last_x >= data.len() {
             let len = data.len();
@@ -325,22 +333,20 @@ impl Resizer {
                 self.h.swap(0, 1);
                 self.rows.swap(0, 1);
             } else {
-                let mut h = std::mem::take(&mut self.h[0]);
                 // SAFETY: start() bounded row `a` and every tap.
-                unsafe { self.hpass(data, a * stride, &mut h) };
-                (self.h[0], self.rows[0]) = (h, a);
+                unsafe { self.xs.pass(data, a * stride, &mut self.h[0]) };
+                self.rows[0] = a;
             }
         }
         if self.rows[1] != b {
-            let mut h = std::mem::take(&mut self.h[1]);
             // SAFETY: as above.
-            unsafe { self.hpass(data, b * stride, &mut h) };
-            (self.h[1], self.rows[1]) = (h, b);
+            unsafe { self.xs.pass(data, b * stride, &mut self.h[1]) };
+            self.rows[1] = b;
         }
         let [h0, h1] = &self.h;
         let (b0, b1) = (ty.w0 as i16, ty.w1 as i16);
         #[cfg(target_arch = "x86_64")]
-        if self.simd.is_some() {
+        if self.xs.simd.is_some() {
             // SAFETY: AVX2 was detected for `simd`.
             return unsafe { avx2::vpass(h0, h1, b0, b1, out) };
         }

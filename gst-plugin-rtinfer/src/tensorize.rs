@@ -50,7 +50,7 @@ impl TensorizeError {
                 gst::StreamError::Format,
                 ("{context}: the frame does not match its caps: {self}")
             ),
-            Pool(_) => gst::error_msg!(gst::ResourceError::NoSpaceLeft, ("{context}: {self}")),
+            Pool(_) => gst::error_msg!(gst::ResourceError::Failed, ("{context}: {self}")),
             Cuda(_) => gst::error_msg!(gst::StreamError::Failed, ("{context}: {self}")),
         }
     }

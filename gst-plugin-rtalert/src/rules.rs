@@ -361,16 +361,44 @@ pub struct RuleSet {
     pub outputs: Outputs,
 }
 
+/// Why a rule set cannot be used. Messages say where: `file:line:column` for YAML, the rule's
+/// name for inline rules.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read rules file {path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    /// YAML that does not parse, or a value in it out of range.
+    #[error("{origin}:{line}:{column}: {message}")]
+    Yaml {
+        origin: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{origin}: {message}")]
+    YamlSomewhere { origin: String, message: String },
+    /// A rule that parses but cannot be right; `at` is `file:line: ` (empty inline).
+    #[error("{at}{problem}")]
+    Rule { at: String, problem: String },
+    /// The inline syntax of the `rules` property.
+    #[error("{0}")]
+    Inline(String),
+    #[error("rule \"{0}\" is in both the rules file and the rules property")]
+    InBoth(String),
+    #[error("no rules: set rules-file to a YAML rules file or rules to inline rules")]
+    Empty,
+    /// Classes no detector upstream has ([`unknown_labels`]).
+    #[error("{0}")]
+    UnknownLabels(String),
+}
+
 impl RuleSet {
     /// Adds the rules of `other` (the inline `rules` property to a rules file); a name in
     /// both is an error.
-    pub fn merge(&mut self, other: RuleSet) -> Result<(), String> {
+    pub fn merge(&mut self, other: RuleSet) -> Result<(), RulesError> {
         for r in other.rules {
             if self.rules.iter().any(|x| x.name == r.name) {
-                return Err(format!(
-                    "rule \"{}\" is in both the rules file and the rules property",
-                    r.name
-                ));
+                return Err(RulesError::InBoth(r.name));
             }
             self.rules.push(r);
         }
@@ -379,52 +407,59 @@ impl RuleSet {
 }
 
 /// Checks what deserialisation cannot: names, count ranges, burst sizes.
-fn check(set: &RuleSet, locate: &dyn Fn(&str) -> String) -> Result<(), String> {
+fn check(set: &RuleSet, locate: &dyn Fn(&str) -> String) -> Result<(), RulesError> {
     let mut names = std::collections::HashSet::new();
     for r in &set.rules {
         let at = locate(&r.name);
+        let problem = |problem: String| RulesError::Rule {
+            at: at.clone(),
+            problem,
+        };
         if r.name.trim().is_empty() {
-            return Err(format!("{at}a rule needs a name"));
+            return Err(problem("a rule needs a name".into()));
         }
         if !names.insert(r.name.as_str()) {
-            return Err(format!("{at}rule name \"{}\" is used twice", r.name));
+            return Err(problem(format!("rule name \"{}\" is used twice", r.name)));
         }
         if let Some(max) = r.max_count
             && max < r.min_count
         {
-            return Err(format!(
-                "{at}rule \"{}\": max-count {max} is below min-count {}",
+            return Err(problem(format!(
+                "rule \"{}\": max-count {max} is below min-count {}",
                 r.name, r.min_count
-            ));
+            )));
         }
         if r.line.is_some() {
             if r.zone.is_some() {
-                return Err(format!(
-                    "{at}rule \"{}\": a rule has a zone or a line, not both",
+                return Err(problem(format!(
+                    "rule \"{}\": a rule has a zone or a line, not both",
                     r.name
-                ));
+                )));
             }
             if r.min_duration.0 > 0.0 || r.min_frames > 0 || r.ended || r.max_count.is_some() {
-                return Err(format!(
-                    "{at}rule \"{}\": a line rule fires once per crossing; min-duration, \
+                return Err(problem(format!(
+                    "rule \"{}\": a line rule fires once per crossing; min-duration, \
                      min-frames, ended and max-count do not apply to it",
                     r.name
-                ));
+                )));
             }
         }
         if let Some(b) = r.burst
             && (b.count == 0 || b.window.0 <= 0.0)
         {
-            return Err(format!(
-                "{at}rule \"{}\": burst needs count >= 1 and window > 0",
+            return Err(problem(format!(
+                "rule \"{}\": burst needs count >= 1 and window > 0",
                 r.name
-            ));
+            )));
         }
     }
     if let Some(rl) = set.rate_limit
         && (rl.per_minute <= 0.0 || rl.burst == 0)
     {
-        return Err("rate-limit needs per-minute > 0 and burst >= 1".into());
+        return Err(RulesError::Rule {
+            at: String::new(),
+            problem: "rate-limit needs per-minute > 0 and burst >= 1".into(),
+        });
     }
     Ok(())
 }
@@ -465,16 +500,23 @@ pub fn unknown_labels(rules: &[Rule], models: &[rtmeta::labels::ModelLabels]) ->
     ))
 }
 
-pub fn parse_yaml(text: &str, origin: &str) -> Result<RuleSet, String> {
+pub fn parse_yaml(text: &str, origin: &str) -> Result<RuleSet, RulesError> {
     let set: RuleSet = serde_yaml_ng::from_str(text).map_err(|e| {
         let message = e.to_string();
+        let origin = origin.to_string();
         match e.location() {
             Some(l) => {
-                let suffix = format!(" at line {} column {}", l.line(), l.column());
-                let message = message.strip_suffix(&suffix).unwrap_or(&message);
-                format!("{origin}:{}:{}: {message}", l.line(), l.column())
+                let (line, column) = (l.line(), l.column());
+                let suffix = format!(" at line {line} column {column}");
+                let message = message.strip_suffix(&suffix).unwrap_or(&message).into();
+                RulesError::Yaml {
+                    origin,
+                    line,
+                    column,
+                    message,
+                }
             }
-            None => format!("{origin}: {message}"),
+            None => RulesError::YamlSomewhere { origin, message },
         }
     })?;
     let locate = |name: &str| {
@@ -526,7 +568,17 @@ fn scalar(text: &str) -> Value {
 /// `NAME: key=value key=value; NAME2: ...`, for example
 /// `crowd: class=person count=3 zone=0,0,0.5,0,0.5,1,0,1 duration=2 cooldown=30`.
 /// Lists are comma-separated; `zone` is x,y pairs; `burst` is `COUNT/WINDOW_SECONDS`.
-pub fn parse_inline(text: &str) -> Result<RuleSet, String> {
+pub fn parse_inline(text: &str) -> Result<RuleSet, RulesError> {
+    let set = RuleSet {
+        rules: inline_rules(text).map_err(RulesError::Inline)?,
+        ..Default::default()
+    };
+    check(&set, &|_| String::new())?;
+    Ok(set)
+}
+
+/// The rules of the inline syntax, before [`check`].
+fn inline_rules(text: &str) -> Result<Vec<Rule>, String> {
     let mut rules = Vec::new();
     for (i, part) in text
         .split(';')
@@ -585,12 +637,7 @@ pub fn parse_inline(text: &str) -> Result<RuleSet, String> {
             .map_err(|e| format!("rule \"{name}\": {e}"))?;
         rules.push(rule);
     }
-    let set = RuleSet {
-        rules,
-        ..Default::default()
-    };
-    check(&set, &|_| String::new())?;
-    Ok(set)
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -677,10 +724,12 @@ outputs:
                 "r.yaml:4:",
             ),
         ] {
-            let e = parse_yaml(&format!("{head}{body}"), "r.yaml").unwrap_err();
+            let e = parse_yaml(&format!("{head}{body}"), "r.yaml")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(error), "{e:?} should contain {error:?}");
         }
-        let e = parse_inline("door: line=0,0.5,1").unwrap_err();
+        let e = parse_inline("door: line=0,0.5,1").unwrap_err().to_string();
         assert!(e.contains("line needs x,y pairs"), "{e}");
     }
 
@@ -729,7 +778,7 @@ outputs:
             ),
         ];
         for (text, at, what) in cases {
-            let e = parse_yaml(text, "x.yaml").unwrap_err();
+            let e = parse_yaml(text, "x.yaml").unwrap_err().to_string();
             assert!(e.starts_with(at) && e.contains(what), "{text:?}: {e}");
         }
     }
@@ -769,6 +818,8 @@ outputs:
             ("x: duration=-1", "seconds >= 0"),
         ] {
             let e = parse_inline(bad).unwrap_err();
+            assert!(matches!(e, RulesError::Inline(_)), "{bad}: {e:?}");
+            let e = e.to_string();
             assert!(e.contains(what), "{bad}: {e}");
         }
     }

@@ -295,3 +295,47 @@ fn a_rule_naming_a_class_no_model_upstream_has_is_a_warning() {
         "{w}"
     );
 }
+
+#[test]
+fn an_unreadable_rules_file_is_a_resource_error_and_bad_rules_a_settings_error() {
+    let dir = std::env::temp_dir().join(format!("rtalert-domains-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "rules:\n  - name: a\n    cooldown: -5\n").unwrap();
+    let missing = dir.join("missing.yaml");
+    for (file, want) in [
+        (&missing, "cannot read rules file"),
+        (&bad, "is not a duration"),
+    ] {
+        init();
+        let pipeline = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=1 ! rtalert rules-file={} ! fakesink",
+            file.display()
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let bus = pipeline.bus().unwrap();
+        let _ = pipeline.set_state(gst::State::Playing);
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+        let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) else {
+            panic!("{}: the pipeline started: {msg:?}", file.display());
+        };
+        let (error, text) = (e.error(), e.error().message().to_string());
+        let domain_ok = if file == &missing {
+            error.matches(gst::ResourceError::OpenRead)
+        } else {
+            error.matches(gst::LibraryError::Settings)
+        };
+        assert!(
+            domain_ok && text.contains(want),
+            "{}: {error:?}",
+            file.display()
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

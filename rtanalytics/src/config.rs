@@ -741,7 +741,9 @@ pub fn check_id(id: &str) -> Result<(), String> {
 pub fn check_rules_file(path: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    gstrtalert::rules::parse_yaml(&text, &path.display().to_string()).map(|_| ())
+    gstrtalert::rules::parse_yaml(&text, &path.display().to_string())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// A folder the service creates when it starts: not a file, and its parent is there.

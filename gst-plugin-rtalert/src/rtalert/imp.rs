@@ -4,7 +4,7 @@
 use crate::alert::Alert;
 use crate::alerter::Alerter;
 use crate::outputs::{self, Level, Message, Mqtt, Output, OutputProps, Report, Stdout};
-use crate::rules::{self, RateLimit, RuleSet};
+use crate::rules::{self, RateLimit, RuleSet, RulesError};
 use crate::snapshot;
 use gst::glib;
 use gst::prelude::*;
@@ -58,22 +58,31 @@ impl Default for Settings {
 }
 
 /// The rules file (if any) plus the inline rules.
-fn load_rules(s: &Settings) -> Result<RuleSet, String> {
+fn load_rules(s: &Settings) -> Result<RuleSet, RulesError> {
     let mut set = match &s.rules_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read rules file {}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|e| RulesError::Unreadable {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
             rules::parse_yaml(&text, &path.display().to_string())?
         }
         None => RuleSet::default(),
     };
     set.merge(rules::parse_inline(&s.rules)?)?;
     if set.rules.is_empty() {
-        return Err(
-            "no rules: set rules-file to a YAML rules file or rules to inline rules".into(),
-        );
+        return Err(RulesError::Empty);
     }
     Ok(set)
+}
+
+/// The GStreamer error for rules that cannot be used: a rules file that cannot be read is a
+/// resource error, anything in the rules a settings error.
+fn rules_error(e: &RulesError) -> gst::ErrorMessage {
+    match e {
+        RulesError::Unreadable { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
+        _ => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+    }
 }
 
 fn mtime(path: &Option<PathBuf>) -> Option<SystemTime> {
@@ -267,7 +276,9 @@ impl RtAlert {
             // With the models' labels known, a class none of them has is an error.
             let loaded = loaded.and_then(|set| {
                 match rules::unknown_labels(&set.rules, &state.upstream_labels) {
-                    Some(why) if !state.upstream_labels.is_empty() => Err(why),
+                    Some(why) if !state.upstream_labels.is_empty() => {
+                        Err(RulesError::UnknownLabels(why))
+                    }
                     _ => Ok(set),
                 }
             });
@@ -603,8 +614,7 @@ impl BaseTransformImpl for RtAlert {
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().unwrap().clone();
-        let set =
-            load_rules(&s).map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        let set = load_rules(&s).map_err(|e| rules_error(&e))?;
         let outputs = self
             .build_outputs(&s, &set)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;

@@ -52,6 +52,25 @@ fn round(v: f32, digits: i32) -> f64 {
     (v as f64 * m).round() / m
 }
 
+/// Why a JSON document is not detections as rtjsonenc writes them.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum JsonError {
+    #[error("no \"{0}\" (a non-negative integer)")]
+    NoInteger(&'static str),
+    #[error("\"{0}\" is too large")]
+    TooLarge(&'static str),
+    #[error("no \"objects\" array")]
+    NoObjects,
+    #[error("objects[{index}]: {error}")]
+    Object { index: usize, error: Box<JsonError> },
+    #[error("object without a number \"{0}\"")]
+    NoNumber(&'static str),
+    #[error("object without a \"class_id\" (a non-negative integer)")]
+    NoClassId,
+    #[error("\"track_id\" is not a non-negative integer")]
+    BadTrackId,
+}
+
 impl Detection {
     /// The JSON form used by rtjsonenc and rtalert: confidence to 4 decimals, box to 2.
     pub fn to_json(&self) -> serde_json::Value {
@@ -72,23 +91,20 @@ impl Detection {
     }
 
     /// Parses what [`to_json`](Self::to_json) writes; `track_id` and `label` may be left out.
-    pub fn from_json(v: &serde_json::Value) -> Result<Self, String> {
-        let num = |name: &str| {
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, JsonError> {
+        let num = |name: &'static str| {
             v.get(name)
                 .and_then(|x| x.as_f64())
-                .ok_or_else(|| format!("object without a number \"{name}\""))
+                .ok_or(JsonError::NoNumber(name))
         };
         let class_id = v
             .get("class_id")
             .and_then(|x| x.as_u64())
             .and_then(|x| u32::try_from(x).ok())
-            .ok_or("object without a \"class_id\" (a non-negative integer)")?;
+            .ok_or(JsonError::NoClassId)?;
         let track_id = match v.get("track_id") {
             None | Some(serde_json::Value::Null) => None,
-            Some(t) => Some(
-                t.as_u64()
-                    .ok_or("\"track_id\" is not a non-negative integer")?,
-            ),
+            Some(t) => Some(t.as_u64().ok_or(JsonError::BadTrackId)?),
         };
         Ok(Detection {
             class_id,
@@ -161,23 +177,27 @@ impl Detections {
     }
 
     /// Parses a document that [`to_json`](Self::to_json) wrote: the detections and the pts.
-    pub fn from_json(v: &serde_json::Value) -> Result<(Self, Option<u64>), String> {
-        let uint = |name: &str| {
+    pub fn from_json(v: &serde_json::Value) -> Result<(Self, Option<u64>), JsonError> {
+        let uint = |name: &'static str| {
             v.get(name)
                 .and_then(|x| x.as_u64())
-                .ok_or_else(|| format!("no \"{name}\" (a non-negative integer)"))
+                .ok_or(JsonError::NoInteger(name))
         };
-        let small = |name: &str| {
-            uint(name)
-                .and_then(|x| u32::try_from(x).map_err(|_| format!("\"{name}\" is too large")))
+        let small = |name: &'static str| {
+            uint(name).and_then(|x| u32::try_from(x).map_err(|_| JsonError::TooLarge(name)))
         };
         let objects = v
             .get("objects")
             .and_then(|o| o.as_array())
-            .ok_or("no \"objects\" array")?
+            .ok_or(JsonError::NoObjects)?
             .iter()
             .enumerate()
-            .map(|(k, o)| Detection::from_json(o).map_err(|e| format!("objects[{k}]: {e}")))
+            .map(|(index, o)| {
+                Detection::from_json(o).map_err(|e| JsonError::Object {
+                    index,
+                    error: Box::new(e),
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let detections = Detections {
             source_id: small("source_id")?,
@@ -365,9 +385,19 @@ mod tests {
                 "objects[0]: object without a number \"h\"",
             ),
         ] {
-            let e = Detections::from_json(&serde_json::from_str(text).unwrap()).unwrap_err();
+            let e = Detections::from_json(&serde_json::from_str(text).unwrap())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(error), "{e}");
         }
+        let text = r#"{"source_id":0,"frame":1,"width":8,"height":8,"objects":[{"class_id":-1}]}"#;
+        assert_eq!(
+            Detections::from_json(&serde_json::from_str(text).unwrap()),
+            Err(JsonError::Object {
+                index: 0,
+                error: Box::new(JsonError::NoClassId)
+            })
+        );
     }
 
     #[test]

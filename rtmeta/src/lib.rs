@@ -22,7 +22,7 @@ mod region;
 pub mod roi;
 mod tensor;
 
-pub use detection::{Detection, Detections};
+pub use detection::{Detection, Detections, JsonError};
 pub use region::{Region, RegionKind, Regions};
 pub use tensor::{ChannelOrder, DType, Layout, TensorMeta, Transform};
 

@@ -81,7 +81,7 @@ fn read_recording(path: &Path, source_id: u32) -> Result<Recording, gst::ErrorMe
         };
         let value: serde_json::Value =
             serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let (dets, _pts) = Detections::from_json(&value).map_err(bad)?;
+        let (dets, _pts) = Detections::from_json(&value).map_err(|e| bad(e.to_string()))?;
         if !sources.contains(&dets.source_id) {
             sources.push(dets.source_id);
         }

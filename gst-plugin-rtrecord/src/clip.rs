@@ -6,12 +6,73 @@
 //! The clip's pipeline has its own streaming threads: the element's streaming thread only
 //! queues buffers into appsrc, so a slow disk does not stall the video.
 
-use gst::prelude::*;
+use gst::{glib, prelude::*};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// How long finishing a clip (mp4mux writing its index) may take.
 const FINISH_TIMEOUT: gst::ClockTime = gst::ClockTime::from_seconds(30);
+
+/// Why a clip could not be started, written or finished.
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("the element {0} is missing (gstreamer1.0-plugins-good)")]
+    MissingElement(&'static str),
+    #[error("cannot build the clip pipeline: {0}")]
+    Build(glib::BoolError),
+    #[error("mp4mux does not take {caps}: {why}")]
+    Caps { caps: gst::Caps, why: String },
+    /// The first error the clip's pipeline posted (filesink's, when there is one: a full disk).
+    #[error("{}", match .debug { Some(d) => format!("{error} ({d})"), None => error.to_string() })]
+    Pipeline {
+        error: glib::Error,
+        debug: Option<String>,
+    },
+    #[error("it does not start")]
+    NotStarted,
+    #[error("the stream has no caps or the clip no name yet")]
+    Unready,
+    #[error("the clip stopped taking frames ({0:?})")]
+    Stopped(gst::FlowError),
+    #[error("it did not finish within {0}")]
+    Timeout(gst::ClockTime),
+    #[error("cannot rename {} to {}: {source}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ClipError {
+    fn from_message(e: &gst::message::Error) -> Self {
+        ClipError::Pipeline {
+            error: e.error(),
+            debug: e.debug().map(|d| d.to_string()),
+        }
+    }
+
+    /// The resource error an element reports this as: the clip pipeline's own when it has
+    /// one (`NoSpaceLeft` for a full disk), else what failed. `None` for a missing element,
+    /// which is a `CoreError::MissingPlugin`.
+    pub fn resource_error(&self) -> Option<gst::ResourceError> {
+        match self {
+            ClipError::MissingElement(_) => None,
+            ClipError::Pipeline { error, .. } => Some(
+                error
+                    .kind::<gst::ResourceError>()
+                    .unwrap_or(gst::ResourceError::Write),
+            ),
+            ClipError::NotStarted => Some(gst::ResourceError::OpenWrite),
+            ClipError::Build(_) | ClipError::Caps { .. } | ClipError::Unready => {
+                Some(gst::ResourceError::Failed)
+            }
+            ClipError::Stopped(_) | ClipError::Timeout(_) | ClipError::Rename { .. } => {
+                Some(gst::ResourceError::Write)
+            }
+        }
+    }
+}
 
 /// A finished clip.
 #[derive(Clone, Debug)]
@@ -25,6 +86,9 @@ pub struct Clip {
     pub start: gst::ClockTime,
 }
 
+/// An error message of the clip's pipeline: the error and its debug text.
+type PipelineFailure = (glib::Error, Option<String>);
+
 pub struct Writer {
     pipeline: gst::Pipeline,
     src: gst_app::AppSrc,
@@ -36,7 +100,7 @@ pub struct Writer {
     end: gst::ClockTime,
     frames: u64,
     /// The first error the clip's pipeline posted.
-    failure: Arc<Mutex<Option<String>>>,
+    failure: Arc<Mutex<Option<PipelineFailure>>>,
 }
 
 /// Where a clip's frames go while it is written.
@@ -46,22 +110,15 @@ pub fn part_path(path: &Path) -> PathBuf {
     part.into()
 }
 
-fn error_text(e: &gst::message::Error) -> String {
-    match e.debug() {
-        Some(d) => format!("{} ({d})", e.error()),
-        None => e.error().to_string(),
-    }
-}
-
 impl Writer {
     /// Starts writing a clip of `caps` (an encoded video stream mp4mux takes) to `path`;
     /// `start` is the running time of its first frame.
-    pub fn open(caps: &gst::Caps, path: PathBuf, start: gst::ClockTime) -> Result<Self, String> {
+    pub fn open(caps: &gst::Caps, path: PathBuf, start: gst::ClockTime) -> Result<Self, ClipError> {
         let part = part_path(&path);
-        let make = |factory: &str| {
-            gst::ElementFactory::make(factory).build().map_err(|_| {
-                format!("the element {factory} is missing (gstreamer1.0-plugins-good)")
-            })
+        let make = |factory: &'static str| {
+            gst::ElementFactory::make(factory)
+                .build()
+                .map_err(|_| ClipError::MissingElement(factory))
         };
         let src = gst_app::AppSrc::builder()
             .caps(caps)
@@ -78,15 +135,21 @@ impl Writer {
         pipeline
             .add_many([src.upcast_ref(), &mux, &sink])
             .and_then(|_| mux.link(&sink))
-            .map_err(|e| format!("cannot build the clip pipeline: {e}"))?;
+            .map_err(ClipError::Build)?;
         // Linked by name: left to choose, link() takes mp4mux's first free pad, audio_0.
         let video = mux
             .request_pad_simple("video_%u")
-            .ok_or("mp4mux has no video pad")?;
+            .ok_or_else(|| ClipError::Caps {
+                caps: caps.clone(),
+                why: "mp4mux has no video pad".into(),
+            })?;
         src.static_pad("src")
             .unwrap()
             .link(&video)
-            .map_err(|e| format!("mp4mux does not take {caps}: {e:?}"))?;
+            .map_err(|e| ClipError::Caps {
+                caps: caps.clone(),
+                why: format!("{e:?}"),
+            })?;
         let failure = Arc::new(Mutex::new(None));
         let seen = failure.clone();
         pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
@@ -94,7 +157,7 @@ impl Writer {
                 // filesink's error says why (no space left); mp4mux's only that it failed.
                 let mut seen = seen.lock().unwrap();
                 if seen.is_none() || msg.src().is_some_and(|s| s.name() == "file") {
-                    *seen = Some(error_text(e));
+                    *seen = Some((e.error(), e.debug().map(|d| d.to_string())));
                 }
             }
             gst::BusSyncReply::Pass
@@ -111,9 +174,7 @@ impl Writer {
             failure,
         };
         if writer.pipeline.set_state(gst::State::Playing).is_err() {
-            let why = writer
-                .failure()
-                .unwrap_or_else(|| "it does not start".into());
+            let why = writer.failure().unwrap_or(ClipError::NotStarted);
             writer.abort();
             return Err(why);
         }
@@ -125,12 +186,13 @@ impl Writer {
     }
 
     /// The first error of the clip's pipeline (a full disk), if any.
-    pub fn failure(&self) -> Option<String> {
-        self.failure.lock().unwrap().clone()
+    pub fn failure(&self) -> Option<ClipError> {
+        let (error, debug) = self.failure.lock().unwrap().clone()?;
+        Some(ClipError::Pipeline { error, debug })
     }
 
     /// Queues one frame.
-    pub fn write(&mut self, mut buf: gst::Buffer) -> Result<(), String> {
+    pub fn write(&mut self, mut buf: gst::Buffer) -> Result<(), ClipError> {
         if let Some(why) = self.failure() {
             return Err(why);
         }
@@ -150,12 +212,12 @@ impl Writer {
         self.src
             .push_buffer(buf)
             .map(|_| ())
-            .map_err(|e| format!("the clip stopped taking frames ({e:?})"))
+            .map_err(ClipError::Stopped)
     }
 
     /// Ends the clip and waits for mp4mux to write its index: the finished clip, or why it
     /// failed (the partial file is removed then).
-    pub fn finish(self) -> Result<Clip, (PathBuf, String)> {
+    pub fn finish(self) -> Result<Clip, (PathBuf, ClipError)> {
         let _ = self.src.end_of_stream();
         let bus = self.pipeline.bus().unwrap();
         let ended = match bus.timed_pop_filtered(
@@ -163,21 +225,19 @@ impl Writer {
             &[gst::MessageType::Eos, gst::MessageType::Error],
         ) {
             Some(msg) => match msg.view() {
-                gst::MessageView::Error(e) => Err(error_text(e)),
+                gst::MessageView::Error(e) => Err(ClipError::from_message(e)),
                 _ => Ok(()),
             },
-            None => Err(format!("it did not finish within {FINISH_TIMEOUT}")),
+            None => Err(ClipError::Timeout(FINISH_TIMEOUT)),
         };
         let _ = self.pipeline.set_state(gst::State::Null);
         let finished = ended
             .and_then(|()| self.failure().map_or(Ok(()), Err))
             .and_then(|()| {
-                std::fs::rename(&self.part, &self.path).map_err(|e| {
-                    format!(
-                        "cannot rename {} to {}: {e}",
-                        self.part.display(),
-                        self.path.display()
-                    )
+                std::fs::rename(&self.part, &self.path).map_err(|source| ClipError::Rename {
+                    from: self.part.clone(),
+                    to: self.path.clone(),
+                    source,
                 })
             });
         match finished {

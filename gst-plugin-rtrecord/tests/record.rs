@@ -4,7 +4,7 @@
 //! stop mid-clip and (removed, with a warning) on a full disk. H.265 (x265enc) and VP9
 //! (vp9enc) clips are read back the same way.
 
-use gst::prelude::*;
+use gst::{glib, prelude::*};
 use rtmeta::record::RecordRequest;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -82,7 +82,7 @@ fn ask(pad: &gst::Pad, i: u64) -> Option<String> {
 }
 
 /// Runs to EOS; returns the element messages and warnings of rtrecord.
-fn run(p: &gst::Pipeline) -> (Vec<gst::Structure>, Vec<String>) {
+fn run(p: &gst::Pipeline) -> (Vec<gst::Structure>, Vec<glib::Error>) {
     p.set_state(gst::State::Playing).unwrap();
     let bus = p.bus().unwrap();
     let (mut clips, mut warnings) = (Vec::new(), Vec::new());
@@ -90,7 +90,7 @@ fn run(p: &gst::Pipeline) -> (Vec<gst::Structure>, Vec<String>) {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => panic!("{} ({:?})", e.error(), e.debug()),
-            gst::MessageView::Warning(w) => warnings.push(w.error().to_string()),
+            gst::MessageView::Warning(w) => warnings.push(w.error()),
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure().filter(|s| s.name() == "rtrecord-clip") {
                     clips.push(s.to_owned());
@@ -410,12 +410,16 @@ fn a_full_disk_removes_the_clip_with_a_warning_and_recording_goes_on() {
     let (clips, warnings) = run(&p);
     let answers = answers.lock().unwrap().clone();
     assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let text = warnings[0].to_string();
     assert!(
-        warnings[0].contains(&answers[0])
-            && warnings[0].contains("removed")
-            && warnings[0].contains("No space left"),
-        "{}",
-        warnings[0]
+        text.contains(&answers[0]) && text.contains("removed") && text.contains("No space left"),
+        "{text}"
+    );
+    // filesink's own error, so an app can tell a full disk from other failures.
+    assert_eq!(
+        warnings[0].kind::<gst::ResourceError>(),
+        Some(gst::ResourceError::NoSpaceLeft),
+        "{text}"
     );
     assert!(!Path::new(&answers[0]).exists());
     let s = stats(&rec);

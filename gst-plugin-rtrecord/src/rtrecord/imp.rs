@@ -9,7 +9,7 @@
 //! their own, `rtrecord-finish`, which posts the `rtrecord-clip` message; EOS and stop wait for
 //! them, so every clip is complete when the pipeline says it is done.
 
-use crate::clip::{self, Clip, Writer};
+use crate::clip::{self, Clip, ClipError, Writer};
 use crate::recorder::{Action, Frame, Limits, Recorder, Triggered};
 use crate::retention;
 use gst::glib;
@@ -85,6 +85,14 @@ struct State {
     counters: Counters,
 }
 
+/// A clip given up, reported once the stream lock is released.
+struct Failure {
+    path: Option<PathBuf>,
+    /// "written" or "finished".
+    stage: &'static str,
+    error: ClipError,
+}
+
 #[derive(Default)]
 struct Stream {
     caps: Option<gst::Caps>,
@@ -138,14 +146,14 @@ impl RtRecord {
     }
 
     /// Does what the recorder asked, on the streaming thread; `path` is the clip a `Start`
-    /// opens. Returns the warnings to post once the stream lock is released.
+    /// opens. Returns the failures to report once the stream lock is released.
     fn apply(
         &self,
         stream: &mut Stream,
         actions: Vec<Action<gst::Buffer>>,
         path: Option<PathBuf>,
-    ) -> Vec<String> {
-        let mut warnings = Vec::new();
+    ) -> Vec<Failure> {
+        let mut failures = Vec::new();
         for action in actions {
             let written = match action {
                 Action::Start(frames) => self.start_clip(stream, frames, path.clone()),
@@ -160,25 +168,33 @@ impl RtRecord {
                     Ok(())
                 }
             };
-            if let Err(why) = written {
-                warnings.push(self.fail_clip(stream, why));
+            if let Err(error) = written {
+                failures.push(self.fail_clip(stream, path.clone(), error));
             }
         }
         // A full disk shows up on the clip's own bus; catch it before the next frame.
-        if let Some(why) = stream.writer.as_ref().and_then(|w| w.failure()) {
-            warnings.push(self.fail_clip(stream, why));
+        if let Some(error) = stream.writer.as_ref().and_then(|w| w.failure()) {
+            failures.push(self.fail_clip(stream, None, error));
         }
-        warnings
+        failures
     }
 
-    fn warn(&self, warnings: Vec<String>) {
-        for w in warnings {
-            gst::element_imp_warning!(
-                self,
-                gst::ResourceError::Write,
-                ("{w}"),
-                ["Recording goes on with the next trigger"]
-            );
+    /// Posts a warning per failed clip: the clip pipeline's own error when it has one
+    /// (`NoSpaceLeft` for a full disk). Called with no lock held.
+    fn warn(&self, failures: Vec<Failure>) {
+        for Failure { path, stage, error } in failures {
+            let what = path.map_or_else(String::new, |p| format!(" {}", p.display()));
+            let text = format!("The clip{what} could not be {stage} and was removed: {error}");
+            let debug = "Recording goes on with the next trigger";
+            match error.resource_error() {
+                Some(kind) => gst::element_imp_warning!(self, kind, ("{text}"), ["{debug}"]),
+                None => gst::element_imp_warning!(
+                    self,
+                    gst::CoreError::MissingPlugin,
+                    ("{text}"),
+                    ["{debug}"]
+                ),
+            }
         }
     }
 
@@ -187,32 +203,31 @@ impl RtRecord {
         stream: &mut Stream,
         frames: Vec<gst::Buffer>,
         path: Option<PathBuf>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ClipError> {
         if let Some(w) = stream.writer.take() {
             self.finish_clip(w);
         }
         let (Some(path), Some(caps)) = (path, stream.caps.as_ref()) else {
-            return Err("no caps or clip name".into());
+            return Err(ClipError::Unready);
         };
         let start = self.running_time(frames.first()).unwrap_or_default();
-        let mut writer = match Writer::open(caps, path.clone(), start) {
-            Ok(w) => w,
-            Err(why) => {
-                let _ = std::fs::remove_file(clip::part_path(&path));
-                return Err(format!("cannot start {}: {why}", path.display()));
-            }
-        };
+        let mut writer = Writer::open(caps, path.clone(), start).inspect_err(|_| {
+            let _ = std::fs::remove_file(clip::part_path(&path));
+        })?;
         gst::info!(CAT, imp = self, "clip {} from {start}", path.display());
         for buf in frames {
-            writer.write(buf)?;
+            if let Err(e) = writer.write(buf) {
+                writer.abort();
+                return Err(e);
+            }
         }
         stream.writer = Some(writer);
         Ok(())
     }
 
-    /// The open clip cannot be written: it is dropped and counted; returns the warning.
-    fn fail_clip(&self, stream: &mut Stream, why: String) -> String {
-        let path = stream.writer.as_ref().map(|w| w.path().to_owned());
+    /// The open clip (or the one `path` names) cannot be written: it is dropped and counted.
+    fn fail_clip(&self, stream: &mut Stream, path: Option<PathBuf>, error: ClipError) -> Failure {
+        let path = stream.writer.as_ref().map(|w| w.path().to_owned()).or(path);
         if let Some(w) = stream.writer.take() {
             w.abort();
         }
@@ -223,8 +238,11 @@ impl RtRecord {
             }
             state.counters.failed += 1;
         }
-        let what = path.map_or_else(String::new, |p| format!(" {}", p.display()));
-        format!("The clip{what} could not be written and was removed: {why}")
+        Failure {
+            path,
+            stage: "written",
+            error,
+        }
     }
 
     /// Finishes a clip on its own thread, which reports it.
@@ -252,21 +270,18 @@ impl RtRecord {
     }
 
     /// Counts and reports a finished clip, then applies retention. No lock is held.
-    fn finished(&self, result: Result<Clip, (PathBuf, String)>) {
+    fn finished(&self, result: Result<Clip, (PathBuf, ClipError)>) {
         let clip = match result {
             Ok(clip) => clip,
-            Err((path, why)) => {
+            Err((path, error)) => {
                 if let Some(state) = self.state.lock().unwrap().as_mut() {
                     state.counters.failed += 1;
                 }
-                gst::element_imp_warning!(
-                    self,
-                    gst::ResourceError::Write,
-                    (
-                        "The clip {} could not be finished and was removed: {why}",
-                        path.display()
-                    )
-                );
+                self.warn(vec![Failure {
+                    path: Some(path),
+                    stage: "finished",
+                    error,
+                }]);
                 return;
             }
         };
@@ -322,12 +337,12 @@ impl RtRecord {
             }
             None => (Vec::new(), None),
         };
-        let warnings = self.apply(&mut stream, actions, path);
+        let failures = self.apply(&mut stream, actions, path);
         if let Some(w) = stream.writer.take() {
             self.finish_clip(w);
         }
         drop(stream);
-        self.warn(warnings);
+        self.warn(failures);
         let finishers = std::mem::take(&mut *self.finishers.lock().unwrap());
         for h in finishers {
             let _ = h.join();
@@ -607,9 +622,9 @@ impl BaseSinkImpl for RtRecord {
             }
             (actions, path)
         };
-        let warnings = self.apply(&mut stream, actions, path);
+        let failures = self.apply(&mut stream, actions, path);
         drop(stream);
-        self.warn(warnings);
+        self.warn(failures);
         Ok(gst::FlowSuccess::Ok)
     }
 

@@ -303,39 +303,80 @@ fn an_unreadable_rules_file_is_a_resource_error_and_bad_rules_a_settings_error()
     let bad = dir.join("bad.yaml");
     std::fs::write(&bad, "rules:\n  - name: a\n    cooldown: -5\n").unwrap();
     let missing = dir.join("missing.yaml");
-    for (file, want) in [
-        (&missing, "cannot read rules file"),
-        (&bad, "is not a duration"),
-    ] {
-        init();
-        let pipeline = gst::parse::launch(&format!(
-            "videotestsrc num-buffers=1 ! rtalert rules-file={} ! fakesink",
-            file.display()
-        ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-        let bus = pipeline.bus().unwrap();
-        let _ = pipeline.set_state(gst::State::Playing);
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(30),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
-        );
-        pipeline.set_state(gst::State::Null).unwrap();
-        let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) else {
-            panic!("{}: the pipeline started: {msg:?}", file.display());
-        };
-        let (error, text) = (e.error(), e.error().message().to_string());
-        let domain_ok = if file == &missing {
-            error.matches(gst::ResourceError::OpenRead)
-        } else {
-            error.matches(gst::LibraryError::Settings)
-        };
-        assert!(
-            domain_ok && text.contains(want),
-            "{}: {error:?}",
-            file.display()
-        );
-    }
+    let (error, text) = start_error(&format!("rules-file={}", missing.display()));
+    assert!(
+        error.matches(gst::ResourceError::OpenRead) && text.contains("cannot read rules file"),
+        "{error:?}"
+    );
+    let (error, text) = start_error(&format!("rules-file={}", bad.display()));
+    assert!(
+        error.matches(gst::LibraryError::Settings) && text.contains("is not a duration"),
+        "{error:?}"
+    );
+    // An output's URL is a setting too, shown with its password masked.
+    let (error, text) = start_error("rules=\"a: class=person\" mqtt-url=mqtt://u:s3cret@h:port/t");
+    assert!(
+        error.matches(gst::LibraryError::Settings)
+            && text.contains("bad port")
+            && !text.contains("s3cret"),
+        "{error:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An mqtts:// output with no CA certificates to check the broker against cannot be opened:
+/// a resource error that says what to install. Run in a child process, whose SSL_CERT_FILE
+/// points at an empty file (setting it here would reach the other tests' threads).
+#[test]
+fn mqtts_without_ca_certificates_is_a_resource_error() {
+    if std::env::var_os("RT_TEST_NO_CA").is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "mqtts_without_ca_certificates_is_a_resource_error",
+                "--nocapture",
+            ])
+            .env("RT_TEST_NO_CA", "1")
+            .env("SSL_CERT_FILE", "/dev/null")
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && log.contains("1 passed"),
+            "{log}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let (error, text) = start_error("rules=\"a: class=person\" mqtt-url=mqtts://127.0.0.1:1/t");
+    assert!(
+        error.matches(gst::ResourceError::OpenWrite)
+            && text.contains("no CA certificates")
+            && text.contains("ca-certificates"),
+        "{error:?}"
+    );
+}
+
+/// The error a one-frame pipeline with `rtalert <props>` stops with.
+fn start_error(props: &str) -> (gst::glib::Error, String) {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=1 ! rtalert {props} ! fakesink"
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let bus = pipeline.bus().unwrap();
+    let _ = pipeline.set_state(gst::State::Playing);
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Error, gst::MessageType::Eos],
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) else {
+        panic!("{props}: the pipeline started: {msg:?}");
+    };
+    let text = e.error().message().to_string();
+    (e.error(), text)
 }

@@ -15,6 +15,40 @@ pub use nats::{NatsSettings, nats, parse_nats_url};
 pub use plan::{JsonlProps, OutputProps, Plan, QueueProps, WebhookProps, plan};
 pub use webhook::{WebhookSettings, webhook};
 
+/// Why an output cannot be set up. URLs in it are masked (`rtmeta::mask`).
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// A URL that does not say what the output needs (`kind`: MQTT, NATS, webhook).
+    #[error("{kind} URL \"{url}\": {problem}")]
+    BadUrl {
+        kind: &'static str,
+        url: String,
+        problem: String,
+    },
+    /// `mqtts://` without a usable TLS setup (no CA certificates).
+    #[error("mqtts: {0}")]
+    Tls(String),
+    /// The output's connection or I/O thread cannot be set up.
+    #[error("{output}: {why}")]
+    Connect { output: String, why: String },
+}
+
+impl OutputError {
+    /// A URL's problem, shown with the URL masked.
+    fn bad_url(kind: &'static str, url: &str, problem: impl Into<String>) -> Self {
+        OutputError::BadUrl {
+            kind,
+            url: rtmeta::mask::mask_uri(url),
+            problem: problem.into(),
+        }
+    }
+
+    /// Whether the settings are wrong (rather than the machine or the network).
+    pub fn is_settings(&self) -> bool {
+        matches!(self, OutputError::BadUrl { .. })
+    }
+}
+
 /// Webhook settings from element properties: first retry after 250 ms, doubling to 30 s.
 pub fn webhook_settings(url: &str, timeout_ms: u32, retries: u32, queue: u32) -> WebhookSettings {
     WebhookSettings {

@@ -1,8 +1,8 @@
 //! MQTT: publishes each alert with QoS 1 to one topic. The client reconnects by itself;
 //! alerts published while the broker is away wait in the client's bounded queue.
 
-use super::{Level, Message, Output, Report, Stats};
-use rtmeta::mask::{mask_in, mask_uri, percent_decode};
+use super::{Level, Message, Output, OutputError, Report, Stats};
+use rtmeta::mask::{mask_in, percent_decode};
 use rumqttc::{
     Client, ConnectReturnCode, ConnectionError, Event, MqttOptions, Packet, QoS, TlsConfiguration,
     Transport,
@@ -38,17 +38,17 @@ pub struct MqttUrl {
 const URL_FORM: &str = "mqtt://[user:password@]host:1883/topic or mqtts://... (TLS)";
 
 /// Parses `mqtt[s]://[user[:password]@]host[:port]/topic`; errors show the URL masked.
-pub fn parse_url(url: &str) -> Result<MqttUrl, String> {
-    let shown = mask_uri(url);
+pub fn parse_url(url: &str) -> Result<MqttUrl, OutputError> {
+    let bad = |problem: &str| OutputError::bad_url("MQTT", url, problem);
     let (tls, rest) = match (url.strip_prefix("mqtt://"), url.strip_prefix("mqtts://")) {
         (Some(rest), _) => (false, rest),
         (_, Some(rest)) => (true, rest),
-        _ => return Err(format!("MQTT URL \"{shown}\" must look like {URL_FORM}")),
+        _ => return Err(bad(&format!("must look like {URL_FORM}"))),
     };
     let (authority, topic) = rest
         .split_once('/')
         .filter(|(_, t)| !t.is_empty())
-        .ok_or_else(|| format!("MQTT URL \"{shown}\" names no topic ({URL_FORM})"))?;
+        .ok_or_else(|| bad(&format!("names no topic ({URL_FORM})")))?;
     let (userinfo, addr) = match authority.rsplit_once('@') {
         Some((u, a)) => (Some(u), a),
         None => (None, authority),
@@ -59,19 +59,15 @@ pub fn parse_url(url: &str) -> Result<MqttUrl, String> {
             percent_decode(user)
                 .zip(percent_decode(password))
                 .filter(|(user, _)| !user.is_empty())
-                .ok_or_else(|| format!("MQTT URL \"{shown}\": bad user or password"))
+                .ok_or_else(|| bad("bad user or password"))
         })
         .transpose()?;
     let (host, port) = match addr.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse()
-                .map_err(|_| format!("MQTT URL \"{shown}\": bad port"))?,
-        ),
+        Some((h, p)) => (h, p.parse().map_err(|_| bad("bad port"))?),
         None => (addr, if tls { 8883 } else { 1883 }),
     };
     if host.is_empty() {
-        return Err(format!("MQTT URL \"{shown}\" names no host"));
+        return Err(bad("names no host"));
     }
     Ok(MqttUrl {
         tls,
@@ -84,7 +80,7 @@ pub fn parse_url(url: &str) -> Result<MqttUrl, String> {
 
 /// TLS checked against the system's CA store (`SSL_CERT_FILE` / `SSL_CERT_DIR` override it),
 /// with ring, the crypto provider the other outputs use.
-fn tls_transport() -> Result<Transport, String> {
+fn tls_transport() -> Result<Transport, OutputError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(found.certs);
@@ -94,15 +90,15 @@ fn tls_transport() -> Result<Transport, String> {
             .first()
             .map(|e| format!(" ({e})"))
             .unwrap_or_default();
-        return Err(format!(
-            "mqtts: no CA certificates found in the system store{why}; install ca-certificates or set SSL_CERT_FILE"
-        ));
+        return Err(OutputError::Tls(format!(
+            "no CA certificates found in the system store{why}; install ca-certificates or set SSL_CERT_FILE"
+        )));
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| format!("mqtts: {e}"))?
+    .map_err(|e| OutputError::Tls(e.to_string()))?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Transport::tls_with_config(TlsConfiguration::Rustls(
@@ -124,7 +120,12 @@ fn explain(e: &ConnectionError) -> &'static str {
 }
 
 impl Mqtt {
-    pub fn new(url: &str, queue: usize, client_id: &str, report: Report) -> Result<Self, String> {
+    pub fn new(
+        url: &str,
+        queue: usize,
+        client_id: &str,
+        report: Report,
+    ) -> Result<Self, OutputError> {
         let MqttUrl {
             tls,
             host,
@@ -280,6 +281,8 @@ mod tests {
         assert!(parse_url("mqtt://x:port/t").is_err());
         assert!(parse_url("mqtt://:pw@x/t").is_err());
         let e = parse_url("mqtt://u:secret@x:port/t").unwrap_err();
+        assert!(e.is_settings());
+        let e = e.to_string();
         assert!(!e.contains("secret") && e.contains("u:***@"), "{e}");
     }
 }

@@ -4,9 +4,9 @@
 //! retried (backoff up to 5 s) and the others wait in the worker's bounded queue; the
 //! client reconnects by itself. The stream (subjects `SUBJECT.>`) is created when missing.
 
-use super::{Level, Message, Report, Shutdown, Worker};
+use super::{Level, Message, OutputError, Report, Shutdown, Worker};
 use async_nats::jetstream;
-use rtmeta::mask::{mask_in, mask_uri};
+use rtmeta::mask::mask_in;
 use std::time::Duration;
 
 /// Where and how to publish, from `nats://[user:password@]host[:port]/SUBJECT[?stream=NAME]`.
@@ -18,17 +18,17 @@ pub struct NatsSettings {
     pub stream: String,
 }
 
-pub fn parse_nats_url(url: &str) -> Result<NatsSettings, String> {
-    let shown = mask_uri(url);
+pub fn parse_nats_url(url: &str) -> Result<NatsSettings, OutputError> {
+    let bad = |problem: &str| OutputError::bad_url("NATS", url, problem);
     let usage = "nats://[user:password@]host[:port]/SUBJECT[?stream=NAME]";
     let rest = url
         .strip_prefix("nats://")
-        .ok_or_else(|| format!("NATS URL \"{shown}\" must look like {usage}"))?;
+        .ok_or_else(|| bad(&format!("must look like {usage}")))?;
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, subject) = rest
         .split_once('/')
         .filter(|(_, s)| !s.is_empty())
-        .ok_or_else(|| format!("NATS URL \"{shown}\" names no subject ({usage})"))?;
+        .ok_or_else(|| bad(&format!("names no subject ({usage})")))?;
     let (credentials, hostport) = match authority.rsplit_once('@') {
         Some((cred, hp)) => {
             let (u, p) = cred.split_once(':').unwrap_or((cred, ""));
@@ -37,7 +37,7 @@ pub fn parse_nats_url(url: &str) -> Result<NatsSettings, String> {
         None => (None, authority),
     };
     if hostport.is_empty() || hostport.starts_with(':') {
-        return Err(format!("NATS URL \"{shown}\" names no host"));
+        return Err(bad("names no host"));
     }
     let server = if hostport.contains(':') {
         hostport.to_string()
@@ -45,15 +45,15 @@ pub fn parse_nats_url(url: &str) -> Result<NatsSettings, String> {
         format!("{hostport}:4222")
     };
     if subject.contains(['*', '>', ' ']) || subject.split('.').any(str::is_empty) {
-        return Err(format!(
-            "NATS URL \"{shown}\": \"{subject}\" is not a plain subject (tokens separated by '.')"
-        ));
+        return Err(bad(&format!(
+            "\"{subject}\" is not a plain subject (tokens separated by '.')"
+        )));
     }
     let mut stream = subject.replace(['.', '-'], "_").to_uppercase();
     for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
         match k {
             "stream" if !v.is_empty() => stream = v.to_string(),
-            _ => return Err(format!("NATS URL \"{shown}\": unknown parameter \"{k}\"")),
+            _ => return Err(bad(&format!("unknown parameter \"{k}\""))),
         }
     }
     Ok(NatsSettings {
@@ -79,7 +79,7 @@ fn subject_token(source: &str) -> String {
 }
 
 /// A JetStream output behind a queue of `queue` messages.
-pub fn nats(url: &str, queue: usize, report: Report) -> Result<Worker, String> {
+pub fn nats(url: &str, queue: usize, report: Report) -> Result<Worker, OutputError> {
     let settings = parse_nats_url(url)?;
     let name = mask_in(
         &format!("nats:{}/{}", settings.server, settings.subject),
@@ -90,7 +90,10 @@ pub fn nats(url: &str, queue: usize, report: Report) -> Result<Worker, String> {
         .thread_name("rtalert-nats-io")
         .enable_all()
         .build()
-        .map_err(|e| format!("{name}: cannot start its I/O thread: {e}"))?;
+        .map_err(|e| OutputError::Connect {
+            output: name.clone(),
+            why: format!("cannot start its I/O thread: {e}"),
+        })?;
     let mut options = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
@@ -100,7 +103,10 @@ pub fn nats(url: &str, queue: usize, report: Report) -> Result<Worker, String> {
     }
     let client = runtime
         .block_on(options.connect(settings.server.as_str()))
-        .map_err(|e| mask_in(&format!("{name}: {e}"), url))?;
+        .map_err(|e| OutputError::Connect {
+            output: name.clone(),
+            why: mask_in(&e.to_string(), url),
+        })?;
     // The context spawns a task on the runtime.
     let mut js = {
         let _runtime = runtime.enter();
@@ -207,7 +213,9 @@ mod tests {
             assert!(parse_nats_url(bad).is_err(), "{bad}");
         }
         let e = parse_nats_url("nats://bob:secret@h").unwrap_err();
-        assert!(!e.contains("secret"), "{e}");
+        assert!(e.is_settings());
+        let e = e.to_string();
+        assert!(!e.contains("secret") && e.contains("bob:***@"), "{e}");
     }
 
     #[test]

@@ -3,9 +3,8 @@
 //! properties leave unset, and the file's missing sizes and limits take the properties'
 //! defaults. No GStreamer here: the element only builds the planned outputs.
 
-use super::{WebhookSettings, webhook_settings};
+use super::{OutputError, WebhookSettings, webhook_settings};
 use crate::rules::Outputs;
-use rtmeta::mask::mask_uri;
 
 /// The element's output properties.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,7 +77,7 @@ pub struct Plan {
 
 /// Merges the properties with the rules file's outputs; a webhook URL that is not HTTP is
 /// an error (shown masked).
-pub fn plan(p: &OutputProps, file: &Outputs) -> Result<Plan, String> {
+pub fn plan(p: &OutputProps, file: &Outputs) -> Result<Plan, OutputError> {
     let jsonl = match (&p.jsonl.file, &file.jsonl) {
         (Some(path), _) => Some((path.clone(), p.jsonl.max_bytes, p.jsonl.max_files)),
         (None, Some(j)) => Some((
@@ -103,9 +102,10 @@ pub fn plan(p: &OutputProps, file: &Outputs) -> Result<Plan, String> {
         && !w.url.starts_with("http://")
         && !w.url.starts_with("https://")
     {
-        return Err(format!(
-            "webhook URL \"{}\" must start with http:// or https://",
-            mask_uri(&w.url)
+        return Err(OutputError::bad_url(
+            "webhook",
+            &w.url,
+            "must start with http:// or https://",
         ));
     }
     let queued =
@@ -204,6 +204,8 @@ mod tests {
         let mut props = OutputProps::default();
         props.webhook.url = Some("ftp://user:s3cret@h/x".into());
         let e = plan(&props, &Outputs::default()).unwrap_err();
+        assert!(e.is_settings());
+        let e = e.to_string();
         assert!(
             e.contains("must start with http://") && !e.contains("s3cret"),
             "{e}"

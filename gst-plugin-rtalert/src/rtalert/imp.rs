@@ -3,7 +3,9 @@
 
 use crate::alert::Alert;
 use crate::alerter::Alerter;
-use crate::outputs::{self, Level, Message, Mqtt, Output, OutputProps, Report, Stdout};
+use crate::outputs::{
+    self, Level, Message, Mqtt, Output, OutputError, OutputProps, Report, Stdout,
+};
 use crate::rules::{self, RateLimit, RuleSet, RulesError};
 use crate::snapshot;
 use gst::glib;
@@ -82,6 +84,16 @@ fn rules_error(e: &RulesError) -> gst::ErrorMessage {
     match e {
         RulesError::Unreadable { .. } => gst::error_msg!(gst::ResourceError::OpenRead, ("{e}")),
         _ => gst::error_msg!(gst::LibraryError::Settings, ("{e}")),
+    }
+}
+
+/// The GStreamer error for an output that cannot be set up: a wrong URL is a settings error,
+/// a connection or TLS setup that fails a resource error.
+fn output_error(e: &OutputError) -> gst::ErrorMessage {
+    if e.is_settings() {
+        gst::error_msg!(gst::LibraryError::Settings, ("{e}"))
+    } else {
+        gst::error_msg!(gst::ResourceError::OpenWrite, ("{e}"))
     }
 }
 
@@ -177,7 +189,11 @@ impl RtAlert {
         })
     }
 
-    fn build_outputs(&self, s: &Settings, set: &RuleSet) -> Result<Vec<Box<dyn Output>>, String> {
+    fn build_outputs(
+        &self,
+        s: &Settings,
+        set: &RuleSet,
+    ) -> Result<Vec<Box<dyn Output>>, OutputError> {
         let plan = outputs::plan(&s.outputs, &set.outputs)?;
         let report = self.report();
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
@@ -615,9 +631,7 @@ impl BaseTransformImpl for RtAlert {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let s = self.settings.lock().unwrap().clone();
         let set = load_rules(&s).map_err(|e| rules_error(&e))?;
-        let outputs = self
-            .build_outputs(&s, &set)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
+        let outputs = self.build_outputs(&s, &set).map_err(|e| output_error(&e))?;
         let rate = if s.rate_limit > 0.0 {
             Some(RateLimit {
                 per_minute: s.rate_limit,

@@ -11,10 +11,11 @@ use gst::glib;
 mod reconnect;
 mod rturisrcbin;
 mod rtwhepsrc;
+mod uri;
 
 /// What `rturisrcbin` refuses at once (no element for the scheme; a missing or empty local
 /// file), for applications that check URIs before building a pipeline.
-pub use rturisrcbin::check_uri;
+pub use uri::{UriError, check_uri};
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     rturisrcbin::register(plugin)?;

@@ -55,12 +55,25 @@ impl Drop for Server {
 }
 
 /// Every message the pipeline posts, as text, collected on a thread.
+/// The kinds of error rturisrcbin posts, as a tag in the collected text.
+fn kind(e: &gst::glib::Error) -> &'static str {
+    if e.matches(gst::CoreError::MissingPlugin) {
+        "[missing-plugin]"
+    } else if e.matches(gst::ResourceError::NotFound) {
+        "[not-found]"
+    } else {
+        "[other]"
+    }
+}
+
 fn collect_messages(pipeline: &gst::Pipeline) -> Arc<Mutex<Vec<(gst::MessageType, String)>>> {
     let all = Arc::new(Mutex::new(Vec::new()));
     let a = all.clone();
     pipeline.bus().unwrap().set_sync_handler(move |_, msg| {
         let text = match msg.view() {
-            gst::MessageView::Error(e) => format!("{} {:?}", e.error(), e.debug()),
+            gst::MessageView::Error(e) => {
+                format!("{} {:?} {}", e.error(), e.debug(), kind(&e.error()))
+            }
             gst::MessageView::Warning(w) => format!("{} {:?}", w.error(), w.debug()),
             gst::MessageView::Info(i) => format!("{} {:?}", i.error(), i.debug()),
             // The name, then every field value as it is (serialising would escape it).
@@ -245,16 +258,23 @@ fn what_no_retry_can_fix_fails_at_once() {
     init();
     let empty = std::env::temp_dir().join(format!("rturisrcbin-empty-{}.mp4", std::process::id()));
     std::fs::write(&empty, b"").unwrap();
-    for (uri, expected) in [
+    for (uri, expected, kind) in [
         (
             "foo://x".to_string(),
             "No GStreamer element reads foo:// URIs",
+            "[missing-plugin]",
         ),
         (
             "file:///nonexistent/x.mp4".to_string(),
             "Cannot read /nonexistent/x.mp4",
+            "[not-found]",
         ),
-        (format!("file://{}", empty.display()), "is empty"),
+        (
+            format!("file://{}", empty.display()),
+            "is empty",
+            "[not-found]",
+        ),
+        ("x.mp4".to_string(), "\"x.mp4\" is not a URI", "[not-found]"),
     ] {
         let (messages, took) = run_until_error(&format!("uri={uri}"), 10);
         let error = messages
@@ -262,7 +282,10 @@ fn what_no_retry_can_fix_fails_at_once() {
             .find(|(t, _)| *t == gst::MessageType::Error)
             .map(|(_, text)| text.clone())
             .unwrap_or_else(|| panic!("{uri}: no error in {messages:?}"));
-        assert!(error.contains(expected), "{uri}: {error}");
+        assert!(
+            error.contains(expected) && error.ends_with(kind),
+            "{uri}: {error}"
+        );
         assert!(
             took < Duration::from_secs(2),
             "{uri}: the error took {took:?}"

@@ -361,7 +361,7 @@ impl Service {
             return Ok(self.status(&id).expect("just added"));
         }
         let result = gstrtsrc::check_uri(&config.uri)
-            .map_err(|e| mask_in(&e, &config.uri))
+            .map_err(|e| e.to_string())
             .and_then(|()| self.build_branch(&config, pad, counters));
         match result {
             Ok(branch) => {
@@ -1052,7 +1052,9 @@ fn shared_outputs(c: &crate::config::OutputsConfig) -> Result<Shared, String> {
         detections.push(Box::new(jsonl_file(f.into(), 0, 0, report())));
     }
     if let Some(url) = &d.nats_url {
-        detections.push(Box::new(outputs::nats(url, 10_000, report())?));
+        detections.push(Box::new(
+            outputs::nats(url, 10_000, report()).map_err(|e| e.to_string())?,
+        ));
     }
     let mut alerts: Vec<Box<dyn Output>> = Vec::new();
     let a = &c.alerts;
@@ -1068,10 +1070,14 @@ fn shared_outputs(c: &crate::config::OutputsConfig) -> Result<Shared, String> {
     }
     if let Some(url) = &a.mqtt_url {
         let id = format!("rtanalytics-{:x}", rand_nonce());
-        alerts.push(Box::new(outputs::Mqtt::new(url, 1000, &id, report())?));
+        alerts.push(Box::new(
+            outputs::Mqtt::new(url, 1000, &id, report()).map_err(|e| e.to_string())?,
+        ));
     }
     if let Some(url) = &a.nats_url {
-        alerts.push(Box::new(outputs::nats(url, 1000, report())?));
+        alerts.push(Box::new(
+            outputs::nats(url, 1000, report()).map_err(|e| e.to_string())?,
+        ));
     }
     Ok(Shared {
         detections: Arc::new(OutputSet(detections)),

@@ -8,6 +8,7 @@
 //! `-restored`.
 
 use crate::reconnect::{Next, Outcome, Policy, State, Supervisor};
+use crate::uri::check_uri;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -217,34 +218,6 @@ impl Stop {
         let (guard, _) = self.wake.wait_timeout_while(guard, d, |s| !*s).unwrap();
         *guard
     }
-}
-
-/// Problems with a URI that retrying cannot fix: no element handles its scheme, or a local
-/// file that is missing, empty or not a file.
-pub fn check_uri(uri: &str) -> Result<(), String> {
-    let scheme = uri
-        .split_once("://")
-        .map_or("", |(s, _)| s)
-        .to_ascii_lowercase();
-    if gst::Element::make_from_uri(gst::URIType::Src, uri, None).is_err() {
-        return Err(format!(
-            "No GStreamer element reads {scheme}:// URIs: check the URI, or install the plugin \
-             for it (rtsp and http are in gstreamer1.0-plugins-good)"
-        ));
-    }
-    if scheme == "file" {
-        let (path, _) = glib::filename_from_uri(uri)
-            .map_err(|e| format!("{uri} is not a valid file URI: {e}"))?;
-        let shown = path.display();
-        let meta = std::fs::metadata(&path).map_err(|e| format!("Cannot read {shown}: {e}"))?;
-        if !meta.is_file() {
-            return Err(format!("{shown} is not a file"));
-        }
-        if meta.len() == 0 {
-            return Err(format!("{shown} is empty"));
-        }
-    }
-    Ok(())
 }
 
 /// How an attempt's inner pipeline ended, as far as the element can tell.
@@ -458,31 +431,14 @@ fn supervise(
 impl RtUriSrcBin {
     fn start(&self) -> Result<(), gst::StateChangeError> {
         let s = self.settings.lock().unwrap().clone();
-        let Some(uri) = s.uri.clone() else {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::NotFound,
-                ("No URI: set the uri property")
-            );
-            return Err(gst::StateChangeError);
-        };
-        let has_scheme = uri.split_once("://").is_some_and(|(scheme, _)| {
-            !scheme.is_empty()
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        });
-        if !has_scheme {
-            gst::element_imp_error!(
-                self,
-                gst::ResourceError::NotFound,
-                ("\"{}\" is not a URI", mask_uri(&uri))
-            );
-            return Err(gst::StateChangeError);
-        }
+        let uri = s.uri.clone().unwrap_or_default();
         // What no retry can fix is an error at once.
-        if let Err(why) = check_uri(&uri) {
-            gst::element_imp_error!(self, gst::ResourceError::NotFound, ("{why}"));
+        if let Err(e) = check_uri(&uri) {
+            if e.is_missing_plugin() {
+                gst::element_imp_error!(self, gst::CoreError::MissingPlugin, ("{e}"));
+            } else {
+                gst::element_imp_error!(self, e.resource_error(), ("{e}"));
+            }
             return Err(gst::StateChangeError);
         }
         let stop = Arc::new(Stop::default());

@@ -3,8 +3,6 @@ use gst::prelude::*;
 
 mod imp;
 
-pub use imp::check_uri;
-
 glib::wrapper! {
     pub struct RtUriSrcBin(ObjectSubclass<imp::RtUriSrcBin>) @extends gst::Bin, gst::Element, gst::Object;
 }

@@ -182,7 +182,16 @@ enum Ended {
     /// The element stopped: nothing to report.
     Stopped,
     TimedOut,
+    /// The server refused or could not be reached.
+    Whep(whep::WhepError),
+    /// webrtcbin or ICE did not get there.
     Failed(String),
+}
+
+impl From<whep::WhepError> for Ended {
+    fn from(e: whep::WhepError) -> Self {
+        Ended::Whep(e)
+    }
 }
 
 impl From<String> for Ended {
@@ -401,13 +410,17 @@ impl RtWhepSrc {
                 }
                 Err(Ended::Stopped) => {}
                 Err(e) => {
-                    let e = match e {
-                        Ended::Failed(e) => e,
-                        _ => "the session timed out".to_string(),
+                    let (kind, e) = match e {
+                        Ended::Whep(e) => (e.resource_error(), e.to_string()),
+                        Ended::Failed(e) => (gst::ResourceError::OpenRead, e),
+                        _ => (
+                            gst::ResourceError::OpenRead,
+                            "the session timed out".to_string(),
+                        ),
                     };
                     gst::element_error!(
                         obj,
-                        gst::ResourceError::OpenRead,
+                        kind,
                         ("WHEP session failed: {}", mask_in(&e, &location)),
                         ["endpoint {}", mask_uri(&endpoint)]
                     );

@@ -4,6 +4,62 @@
 use rtmeta::mask::mask_uri;
 use std::time::Duration;
 
+/// Why the HTTP half failed. Endpoints in it are masked.
+#[derive(Debug, thiserror::Error)]
+pub enum WhepError {
+    #[error("could not reach the WHEP endpoint {endpoint}: {source}")]
+    Unreachable {
+        endpoint: String,
+        source: ureq::Error,
+    },
+    #[error("the WHEP endpoint {endpoint} refused the offer: HTTP {status}{}: {body}", refusal_hint(*.status))]
+    Refused {
+        endpoint: String,
+        status: ureq::http::StatusCode,
+        /// The start of the server's explanation.
+        body: String,
+    },
+    #[error(
+        "the WHEP endpoint {endpoint} answered HTTP {status} with {what} instead of an SDP answer{cleanup}"
+    )]
+    NotSdp {
+        endpoint: String,
+        status: ureq::http::StatusCode,
+        what: String,
+        /// What became of the session the server may have created.
+        cleanup: String,
+    },
+    #[error("HTTP {0}")]
+    Status(ureq::http::StatusCode),
+    #[error(transparent)]
+    Http(#[from] ureq::Error),
+}
+
+fn refusal_hint(status: ureq::http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 | 403 => " (check auth-token)",
+        404 => " (check location: is this the WHEP endpoint?)",
+        _ => "",
+    }
+}
+
+impl WhepError {
+    /// The resource error an element posts: a refused token is `NotAuthorized`, an endpoint
+    /// that is not there `NotFound`, anything else `OpenRead` (the stream cannot be opened).
+    pub fn resource_error(&self) -> gst::ResourceError {
+        match self {
+            WhepError::Refused { status, .. } | WhepError::Status(status) => {
+                match status.as_u16() {
+                    401 | 403 => gst::ResourceError::NotAuthorized,
+                    404 => gst::ResourceError::NotFound,
+                    _ => gst::ResourceError::OpenRead,
+                }
+            }
+            _ => gst::ResourceError::OpenRead,
+        }
+    }
+}
+
 /// A session the server created: its answer and where to DELETE it.
 #[derive(Debug)]
 pub struct Session {
@@ -36,7 +92,7 @@ pub fn post_offer(
     token: Option<&str>,
     offer: &str,
     timeout: Duration,
-) -> Result<Session, String> {
+) -> Result<Session, WhepError> {
     let shown = mask_uri(endpoint);
     let mut req = agent(timeout)
         .post(endpoint)
@@ -46,20 +102,19 @@ pub fn post_offer(
     }
     let mut resp = req
         .send(offer.as_bytes())
-        .map_err(|e| format!("could not reach the WHEP endpoint {shown}: {e}"))?;
+        .map_err(|source| WhepError::Unreachable {
+            endpoint: shown.clone(),
+            source,
+        })?;
     let status = resp.status();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     if !status.is_success() {
-        let hint = match status.as_u16() {
-            401 | 403 => " (check auth-token)",
-            404 => " (check location: is this the WHEP endpoint?)",
-            _ => "",
-        };
         let body = body.trim();
-        let body = &body[..body.floor_char_boundary(200)];
-        return Err(format!(
-            "the WHEP endpoint {shown} refused the offer: HTTP {status}{hint}: {body}"
-        ));
+        return Err(WhepError::Refused {
+            endpoint: shown,
+            status,
+            body: body[..body.floor_char_boundary(200)].to_string(),
+        });
     }
     let resource = resp
         .headers()
@@ -91,10 +146,12 @@ pub fn post_offer(
             },
             None => String::new(),
         };
-        return Err(format!(
-            "the WHEP endpoint {shown} answered HTTP {status} with {what} instead of an SDP \
-             answer{cleanup}"
-        ));
+        return Err(WhepError::NotSdp {
+            endpoint: shown,
+            status,
+            what,
+            cleanup,
+        });
     }
     Ok(Session {
         answer: body,
@@ -103,15 +160,15 @@ pub fn post_offer(
 }
 
 /// Ends the session on the server. Failures are only reported: the viewer is leaving anyway.
-pub fn delete(resource: &str, token: Option<&str>, timeout: Duration) -> Result<(), String> {
+pub fn delete(resource: &str, token: Option<&str>, timeout: Duration) -> Result<(), WhepError> {
     let mut req = agent(timeout).delete(resource);
     if let Some(t) = token {
         req = req.header("Authorization", &format!("Bearer {t}"));
     }
     match req.call() {
         Ok(r) if r.status().is_success() => Ok(()),
-        Ok(r) => Err(format!("HTTP {}", r.status())),
-        Err(e) => Err(e.to_string()),
+        Ok(r) => Err(WhepError::Status(r.status())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -201,7 +258,9 @@ mod tests {
             ),
             response("200 OK", "", ""),
         ]);
-        let e = post_offer(&url, None, "v=0 offer", timeout).unwrap_err();
+        let e = post_offer(&url, None, "v=0 offer", timeout)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("a body that is not SDP (text/html, 17 bytes: \"<html>busy</html>\")"),
             "{e}"
@@ -212,13 +271,62 @@ mod tests {
 
         // An empty body and no Location: said so, nothing to delete.
         let (url, server_thread) = server(vec![response("201 Created", "", "")]);
-        let e = post_offer(&url, None, "v=0 offer", timeout).unwrap_err();
+        let e = post_offer(&url, None, "v=0 offer", timeout)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("with an empty body instead of an SDP answer"),
             "{e}"
         );
         assert!(!e.contains("deleted"), "{e}");
         assert_eq!(server_thread.join().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_refused_offer_says_what_to_check_and_has_its_resource_error() {
+        let timeout = Duration::from_secs(5);
+        for (status, hint, kind) in [
+            (
+                "401 Unauthorized",
+                "check auth-token",
+                gst::ResourceError::NotAuthorized,
+            ),
+            (
+                "404 Not Found",
+                "check location",
+                gst::ResourceError::NotFound,
+            ),
+            (
+                "503 Service Unavailable",
+                "busy",
+                gst::ResourceError::OpenRead,
+            ),
+        ] {
+            let (url, server_thread) = server(vec![response(status, "", "busy")]);
+            let e = post_offer(&url, Some("t0ken"), "v=0 offer", timeout).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.contains(&format!("HTTP {status}")) && text.contains(hint),
+                "{text}"
+            );
+            assert_eq!(e.resource_error(), kind, "{text}");
+            server_thread.join().unwrap();
+        }
+        // Nothing listens: unreachable, with the password masked.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = post_offer(
+            &format!("http://u:pw9@127.0.0.1:{port}/whep"),
+            None,
+            "v=0",
+            timeout,
+        )
+        .unwrap_err();
+        assert!(matches!(e, WhepError::Unreachable { .. }), "{e}");
+        assert!(!e.to_string().contains("pw9"), "{e}");
     }
 
     #[test]

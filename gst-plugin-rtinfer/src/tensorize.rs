@@ -31,7 +31,7 @@ pub enum TensorizeError {
     #[error("tensor pool: {0}")]
     Pool(String),
     #[error("CUDA preprocessing: {0}")]
-    Cuda(String),
+    Cuda(#[from] cuda::CudaError),
 }
 
 impl TensorizeError {
@@ -68,14 +68,17 @@ impl Gpu {
         dev: &cuda::Device,
         info: &gst_video::VideoInfo,
         spec: &TensorSpec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, cuda::CudaError> {
         let params = kernel::Params::new(info, spec)?;
         let pre = kernel::Preprocessor::new(dev)?;
         let out = dev
             .ctx
             .default_stream()
             .alloc_zeros::<u8>(params.output_bytes())
-            .map_err(|e| e.to_string())?;
+            .map_err(|source| cuda::CudaError::Driver {
+                what: "allocating the tensor".into(),
+                source,
+            })?;
         Ok(Gpu { pre, params, out })
     }
 }
@@ -96,7 +99,7 @@ impl Tensorizer {
         spec: &TensorSpec,
         cuda: Option<&cuda::Device>,
         min_buffers: u32,
-    ) -> Result<(Self, Option<String>), TensorizeError> {
+    ) -> Result<(Self, Option<cuda::CudaError>), TensorizeError> {
         let converter = Converter::new(spec, info)?;
         let (gpu, why) = match cuda.map(|d| Gpu::new(d, info, spec)) {
             Some(Ok(gpu)) => (Some(gpu), None),

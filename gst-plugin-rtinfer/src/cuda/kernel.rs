@@ -11,7 +11,7 @@
 //! blocks and threads as loops and compares it with the CPU converter), so its arithmetic is
 //! checked in CI without a GPU; only `to_half` has a host variant of its own.
 
-use super::Device;
+use super::{CudaError, Device};
 use cudarc::driver::{
     CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
 };
@@ -196,19 +196,15 @@ unsafe impl DeviceRepr for Params {}
 
 /// The kernel as PTX, compiled once per process (NVRTC takes a noticeable fraction of a
 /// second, and every stream's rtpreprocess needs the same PTX).
-pub fn ptx() -> Result<Ptx, String> {
-    static PTX: std::sync::OnceLock<Result<Ptx, String>> = std::sync::OnceLock::new();
+pub fn ptx() -> Result<Ptx, CudaError> {
+    static PTX: std::sync::OnceLock<Result<Ptx, CudaError>> = std::sync::OnceLock::new();
     PTX.get_or_init(compile).clone()
 }
 
 /// Compiles the kernel to PTX with NVRTC (no GPU needed for this step).
-pub fn compile() -> Result<Ptx, String> {
+pub fn compile() -> Result<Ptx, CudaError> {
     if !super::nvrtc_present() {
-        return Err(
-            "NVRTC (libnvrtc.so) was not found: install the CUDA toolkit or \
-             `pip install nvidia-cuda-nvrtc` and add its lib folder to LD_LIBRARY_PATH"
-                .into(),
-        );
+        return Err(CudaError::NoNvrtc);
     }
     super::guarded(|| {
         let opts = cudarc::nvrtc::CompileOptions {
@@ -216,7 +212,7 @@ pub fn compile() -> Result<Ptx, String> {
             ..Default::default()
         };
         cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-            .map_err(|e| format!("the preprocessing kernel did not compile: {e:?}"))
+            .map_err(|e| CudaError::Compile(format!("{e:?}")))
     })
 }
 
@@ -228,16 +224,18 @@ pub struct Preprocessor {
 }
 
 impl Preprocessor {
-    pub fn new(device: &Device) -> Result<Self, String> {
+    pub fn new(device: &Device) -> Result<Self, CudaError> {
         let ptx = ptx()?;
         super::guarded(|| {
             let module = device
                 .ctx
                 .load_module(ptx)
-                .map_err(|e| format!("loading the kernel on {device:?}: {e}"))?;
+                .map_err(CudaError::driver(format!(
+                    "loading the kernel on {device:?}"
+                )))?;
             let func = module
                 .load_function("rt_preprocess")
-                .map_err(|e| format!("rt_preprocess: {e}"))?;
+                .map_err(CudaError::driver("rt_preprocess"))?;
             Ok(Preprocessor {
                 stream: device.ctx.default_stream(),
                 func,
@@ -247,18 +245,23 @@ impl Preprocessor {
     }
 
     /// Uploads a system-memory frame (once) and writes the tensor into `out`.
-    pub fn run(&mut self, frame: &[u8], p: &Params, out: &mut CudaSlice<u8>) -> Result<(), String> {
+    pub fn run(
+        &mut self,
+        frame: &[u8],
+        p: &Params,
+        out: &mut CudaSlice<u8>,
+    ) -> Result<(), CudaError> {
         let upload = match &mut self.upload {
             Some(u) if u.len() == frame.len() => u,
             slot => slot.insert(
                 self.stream
                     .alloc_zeros::<u8>(frame.len())
-                    .map_err(|e| e.to_string())?,
+                    .map_err(CudaError::driver("allocating the frame's upload buffer"))?,
             ),
         };
         self.stream
             .memcpy_htod(frame, upload)
-            .map_err(|e| e.to_string())?;
+            .map_err(CudaError::driver("uploading the frame"))?;
         let cfg = LaunchConfig {
             grid_dim: (
                 (p.out_w as u32).div_ceil(16),
@@ -274,15 +277,15 @@ impl Preprocessor {
         // `out`, which the caller sized with `Params::output_bytes`.
         unsafe { args.launch(cfg) }
             .map(|_| ())
-            .map_err(|e| format!("rt_preprocess launch: {e}"))
+            .map_err(CudaError::driver("rt_preprocess launch"))
     }
 
     /// Copies a tensor back to host memory (waits for the kernel).
-    pub fn download(&self, tensor: &CudaSlice<u8>, out: &mut [u8]) -> Result<(), String> {
+    pub fn download(&self, tensor: &CudaSlice<u8>, out: &mut [u8]) -> Result<(), CudaError> {
         self.stream
             .memcpy_dtoh(tensor, out)
             .and_then(|()| self.stream.synchronize())
-            .map_err(|e| e.to_string())
+            .map_err(CudaError::driver("downloading the tensor"))
     }
 }
 
@@ -291,7 +294,7 @@ impl Params {
     pub fn new(
         info: &gst_video::VideoInfo,
         spec: &crate::spec::TensorSpec,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CudaError> {
         use gst_video::VideoFormat::*;
         let format = info.format();
         let mut p = Params {
@@ -319,7 +322,7 @@ impl Params {
                     (p.stride1, p.off1) = (strides[u], offsets[u] as i64);
                     (p.stride2, p.off2) = (strides[v], offsets[v] as i64);
                 }
-                other => return Err(format!("{other:?} frames are not supported on CUDA")),
+                other => return Err(CudaError::Format(other)),
             }
         }
         let g = crate::letterbox::geometry(

@@ -4,8 +4,40 @@
 
 pub mod kernel;
 
-use cudarc::driver::CudaContext;
+use cudarc::driver::{CudaContext, DriverError};
 use std::sync::Arc;
+
+/// Why CUDA cannot be used, or what failed on the device.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CudaError {
+    #[error("no NVIDIA driver: libcuda.so.1 was not found")]
+    NoDriver,
+    /// cudarc panicked: a symbol it needs is missing from the driver library.
+    #[error("the CUDA driver library is unusable (too old?)")]
+    UnusableDriver,
+    #[error("cuda:{ordinal} does not exist: this host has {count} CUDA device(s)")]
+    NoSuchDevice { ordinal: u32, count: i32 },
+    #[error(
+        "NVRTC (libnvrtc.so) was not found: install the CUDA toolkit or \
+         `pip install nvidia-cuda-nvrtc` and add its lib folder to LD_LIBRARY_PATH"
+    )]
+    NoNvrtc,
+    /// NVRTC's log.
+    #[error("the preprocessing kernel did not compile: {0}")]
+    Compile(String),
+    #[error("{0:?} frames are not supported on CUDA")]
+    Format(gst_video::VideoFormat),
+    /// A driver call failed; `what` says which step.
+    #[error("{what}: {source}")]
+    Driver { what: String, source: DriverError },
+}
+
+impl CudaError {
+    fn driver(what: impl Into<String>) -> impl FnOnce(DriverError) -> Self {
+        let what = what.into();
+        move |source| CudaError::Driver { what, source }
+    }
+}
 
 /// An opened CUDA device (its primary context).
 #[derive(Clone)]
@@ -34,25 +66,24 @@ pub fn nvrtc_present() -> bool {
 }
 
 /// Runs `f`, turning a cudarc panic (a symbol missing from an old driver) into an error.
-fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+fn guarded<T>(f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err("the CUDA driver library is unusable (too old?)".into()))
+        .unwrap_or(Err(CudaError::UnusableDriver))
 }
 
 impl Device {
-    pub fn open(ordinal: u32) -> Result<Device, String> {
+    pub fn open(ordinal: u32) -> Result<Device, CudaError> {
         if !driver_present() {
-            return Err("no NVIDIA driver: libcuda.so.1 was not found".into());
+            return Err(CudaError::NoDriver);
         }
         guarded(|| {
-            let count = CudaContext::device_count().map_err(|e| format!("CUDA: {e}"))?;
+            let count = CudaContext::device_count().map_err(CudaError::driver("CUDA"))?;
             if ordinal as i32 >= count {
-                return Err(format!(
-                    "cuda:{ordinal} does not exist: this host has {count} CUDA device(s)"
-                ));
+                return Err(CudaError::NoSuchDevice { ordinal, count });
             }
-            let ctx = CudaContext::new(ordinal as usize)
-                .map_err(|e| format!("cuda:{ordinal} cannot be opened: {e}"))?;
+            let ctx = CudaContext::new(ordinal as usize).map_err(CudaError::driver(format!(
+                "cuda:{ordinal} cannot be opened"
+            )))?;
             let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
             Ok(Device { ordinal, name, ctx })
         })

@@ -51,7 +51,7 @@ impl Settings {
 
     /// The spec to use: the one downstream asked for (or YOLOX defaults), with every
     /// property that is set taking precedence.
-    fn resolve(&self, base: TensorSpec) -> Result<TensorSpec, String> {
+    fn resolve(&self, base: TensorSpec) -> Result<TensorSpec, BadTriple> {
         let mut s = base;
         if self.width > 0 {
             s.width = self.width;
@@ -87,8 +87,16 @@ impl Settings {
     }
 }
 
+/// A `mean` or `std` that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} \"{text}\" is not one number or three comma-separated numbers")]
+struct BadTriple {
+    name: &'static str,
+    text: String,
+}
+
 /// "a,b,c" or a single value for all three channels; empty means unset.
-fn parse_triple(name: &str, text: &str) -> Result<Option<[f32; 3]>, String> {
+fn parse_triple(name: &'static str, text: &str) -> Result<Option<[f32; 3]>, BadTriple> {
     if text.trim().is_empty() {
         return Ok(None);
     }
@@ -96,9 +104,10 @@ fn parse_triple(name: &str, text: &str) -> Result<Option<[f32; 3]>, String> {
     match values.as_deref() {
         Ok([v]) => Ok(Some([*v; 3])),
         Ok([a, b, c]) => Ok(Some([*a, *b, *c])),
-        _ => Err(format!(
-            "{name} \"{text}\" is not one number or three comma-separated numbers"
-        )),
+        _ => Err(BadTriple {
+            name,
+            text: text.to_string(),
+        }),
     }
 }
 
@@ -144,7 +153,7 @@ impl RtPreprocess {
     }
 
     /// The tensor to make: what downstream's model wants, with this element's settings.
-    fn spec(&self) -> Result<TensorSpec, String> {
+    fn spec(&self) -> Result<TensorSpec, BadTriple> {
         let settings = self.settings.lock().unwrap().clone();
         let base = match self.query_downstream() {
             Some(spec) => {
@@ -176,14 +185,15 @@ impl RtPreprocess {
             info.height(),
             info.format()
         );
-        let settings_error =
-            |e: String| gst::error_msg!(gst::LibraryError::Settings, ("{context}: {e}"));
-        let spec = self.spec().map_err(settings_error)?;
+        let settings_error = |e: &dyn std::fmt::Display| {
+            gst::error_msg!(gst::LibraryError::Settings, ("{context}: {e}"))
+        };
+        let spec = self.spec().map_err(|e| settings_error(&e))?;
         let settings = self.settings.lock().unwrap().clone();
         let request: DeviceRequest = settings
             .device
             .parse()
-            .map_err(|e: rtalgo::device::DeviceError| settings_error(e.to_string()))?;
+            .map_err(|e: rtalgo::device::DeviceError| settings_error(&e))?;
         let selected = device::select(request);
         let (tensorizer, kernel_failed) = Tensorizer::new(info, &spec, selected.cuda.as_ref(), 2)
             .map_err(|e| e.to_gst(&context))?;
@@ -191,7 +201,7 @@ impl RtPreprocess {
             .why_cpu
             .clone()
             .into_iter()
-            .chain(kernel_failed)
+            .chain(kernel_failed.map(|e| e.to_string()))
             .collect();
         let active = if tensorizer.on_gpu() {
             selected.name()

@@ -380,7 +380,7 @@ impl RtAlert {
                     }
                     gst::element_imp_warning!(
                         self,
-                        gst::ResourceError::Write,
+                        e.resource_error(),
                         ("Snapshot for alert {} failed: {e}", alert.id)
                     );
                 }

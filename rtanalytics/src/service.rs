@@ -24,7 +24,9 @@ use crate::hls::HlsWriter;
 use crate::restream::{Feed, Restream};
 use crate::shard::Shard;
 use gst::prelude::*;
-use gstrtalert::outputs::{self, Level, Message, Output, Report, Worker, jsonl_file};
+use gstrtalert::outputs::{
+    self, DeliveryError, Level, Message, Output, Report, Worker, jsonl_file,
+};
 use rtmeta::mask::{mask_in, mask_uri};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -221,7 +223,7 @@ fn stdout_worker(what: &str) -> Worker {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{}", m.json)
             .and_then(|_| out.flush())
-            .map_err(|e| format!("standard output: {e}"))
+            .map_err(|e| DeliveryError::io("write", "standard output", e))
     })
 }
 

@@ -1,7 +1,7 @@
 //! Appends alerts to a JSON-lines file, rotating it by size. A line is written whole or
 //! not at all: after a failed write the file is cut back to where the line began.
 
-use super::{Message, Report, Worker};
+use super::{DeliveryError, Message, Report, Worker};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,13 +20,13 @@ fn numbered(path: &Path, n: u32) -> PathBuf {
 }
 
 impl Writer {
-    fn open(&mut self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), DeliveryError> {
         if self.file.is_none() {
             let f = OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&self.path)
-                .map_err(|e| format!("cannot open {}: {e}", self.path.display()))?;
+                .map_err(|e| DeliveryError::io("open", self.path.display(), e))?;
             let size = f.metadata().map(|m| m.len()).unwrap_or(0);
             self.file = Some((f, size));
         }
@@ -34,24 +34,26 @@ impl Writer {
     }
 
     /// `path` -> `path.1` -> ... -> `path.N`; the oldest is removed.
-    fn rotate(&mut self) -> Result<(), String> {
+    fn rotate(&mut self) -> Result<(), DeliveryError> {
         self.file = None;
+        let failed = |path: &Path| {
+            let what = path.display().to_string();
+            move |e| DeliveryError::io("rotate", what, e)
+        };
         if self.max_files == 0 {
-            return std::fs::remove_file(&self.path).map_err(|e| format!("cannot rotate: {e}"));
+            return std::fs::remove_file(&self.path).map_err(failed(&self.path));
         }
         let _ = std::fs::remove_file(numbered(&self.path, self.max_files));
         for n in (1..self.max_files).rev() {
             let from = numbered(&self.path, n);
             if from.exists() {
-                std::fs::rename(&from, numbered(&self.path, n + 1))
-                    .map_err(|e| format!("cannot rotate {}: {e}", from.display()))?;
+                std::fs::rename(&from, numbered(&self.path, n + 1)).map_err(failed(&from))?;
             }
         }
-        std::fs::rename(&self.path, numbered(&self.path, 1))
-            .map_err(|e| format!("cannot rotate {}: {e}", self.path.display()))
+        std::fs::rename(&self.path, numbered(&self.path, 1)).map_err(failed(&self.path))
     }
 
-    fn write(&mut self, msg: &Message) -> Result<(), String> {
+    fn write(&mut self, msg: &Message) -> Result<(), DeliveryError> {
         let mut line = Vec::with_capacity(msg.json.len() + 1);
         line.extend_from_slice(msg.json.as_bytes());
         line.push(b'\n');
@@ -71,7 +73,7 @@ impl Writer {
                 // Never leave a partial line behind.
                 let _ = file.set_len(*size);
                 self.file = None;
-                Err(format!("cannot write {}: {e}", self.path.display()))
+                Err(DeliveryError::io("write", self.path.display(), e))
             }
         }
     }

@@ -49,6 +49,43 @@ impl OutputError {
     }
 }
 
+/// Why an alert was not delivered (reported on the bus; server texts masked).
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// A file (or standard output) could not be opened, rotated or written.
+    #[error("cannot {action} {what}: {source}")]
+    Io {
+        action: &'static str,
+        what: String,
+        source: std::io::Error,
+    },
+    /// The server answered with an error status.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// The server could not be reached, or refused the message.
+    #[error("{0}")]
+    Network(String),
+    /// Retries ran out.
+    #[error("{last} (after {attempts} attempts)")]
+    GaveUp {
+        last: Box<DeliveryError>,
+        attempts: u32,
+    },
+    /// The element stopped while the server was away.
+    #[error("stopped while the server was away: {0}")]
+    Stopped(Box<DeliveryError>),
+}
+
+impl DeliveryError {
+    pub fn io(action: &'static str, what: impl std::fmt::Display, source: std::io::Error) -> Self {
+        DeliveryError::Io {
+            action,
+            what: what.to_string(),
+            source,
+        }
+    }
+}
+
 /// Webhook settings from element properties: first retry after 250 ms, doubling to 30 s.
 pub fn webhook_settings(url: &str, timeout_ms: u32, retries: u32, queue: u32) -> WebhookSettings {
     WebhookSettings {
@@ -184,7 +221,7 @@ impl Worker {
         name: String,
         capacity: usize,
         report: Report,
-        mut deliver: impl FnMut(&Message, &Shutdown) -> Result<(), String> + Send + 'static,
+        mut deliver: impl FnMut(&Message, &Shutdown) -> Result<(), DeliveryError> + Send + 'static,
     ) -> Self {
         let (tx, rx): (SyncSender<Message>, Receiver<Message>) = sync_channel(capacity.max(1));
         let stats = Arc::new(Stats::default());

@@ -4,7 +4,7 @@
 //! retried (backoff up to 5 s) and the others wait in the worker's bounded queue; the
 //! client reconnects by itself. The stream (subjects `SUBJECT.>`) is created when missing.
 
-use super::{Level, Message, OutputError, Report, Shutdown, Worker};
+use super::{DeliveryError, Level, Message, OutputError, Report, Shutdown, Worker};
 use async_nats::jetstream;
 use rtmeta::mask::mask_in;
 use std::time::Duration;
@@ -130,7 +130,7 @@ pub fn nats(url: &str, queue: usize, report: Report) -> Result<Worker, OutputErr
                     return Ok(());
                 }
                 Err(e) => {
-                    let e = mask_in(&e, &url);
+                    let e = DeliveryError::Network(mask_in(&e, &url));
                     if !failing {
                         failing = true;
                         rep(
@@ -139,7 +139,7 @@ pub fn nats(url: &str, queue: usize, report: Report) -> Result<Worker, OutputErr
                         );
                     }
                     if !sleep_unless_expired(backoff, shutdown) {
-                        return Err(format!("stopped while the server was away: {e}"));
+                        return Err(DeliveryError::Stopped(Box::new(e)));
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }

@@ -1,7 +1,7 @@
 //! HTTP webhook: POSTs each alert's JSON with its id as `Idempotency-Key`, retrying with
 //! exponential backoff and jitter.
 
-use super::{Message, Report, Shutdown, Worker};
+use super::{DeliveryError, Message, Report, Shutdown, Worker};
 use rtmeta::mask::{mask_in, mask_uri};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,17 +25,18 @@ fn jitter(state: &mut u64) -> f64 {
     0.5 + (*state % 1000) as f64 / 1000.0
 }
 
-fn post(agent: &ureq::Agent, url: &str, msg: &Message) -> Result<(), String> {
+fn post(agent: &ureq::Agent, url: &str, msg: &Message) -> Result<(), DeliveryError> {
     let resp = agent
         .post(url)
         .header("Idempotency-Key", &*msg.id)
         .content_type("application/json")
         .send(msg.json.as_bytes())
-        .map_err(|e| e.to_string())?;
+        // The HTTP client's errors may quote the URL.
+        .map_err(|e| DeliveryError::Network(mask_in(&e.to_string(), url)))?;
     if resp.status().is_success() {
         Ok(())
     } else {
-        Err(format!("HTTP {}", resp.status()))
+        Err(DeliveryError::Status(resp.status().as_u16()))
     }
 }
 
@@ -58,11 +59,13 @@ pub fn webhook(s: WebhookSettings, report: Report) -> Worker {
             loop {
                 let err = match post(&agent, &s.url, msg) {
                     Ok(()) => return Ok(()),
-                    // The HTTP client's errors may quote the URL.
-                    Err(e) => mask_in(&e, &s.url),
+                    Err(e) => e,
                 };
                 if attempt >= s.retries || shutdown.expired() {
-                    return Err(format!("{err} (after {} attempts)", attempt + 1));
+                    return Err(DeliveryError::GaveUp {
+                        last: Box::new(err),
+                        attempts: attempt + 1,
+                    });
                 }
                 attempt += 1;
                 let wait = delay.mul_f64(jitter(&mut seed));

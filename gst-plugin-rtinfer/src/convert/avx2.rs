@@ -145,7 +145,7 @@ pub unsafe fn vpass(h0: &[i16], h1: &[i16], b0: i16, b1: i16, out: &mut [u8]) {
     }
 }
 
-/// [`YuvToRgb::rgb`] over a row, eight pixels at a time with the tables gathered.
+/// [`YuvToRgb::rgb`] over a row, eight pixels at a time: the same 32-bit products.
 ///
 /// # Safety
 /// AVX2 is available.
@@ -158,20 +158,24 @@ pub unsafe fn yuv_to_rgb(c: &YuvToRgb, [y, u, v]: [&[u8]; 3], [r, g, b]: [&mut [
         .min(r.len())
         .min(g.len())
         .min(b.len());
+    let set = _mm256_set1_epi32;
+    let (y_off, half, mid) = (set(c.y_off), set(0x8000), set(128));
+    let (y_mul, r_v, g_u, g_v, b_u) =
+        (set(c.y_mul), set(c.r_v), set(c.g_u), set(c.g_v), set(c.b_u));
     let mut k = 0;
     while k + 8 <= n {
-        // SAFETY: k + 8 <= n bytes of each row; the indexes are bytes, within the
-        // 256-entry tables.
+        // SAFETY: k + 8 <= n bytes of each row.
         unsafe {
-            let load = |s: &[u8]| {
-                _mm256_cvtepu8_epi32(_mm_loadl_epi64(s.as_ptr().add(k) as *const __m128i))
+            let load = |s: &[u8], off: __m256i| {
+                let x = _mm256_cvtepu8_epi32(_mm_loadl_epi64(s.as_ptr().add(k) as *const __m128i));
+                _mm256_sub_epi32(x, off)
             };
-            let (yi, ui, vi) = (load(y), load(u), load(v));
-            let gather = |t: &[i32; 256], i| _mm256_i32gather_epi32::<4>(t.as_ptr(), i);
-            let l = gather(&c.y, yi);
-            let rr = _mm256_add_epi32(l, gather(&c.r_v, vi));
-            let gg = _mm256_add_epi32(_mm256_add_epi32(l, gather(&c.g_u, ui)), gather(&c.g_v, vi));
-            let bb = _mm256_add_epi32(l, gather(&c.b_u, ui));
+            let (yi, ui, vi) = (load(y, y_off), load(u, mid), load(v, mid));
+            let mul = _mm256_mullo_epi32;
+            let l = _mm256_add_epi32(mul(yi, y_mul), half);
+            let rr = _mm256_add_epi32(l, mul(vi, r_v));
+            let gg = _mm256_add_epi32(_mm256_add_epi32(l, mul(ui, g_u)), mul(vi, g_v));
+            let bb = _mm256_add_epi32(l, mul(ui, b_u));
             // (x >> 16) is within i16 for every colour matrix, so the signed pack is
             // exact and the unsigned pack that follows is the clamp to 0..=255.
             let store = |x: __m256i, out: &mut [u8]| {

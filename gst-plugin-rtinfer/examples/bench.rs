@@ -310,7 +310,7 @@ fn main() {
     // This machine's speed drifts within a run (by up to 25 %): the model alone and the
     // single-stream pipelines take turns, ROUNDS times, and each keeps its best round, so a
     // slow spell favours neither side. The ratios of each round are printed too.
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     let mut rounds = Vec::new();
     for round in 1..=ROUNDS {
         let models = alone();

@@ -9,6 +9,7 @@ use rttest::{free_port, wait_for};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Taken by the tests whose timing suffers when they share the 2 cores with each other
@@ -254,29 +255,50 @@ fn a_slow_webhook_fills_its_queue_and_the_overflow_is_counted() {
     assert_eq!(lines(&server.record).len() as u64, delivered);
 }
 
+/// Snapshots are encoded on rtalert's snapshot thread, never the streaming thread: the alert
+/// is posted from there once its JPEG is on disk, and every alert is out before EOS.
 #[test]
 fn snapshots_are_jpeg_files_named_in_the_alert() {
     let dir = temp_dir("snapshots");
     let (mut h, bus) = harness(&[
-        ("rules", "p: class=person"),
+        ("rules", "p: class=person cooldown=0"),
         ("snapshot-dir", dir.to_str().unwrap()),
     ]);
-    push(&mut h, 0, 0, &[person(10.0, 10.0)]);
-    let msgs: Vec<gst::Message> = std::iter::from_fn(|| bus.pop()).collect();
-    let problems: Vec<String> = msgs
-        .iter()
-        .filter_map(|m| match m.view() {
-            gst::MessageView::Warning(w) => Some(w.error().to_string()),
-            _ => None,
-        })
-        .collect();
-    let a: Vec<serde_json::Value> = msgs.iter().filter_map(alert_of).collect();
-    let path = a[0]["snapshot"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no snapshot: {problems:?}"));
-    let bytes = std::fs::read(path).unwrap();
-    assert_eq!(&bytes[..2], &[0xff, 0xd8], "JPEG");
-    assert!(path.ends_with(&format!("{}.jpg", a[0]["id"].as_str().unwrap())));
+    // Each alert as posted: its JSON, the posting thread, and whether its JPEG was there.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    bus.set_sync_handler(move |_, m| {
+        if let Some(a) = alert_of(m) {
+            let on_disk = a["snapshot"]
+                .as_str()
+                .is_some_and(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0));
+            let thread = std::thread::current().name().map(str::to_string);
+            s2.lock().unwrap().push((a, thread, on_disk));
+        }
+        gst::BusSyncReply::Pass
+    });
+    // Three sources, so three conditions start.
+    for k in 0..3 {
+        push(&mut h, k, k as u64 * 100_000_000, &[person(10.0, 10.0)]);
+    }
+    h.push_event(gst::event::Eos::new());
+    // EOS waits for the snapshot thread: all three are out once it has passed.
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    for (k, (a, thread, on_disk)) in seen.iter().enumerate() {
+        assert_eq!(thread.as_deref(), Some("rtalert-snapshot"), "{a}");
+        assert!(on_disk, "{a}");
+        let path = a["snapshot"].as_str().unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[..2], &[0xff, 0xd8], "JPEG");
+        assert!(path.ends_with(&format!("{}.jpg", a["id"].as_str().unwrap())));
+        // In the order the frames raised them.
+        assert_eq!(
+            a["stream_time_ns"].as_u64(),
+            Some(k as u64 * 100_000_000),
+            "{a}"
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

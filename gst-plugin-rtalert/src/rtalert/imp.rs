@@ -16,7 +16,9 @@ use gst_base::subclass::prelude::*;
 use rtmeta::Detections;
 use rtmeta::mask::mask_uri;
 use std::path::PathBuf;
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -146,10 +148,44 @@ impl State {
     }
 }
 
+/// An alert ready to go out, with the frame its snapshot is taken from.
+struct Pending {
+    alert: Alert,
+    /// The frame, the snapshot folder and the frame's format.
+    frame: Option<(gst::Buffer, PathBuf, gst_video::VideoInfo)>,
+    outputs: Arc<[Box<dyn Output>]>,
+}
+
+/// A frame's alert before it has the frame: its snapshot folder and format, and the outputs.
+type Raised = (
+    Alert,
+    Option<(PathBuf, gst_video::VideoInfo)>,
+    Arc<[Box<dyn Output>]>,
+);
+
+enum Job {
+    Emit(Box<Pending>),
+    /// Answers once every alert queued before it has gone out.
+    Drain(SyncSender<()>),
+}
+
+/// Alerts queued before their snapshot is taken.
+const SNAPSHOT_QUEUE: usize = 16;
+
+/// With snapshots, alerts go out from a thread of their own, `rtalert-snapshot`: it encodes
+/// and writes the frame's JPEG, then posts the alert and hands it to the outputs, in order.
+/// The streaming thread only queues them, and waits when `SNAPSHOT_QUEUE` are queued.
+struct Emitter {
+    tx: SyncSender<Job>,
+    thread: JoinHandle<()>,
+}
+
 #[derive(Default)]
 pub struct RtAlert {
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    /// Held only to clone the sender or take the emitter.
+    emitter: Mutex<Option<Emitter>>,
     /// One reload at a time, so that the last one reads the latest settings (the rules file
     /// is read without the state lock).
     reloading: Mutex<()>,
@@ -310,9 +346,11 @@ impl RtAlert {
         };
         // The conditions the old rules had open end before the new rules' first alert.
         let (ended, outputs) = ended;
-        for alert in ended {
-            self.emit(alert, None, &outputs);
-        }
+        self.send(ended.into_iter().map(|alert| Pending {
+            alert,
+            frame: None,
+            outputs: outputs.clone(),
+        }));
         match count {
             Ok((n, regions)) => {
                 // Outside our locks: it takes the element's.
@@ -361,17 +399,84 @@ impl RtAlert {
         }
     }
 
-    /// Writes the snapshot (to `snapshot`: folder and frame format), posts the alert and hands
-    /// it to the outputs. Called without the state lock: the JPEG encode is slow.
-    fn emit(
-        &self,
-        mut alert: Alert,
-        snapshot: Option<(&gst::BufferRef, &(PathBuf, gst_video::VideoInfo))>,
-        outputs: &[Box<dyn Output>],
-    ) {
-        if let Some((buf, (dir, info))) = snapshot {
+    /// Sends alerts out: through the snapshot thread when there is one (in order behind the
+    /// alerts it holds), else at once. Called with no lock held.
+    fn send(&self, alerts: impl IntoIterator<Item = Pending>) {
+        let tx = self.emitter.lock().unwrap().as_ref().map(|e| e.tx.clone());
+        for p in alerts {
+            match &tx {
+                Some(tx) => {
+                    if let Err(std::sync::mpsc::SendError(Job::Emit(p))) =
+                        tx.send(Job::Emit(Box::new(p)))
+                    {
+                        self.emit(*p);
+                    }
+                }
+                None => self.emit(p),
+            }
+        }
+    }
+
+    /// Waits until the snapshot thread has sent out every alert queued so far.
+    fn drain(&self) {
+        let tx = self.emitter.lock().unwrap().as_ref().map(|e| e.tx.clone());
+        if let Some(tx) = tx {
+            let (done, wait) = sync_channel(1);
+            if tx.send(Job::Drain(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+    }
+
+    /// Starts the snapshot thread.
+    fn start_emitter(&self) -> Result<(), gst::ErrorMessage> {
+        let (tx, rx) = sync_channel::<Job>(SNAPSHOT_QUEUE);
+        let weak = self.obj().downgrade();
+        let thread = std::thread::Builder::new()
+            .name("rtalert-snapshot".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        Job::Emit(p) => match weak.upgrade() {
+                            Some(obj) => obj.imp().emit(*p),
+                            None => break,
+                        },
+                        Job::Drain(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| {
+                gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ("Cannot start the snapshot thread: {e}")
+                )
+            })?;
+        *self.emitter.lock().unwrap() = Some(Emitter { tx, thread });
+        Ok(())
+    }
+
+    /// Sends out what the snapshot thread holds and ends it.
+    fn stop_emitter(&self) {
+        let emitter = self.emitter.lock().unwrap().take();
+        if let Some(Emitter { tx, thread }) = emitter {
+            drop(tx);
+            let _ = thread.join();
+        }
+    }
+
+    /// Writes the snapshot, posts the alert and hands it to the outputs. Called without the
+    /// state lock, on the snapshot thread when the alert has a snapshot: the encode is slow.
+    fn emit(&self, p: Pending) {
+        let Pending {
+            mut alert,
+            frame,
+            outputs,
+        } = p;
+        if let Some((buf, dir, info)) = frame {
             let path = dir.join(format!("{}.jpg", alert.id));
-            match snapshot::write_jpeg(buf, info, &path) {
+            match snapshot::write_jpeg(&buf, &info, &path) {
                 Ok(()) => alert.snapshot = Some(path.display().to_string()),
                 Err(e) => {
                     // Counted before the warning, for apps that read `stats` on it.
@@ -400,7 +505,7 @@ impl RtAlert {
             json: json.into(),
             source: alert.source_id.to_string().into(),
         };
-        for o in outputs {
+        for o in outputs.iter() {
             o.send(&msg);
         }
     }
@@ -661,6 +766,9 @@ impl BaseTransformImpl for RtAlert {
             "{} rules, outputs: {names:?}",
             set.rules.len()
         );
+        if snapshot_dir.is_some() {
+            self.start_emitter()?;
+        }
         let alerter = Alerter::new(set.rules, rate, nonce());
         self.obj()
             .set_passthrough(!(s.regions_meta && alerter.engine().has_regions()));
@@ -682,6 +790,8 @@ impl BaseTransformImpl for RtAlert {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // Before the state is taken: the snapshot thread takes its lock to count failures.
+        self.stop_emitter();
         let grace = Duration::from_millis(self.settings.lock().unwrap().flush_timeout_ms as u64);
         let state = self.state.lock().unwrap().take();
         if let Some(mut state) = state {
@@ -727,6 +837,8 @@ impl BaseTransformImpl for RtAlert {
                 }
             }
             gst::EventView::Eos(_) => {
+                // Every alert is out (and on the bus) before EOS goes on.
+                self.drain();
                 let stats = self.state.lock().unwrap().as_mut().map(Self::take_stats);
                 if let Some(s) = stats {
                     self.post_element(s);
@@ -741,29 +853,51 @@ impl BaseTransformImpl for RtAlert {
         &self,
         buf: &gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        self.process(buf, false).map(|_| gst::FlowSuccess::Ok)
+        let (_, alerts) = self.process(buf, false)?;
+        self.send_with_frame(alerts, buf);
+        Ok(gst::FlowSuccess::Ok)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if let Some(regions) = self.process(buf, true)?
+        let (regions, alerts) = self.process(buf, true)?;
+        if let Some(regions) = regions
             && let Err(e) = regions.attach(buf)
         {
             gst::warning!(CAT, imp = self, "could not attach the regions: {e}");
         }
+        // After the regions: the snapshot thread's reference makes the buffer read-only.
+        self.send_with_frame(alerts, buf);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl RtAlert {
-    /// Evaluates the rules on one frame and hands its alerts to the outputs; returns the
-    /// frame's regions when `regions` is asked for.
+    /// Sends out a frame's alerts; those with a snapshot folder keep a reference to the frame.
+    fn send_with_frame(&self, alerts: Vec<Raised>, buf: &gst::BufferRef) {
+        if alerts.is_empty() {
+            return;
+        }
+        let frame = buf.to_owned();
+        self.send(
+            alerts
+                .into_iter()
+                .map(|(alert, snapshot, outputs)| Pending {
+                    alert,
+                    frame: snapshot.map(|(dir, info)| (frame.clone(), dir, info)),
+                    outputs,
+                }),
+        );
+    }
+
+    /// Evaluates the rules on one frame; returns the frame's regions when `regions` is asked
+    /// for, and its alerts with their snapshot folder and format, to send out.
     fn process(
         &self,
         buf: &gst::BufferRef,
         regions: bool,
-    ) -> Result<Option<rtmeta::Regions>, gst::FlowError> {
+    ) -> Result<(Option<rtmeta::Regions>, Vec<Raised>), gst::FlowError> {
         let Some(dets) = Detections::from_buffer(buf) else {
-            return Ok(None);
+            return Ok((None, Vec::new()));
         };
         self.maybe_reload();
         // Only the rules and counters need the lock; snapshots, bus messages and outputs
@@ -798,9 +932,10 @@ impl RtAlert {
         if let Some(why) = labels_warning {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{why}"));
         }
-        for alert in alerts {
-            self.emit(alert, snapshot.as_ref().map(|s| (buf, s)), &outputs);
-        }
+        let alerts = alerts
+            .into_iter()
+            .map(|alert| (alert, snapshot.clone(), outputs.clone()))
+            .collect();
         let interval =
             Duration::from_millis(self.settings.lock().unwrap().stats_interval_ms as u64);
         let stats = self
@@ -813,6 +948,6 @@ impl RtAlert {
         if let Some(s) = stats {
             self.post_element(s);
         }
-        Ok(regions)
+        Ok((regions, alerts))
     }
 }

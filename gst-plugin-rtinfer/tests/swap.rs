@@ -12,7 +12,10 @@ const YOLOX: &str = "yolox_nano.onnx";
 const YOLOV8: &str = "yolov8n_int8_dynamic.onnx";
 /// Frames of vtest.avi each run compares. The run goes one frame further: the last frame
 /// before `identity eos-after` is not always the same one (the decoder drains at EOS).
-const FRAMES: u64 = 150;
+/// Loading a model in the background takes about 90 frames' time on the development
+/// machine (the frames are not paced), and the test swaps twice after at least 25 frames on
+/// a model: 300 leaves room for both.
+const FRAMES: u64 = 300;
 
 /// What one output frame carried.
 struct Frame {

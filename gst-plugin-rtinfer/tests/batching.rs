@@ -452,10 +452,7 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
                 .and_then(|b| b.pts())
                 .is_some_and(|t| t < target);
             if early && passed.fetch_add(1, Ordering::Relaxed) > 0 {
-                // Taken and handled here: with Drop, gst_pad_push logged a CRITICAL
-                // (gst_mini_object_unref of NULL) on this pad.
-                drop(info.take_buffer());
-                gst::PadProbeReturn::Handled
+                gst::PadProbeReturn::Drop
             } else {
                 gst::PadProbeReturn::Ok
             }

@@ -367,16 +367,8 @@ fn start_error(props: &str) -> (gst::glib::Error, String) {
     .unwrap()
     .downcast::<gst::Pipeline>()
     .unwrap();
-    let bus = pipeline.bus().unwrap();
-    let _ = pipeline.set_state(gst::State::Playing);
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Error, gst::MessageType::Eos],
-    );
-    pipeline.set_state(gst::State::Null).unwrap();
-    let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) else {
-        panic!("{props}: the pipeline started: {msg:?}");
-    };
-    let text = e.error().message().to_string();
-    (e.error(), text)
+    let error =
+        rttest::first_error(&pipeline).unwrap_or_else(|| panic!("{props}: the pipeline started"));
+    let text = error.message().to_string();
+    (error, text)
 }

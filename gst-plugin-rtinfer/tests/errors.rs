@@ -190,23 +190,14 @@ fn a_buffer_smaller_than_its_caps_is_named_as_such() {
             .unwrap();
         let _ = src.push_buffer(gst::Buffer::from_mut_slice(vec![0u8; 100]));
         let _ = src.end_of_stream();
-        let bus = pipeline.bus().unwrap();
-        pipeline.set_state(gst::State::Playing).unwrap();
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_seconds(30),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
-        );
-        pipeline.set_state(gst::State::Null).unwrap();
-        let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) else {
-            panic!("{chain}: a 100-byte NV12 640x480 frame was accepted: {msg:?}");
-        };
+        let error = rttest::first_error(&pipeline)
+            .unwrap_or_else(|| panic!("{chain}: a 100-byte NV12 640x480 frame was accepted"));
         // A frame that does not fit its caps is a stream format error, not a failure.
-        let message = e.error().message().to_string();
+        let message = error.message().to_string();
         assert!(
-            e.error().matches(gst::StreamError::Format)
+            error.matches(gst::StreamError::Format)
                 && message.contains("100 bytes is too small for its caps"),
-            "{chain}: {:?} {message}",
-            e.error()
+            "{chain}: {error:?} {message}"
         );
     }
 }

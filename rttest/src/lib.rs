@@ -60,6 +60,23 @@ pub fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Plays `pipeline` until its first error or EOS (30 s at most), then stops it; the error, if
+/// it ended with one.
+pub fn first_error(pipeline: &gst::Pipeline) -> Option<gst::glib::Error> {
+    use gst::prelude::*;
+    let bus = pipeline.bus().expect("a pipeline has a bus");
+    let _ = pipeline.set_state(gst::State::Playing);
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Error, gst::MessageType::Eos],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Error(e)) => Some(e.error()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -874,8 +874,13 @@ impl BaseTransformImpl for RtAlert {
 impl RtAlert {
     /// Sends out a frame's alerts; those with a snapshot folder keep a reference to the frame.
     fn send_with_frame(&self, alerts: Vec<Raised>, buf: &gst::BufferRef) {
-        if alerts.is_empty() {
-            return;
+        // Only alerts with a snapshot hold the frame.
+        if alerts.iter().all(|(_, snapshot, _)| snapshot.is_none()) {
+            return self.send(alerts.into_iter().map(|(alert, _, outputs)| Pending {
+                alert,
+                frame: None,
+                outputs,
+            }));
         }
         let frame = buf.to_owned();
         self.send(

@@ -6,8 +6,7 @@
 //! Prints, on the same machine and in the same run:
 //! - the model alone: ONNX Runtime with 1 session of N threads and with N sessions of 1
 //!   thread running at once (N = cores), OpenVINO with N requests in f32 and bf16, and the
-//!   best of them (each the better of a run before and one after the single-stream
-//!   pipelines, as the machine's speed drifts);
+//!   best of them;
 //! - one stream of the whole video through `decodebin ! videoconvert ! rtpreprocess ! rtinfer`
 //!   with the defaults (auto requests), with `requests=1` (one inference at a time, as
 //!   before requests existed) and with OpenVINO bf16, against `scripts/python_loop.py`
@@ -17,8 +16,12 @@
 //!   10, 15 and 25 fps, and for three sources at twice the model's capacity with
 //!   `max-latency`;
 //!
-//! and the ratios. `rss` runs 4 real-time streams for SECONDS and prints the resident memory
-//! after 1 minute and at the end.
+//! and the ratios. The sides of each comparison take turns, in 5 rounds (single stream: the
+//! model alone, rtinfer twice and the Python loop) or 3 (4 streams against 4 Python loops),
+//! and each side keeps its best round, as the machine's speed drifts.
+//!
+//! `rss` runs 4 real-time streams for SECONDS and prints the resident memory after 1 minute
+//! and at the end.
 
 use gst::prelude::*;
 use gstrtinfer::backend::{
@@ -307,9 +310,9 @@ fn main() {
         ]
     };
     let file = format!("filesrc location={video} ! decodebin ! videoconvert ! rtpreprocess");
-    // This machine's speed drifts within a run (by up to 25 %): the model alone and the
-    // single-stream pipelines take turns, ROUNDS times, and each keeps its best round, so a
-    // slow spell favours neither side. The ratios of each round are printed too.
+    // This machine's speed drifts within a run (by up to 25 % within seconds): each side of
+    // every comparison runs once a round, the sides take turns, and each keeps its best
+    // round, so a slow spell favours neither side. The ratios of each round are printed too.
     const ROUNDS: usize = 5;
     let mut rounds = Vec::new();
     for round in 1..=ROUNDS {
@@ -324,20 +327,28 @@ fn main() {
             ),
             None,
         );
-        let best = models.iter().copied().fold(0.0, f64::max);
+        let python = python_loops(1, &video, &model);
+        let r = Round {
+            models,
+            ours,
+            ours_ov,
+            python,
+        };
         println!(
             "round {round}: model alone {} inferences/s; 1 stream, rtinfer defaults ({} requests, \
-             inference {:.1} ms): {}; OpenVINO bf16: {}; ratios to the round's best model alone \
-             {:.2} and {:.2}",
+             inference {:.1} ms): {}; OpenVINO bf16: {}; Python loop: {}; ratios to the round's \
+             best model alone {:.2} and {:.2}, to the Python loop {:.2}",
             models.map(|m| format!("{m:.1}")).join(" / "),
             s.get::<u32>("requests").unwrap_or(0),
             f(&s, "mean-inference-ms"),
             ours.describe(),
             ours_ov.describe(),
-            ours.steady_fps() / best,
-            ours_ov.steady_fps() / best,
+            python.describe(),
+            r.to_model(&ours),
+            r.to_model(&ours_ov),
+            ours.steady_fps() / python.steady_fps(),
         );
-        rounds.push((models, ours, ours_ov));
+        rounds.push(r);
     }
     let (single, _) = run(
         &format!("{file} ! {infer} requests=1 ! fakesink name=sink sync=false"),
@@ -345,16 +356,11 @@ fn main() {
     );
     println!("1 stream, rtinfer requests=1: {}", single.describe());
     let [one, many, ov_f32, ov_bf16] =
-        std::array::from_fn(|k| rounds.iter().map(|r| r.0[k]).fold(0.0, f64::max));
+        std::array::from_fn(|k| rounds.iter().map(|r| r.models[k]).fold(0.0, f64::max));
     let best_model = one.max(many).max(ov_f32).max(ov_bf16);
-    let best_rate = |pick: fn(&([f64; 4], Rate, Rate)) -> &Rate| {
-        rounds
-            .iter()
-            .map(pick)
-            .max_by(|a, b| a.steady_fps().total_cmp(&b.steady_fps()))
-            .expect("ROUNDS > 0")
-    };
-    let (ours, ours_ov) = (best_rate(|r| &r.1), best_rate(|r| &r.2));
+    let ours = best(rounds.iter().map(|r| r.ours));
+    let ours_ov = best(rounds.iter().map(|r| r.ours_ov));
+    let python = best(rounds.iter().map(|r| r.python));
     println!("best of {ROUNDS} rounds:");
     for (m, what) in [
         (one, format!("ONNX Runtime 1 session x {cores} threads")),
@@ -369,17 +375,31 @@ fn main() {
         "  1 stream, rtinfer backend=openvino precision=bf16: {}",
         ours_ov.describe()
     );
-    let python = python_loops(1, &video, &model);
-    println!("1 Python loop: {}", python.describe());
+    println!("  1 Python loop: {}", python.describe());
 
     let mut four = format!("{infer} ");
     for k in 0..4 {
         four += &format!("{file} ! i.sink_{k} i.src_{k} ! fakesink name=sink{k} sync=false ");
     }
-    let (ours4, _) = run(&four, None);
-    println!("4 streams, one rtinfer, in all: {}", ours4.describe());
-    let python4 = python_loops(4, &video, &model);
-    println!("4 Python loops at once, in all: {}", python4.describe());
+    const ROUNDS4: usize = 3;
+    let mut rounds4 = Vec::new();
+    for round in 1..=ROUNDS4 {
+        let (ours4, _) = run(&four, None);
+        let python4 = python_loops(4, &video, &model);
+        println!(
+            "round {round}: 4 streams, one rtinfer, in all: {}; 4 Python loops at once, in all: {}; \
+             ratio {:.2}",
+            ours4.describe(),
+            python4.describe(),
+            ours4.steady_fps() / python4.steady_fps()
+        );
+        rounds4.push((ours4, python4));
+    }
+    let ours4 = best(rounds4.iter().map(|r| r.0));
+    let python4 = best(rounds4.iter().map(|r| r.1));
+    println!("best of {ROUNDS4} rounds:");
+    println!("  4 streams, one rtinfer, in all: {}", ours4.describe());
+    println!("  4 Python loops at once, in all: {}", python4.describe());
 
     let (_, s) = run(
         &live_sources(&video, &[10, 15, 25], &infer),
@@ -421,19 +441,17 @@ fn main() {
     );
     // Steady-state figures throughout, as the model-alone ones exclude loading too; the
     // lines above give the whole-run figures as well.
-    let round_ratios = |pick: fn(&([f64; 4], Rate, Rate)) -> &Rate| {
-        let r: Vec<String> = rounds
-            .iter()
-            .map(|r| {
-                format!(
-                    "{:.2}",
-                    pick(r).steady_fps() / r.0.iter().copied().fold(0.0, f64::max)
-                )
-            })
-            .collect();
+    let each = |ratio: &dyn Fn(&Round) -> f64| {
+        let r: Vec<String> = rounds.iter().map(|r| format!("{:.2}", ratio(r))).collect();
         r.join(", ")
     };
-    let (rounds_ours, rounds_ov) = (round_ratios(|r| &r.1), round_ratios(|r| &r.2));
+    let rounds_python = each(&|r| r.ours.steady_fps() / r.python.steady_fps());
+    let rounds_ours = each(&|r| r.to_model(&r.ours));
+    let rounds_ov = each(&|r| r.to_model(&r.ours_ov));
+    let rounds_four: Vec<String> = rounds4
+        .iter()
+        .map(|(a, b)| format!("{:.2}", a.steady_fps() / b.steady_fps()))
+        .collect();
     let (ours, single, ours_ov, python, ours4, python4) = (
         ours.steady_fps(),
         single.steady_fps(),
@@ -442,9 +460,9 @@ fn main() {
         ours4.steady_fps(),
         python4.steady_fps(),
     );
-    println!("\nratios (same run, from the first frame out):");
+    println!("\nratios (same run, from the first frame out; best round against best round):");
     println!(
-        "  1 stream / Python loop:          {:.2} (target >= 1.5)",
+        "  1 stream / Python loop:          {:.2} (target >= 1.5; each round: {rounds_python})",
         ours / python
     );
     println!(
@@ -463,8 +481,9 @@ fn main() {
         ours_ov / ov_bf16
     );
     println!(
-        "  4 streams / 4 Python loops:      {:.2} (target >= 2)",
-        ours4 / python4
+        "  4 streams / 4 Python loops:      {:.2} (target >= 2; each round: {})",
+        ours4 / python4,
+        rounds_four.join(", ")
     );
     println!(
         "  p95 latency / one inference:     {:.2} (target <= 2)",
@@ -474,4 +493,28 @@ fn main() {
         "  overload p95 / (max-latency + one inference): {:.2} (target < 1)",
         p95_over / (max_latency as f64 + inference_over)
     );
+}
+
+/// One round of the single-stream comparison: the model alone four ways (ONNX Runtime 1 x N
+/// and N x 1, OpenVINO f32 and bf16, inferences/s), rtinfer with its defaults and with
+/// OpenVINO bf16, and the Python loop.
+struct Round {
+    models: [f64; 4],
+    ours: Rate,
+    ours_ov: Rate,
+    python: Rate,
+}
+
+impl Round {
+    /// `rate` against the round's best model-alone figure.
+    fn to_model(&self, rate: &Rate) -> f64 {
+        rate.steady_fps() / self.models.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// The fastest (steady state) of some rates.
+fn best(rates: impl Iterator<Item = Rate>) -> Rate {
+    rates
+        .max_by(|a, b| a.steady_fps().total_cmp(&b.steady_fps()))
+        .expect("at least one round")
 }

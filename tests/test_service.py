@@ -1,5 +1,6 @@
 """rtanalytics, the service: config checks, the HTTP API, a real Prometheus scraping it,
 clean stops, failing sources, tokens, masked credentials, JSON logs and sharding."""
+import base64
 import json
 import os
 import shutil
@@ -279,8 +280,11 @@ gi.require_version("Gst", "1.0")
 from gi.repository import Gst
 Gst.init(None)
 url, png, frames = sys.argv[1], sys.argv[2], int(sys.argv[3])
-p = Gst.parse_launch(f"rtspsrc location={url} latency=100 ! rtph264depay ! avdec_h264 "
+p = Gst.parse_launch(f"rtspsrc name=src location={url} latency=100 ! rtph264depay ! avdec_h264 "
                      "! videoconvert ! video/x-raw,format=RGB ! appsink name=out sync=false")
+if len(sys.argv) > 5:
+    p.get_by_name("src").set_property("user-id", sys.argv[4])
+    p.get_by_name("src").set_property("user-pw", sys.argv[5])
 sink = p.get_by_name("out")
 p.set_state(Gst.State.PLAYING)
 got, waited = [], 0
@@ -348,6 +352,59 @@ def test_rtsp_restream_serves_each_source_with_boxes_drawn(services, tmp_path):
                         str(tmp_path / "y.png"), "1"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert s.stop() == 0, s.stderr()[-3000:]
+
+
+def rtsp_client(url, png, frames, *credentials):
+    """Runs RTSP_CLIENT for `frames` frames (user and password optional)."""
+    return subprocess.run(["/usr/bin/python3", "-c", RTSP_CLIENT, url, str(png), str(frames),
+                           *credentials], capture_output=True, text=True, timeout=120)
+
+
+def rtsp_describe(port, path, authorization=None):
+    """The status line of a raw RTSP DESCRIBE, with an optional Authorization header."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        extra = f"Authorization: {authorization}\r\n" if authorization else ""
+        c.sendall(f"DESCRIBE rtsp://127.0.0.1:{port}/{path} RTSP/1.0\r\nCSeq: 1\r\n"
+                  f"Accept: application/sdp\r\n{extra}\r\n".encode())
+        return c.recv(4096).decode(errors="replace")
+
+
+def test_rtsp_restream_with_a_password_admits_only_the_viewer(services, tmp_path):
+    port = free_port()
+    password = "s3cret pass"
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"),
+                                  tracker={"enabled": False},
+                                  restream={"listen": f"127.0.0.1:{port}", "user": "nvr"},
+                                  encoder={"keyframe_interval": 10}),
+                 extra_env={"RTANALYTICS_RTSP_PASSWORD": password}).wait_up()
+    wait_for(lambda: s.frames("street") > 10, 60)
+    url = f"rtsp://127.0.0.1:{port}/street"
+    png = tmp_path / "rtsp.png"
+    # No credentials, or a wrong password: refused, and Digest is what the server asks for.
+    answer = rtsp_describe(port, "street")
+    assert answer.startswith("RTSP/1.0 401") and "Digest" in answer, answer
+    for credentials in ([], ["nvr", "wrong"], ["someone", password]):
+        r = rtsp_client(url, png, 1, *credentials)
+        assert r.returncode != 0 and "error" in r.stderr, (credentials, r.stderr[-500:])
+    # Basic authentication would send the password in the clear: refused even when right.
+    basic = base64.b64encode(f"nvr:{password}".encode()).decode()
+    answer = rtsp_describe(port, "street", f"Basic {basic}")
+    assert answer.startswith("RTSP/1.0 401"), answer
+    # The viewer, with the password from the environment, gets the video.
+    r = rtsp_client(url, png, 10, "nvr", password)
+    assert r.returncode == 0, r.stderr[-2000:]
+    frames, w, h, _ = map(int, r.stdout.split())
+    assert frames == 10 and (w, h) == (768, 576), r.stdout
+    assert "for user nvr (Digest" in s.stderr()
+    assert s.stop() == 0, s.stderr()[-3000:]
+    assert "s3cret" not in s.stderr()
+
+
+def test_rtsp_restream_beyond_loopback_needs_a_password(services, tmp_path):
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"),
+                                  restream={"listen": f"0.0.0.0:{free_port()}"}))
+    assert s.proc.wait(timeout=60) == 2
+    assert "needs a password: set restream.password or RTANALYTICS_RTSP_PASSWORD" in s.stderr()
 
 
 def fetch(url):

@@ -160,6 +160,14 @@ pub struct RestreamConfig {
     /// ADDRESS:PORT of the RTSP server.
     #[serde(default = "default_rtsp_listen")]
     pub listen: String,
+    /// User name viewers sign in with when a password is set.
+    #[serde(default = "default_rtsp_user")]
+    pub user: String,
+    /// Password viewers sign in with (RTSP Digest authentication, so it never crosses the
+    /// network in the clear); mandatory when listening beyond loopback. The environment
+    /// variable RTANALYTICS_RTSP_PASSWORD overrides it.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema)]
@@ -192,6 +200,10 @@ fn five_u32() -> u32 {
 }
 fn ten_u32() -> u32 {
     10
+}
+
+fn default_rtsp_user() -> String {
+    "viewer".into()
 }
 
 fn default_rtsp_listen() -> String {
@@ -506,6 +518,15 @@ impl Config {
                     r.listen
                 )
             })?;
+            if r.user.is_empty() || r.user.contains(':') {
+                return Err(format!(
+                    "restream.user: '{}' is not a user name (not empty, no ':')",
+                    r.user
+                ));
+            }
+            if r.password.as_deref() == Some("") {
+                return Err("restream.password is empty: leave it out or set one".into());
+            }
         }
         self.check_urls()?;
         if let Some(shard) = &self.shard {
@@ -932,6 +953,22 @@ http:
         );
         let e = Config::parse(&hls("  segment_seconds: 0\n"), "c.yaml");
         assert!(e.unwrap_err().contains("hls.segment_seconds"));
+    }
+
+    #[test]
+    fn restream_credentials_are_checked() {
+        let restream = |extra: &str| format!("{GOOD}restream:\n  listen: 0.0.0.0:8554\n{extra}");
+        let c = Config::parse(&restream(""), "c.yaml").unwrap();
+        let r = c.restream.unwrap();
+        assert_eq!((r.user.as_str(), r.password), ("viewer", None));
+        for (extra, want) in [
+            ("  user: ''\n", "restream.user"),
+            ("  user: 'a:b'\n", "restream.user"),
+            ("  password: ''\n", "restream.password is empty"),
+        ] {
+            let e = Config::parse(&restream(extra), "c.yaml").unwrap_err();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
     }
 
     #[test]

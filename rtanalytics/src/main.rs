@@ -250,7 +250,7 @@ fn tune_malloc() {
 
 fn run(args: RunArgs) -> ExitCode {
     tune_malloc();
-    let (config, shard) = match build_config(&args) {
+    let (mut config, shard) = match build_config(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -269,6 +269,26 @@ fn run(args: RunArgs) -> ExitCode {
              RTANALYTICS_TOKEN"
         );
         return ExitCode::from(2);
+    }
+    if let Some(r) = config.restream.as_mut() {
+        if let Some(p) = std::env::var("RTANALYTICS_RTSP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+        {
+            r.password = Some(p);
+        }
+        let beyond = r
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| !a.ip().is_loopback());
+        if beyond && r.password.is_none() {
+            tracing::error!(
+                "re-streaming on {} (beyond loopback) needs a password: set restream.password \
+                 or RTANALYTICS_RTSP_PASSWORD",
+                r.listen
+            );
+            return ExitCode::from(2);
+        }
     }
     if let Err(e) = gst::init()
         .map_err(|e| e.to_string())

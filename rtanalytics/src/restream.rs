@@ -71,22 +71,38 @@ impl Feed {
     }
 }
 
+/// The role a signed-in viewer gets, and every mount allows.
+const VIEWER_ROLE: &str = "viewer";
+
 pub struct Restream {
     server: gst_rtsp_server::RTSPServer,
+    /// Whether viewers must sign in.
+    auth: bool,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
     feeds: Mutex<Vec<(String, Arc<Feed>)>>,
 }
 
 impl Restream {
-    /// Starts the server on `listen` (ADDRESS:PORT); an error says why it cannot listen.
-    pub fn start(listen: &str) -> Result<Self, String> {
+    /// Starts the server on `listen` (ADDRESS:PORT), for anyone or only for `viewer` (user,
+    /// password); an error says why it cannot listen.
+    pub fn start(listen: &str, viewer: Option<(&str, &str)>) -> Result<Self, String> {
         let addr: std::net::SocketAddr = listen
             .parse()
             .map_err(|_| format!("restream.listen: '{listen}' is not ADDRESS:PORT"))?;
         let server = gst_rtsp_server::RTSPServer::new();
         server.set_address(&addr.ip().to_string());
         server.set_service(&addr.port().to_string());
+        if let Some((user, password)) = viewer {
+            let auth = gst_rtsp_server::RTSPAuth::new();
+            let token = gst_rtsp_server::RTSPToken::builder()
+                .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE)
+                .build();
+            auth.add_digest(user, password, &token);
+            auth.set_supported_methods(gst_rtsp_server::gst_rtsp::RTSPAuthMethod::Digest);
+            auth.set_realm(Some("rtanalytics"));
+            server.set_auth(Some(&auth));
+        }
         let context = glib::MainContext::new();
         server
             .attach(Some(&context))
@@ -100,9 +116,16 @@ impl Restream {
                 let _ = ctx.with_thread_default(|| run.run());
             })
             .map_err(|e| e.to_string())?;
-        tracing::info!("RTSP re-stream on rtsp://{listen}/ID");
+        tracing::info!(
+            "RTSP re-stream on rtsp://{listen}/ID{}",
+            match viewer {
+                Some((user, _)) => format!(" for user {user} (Digest authentication)"),
+                None => " for anyone who can reach it".into(),
+            }
+        );
         Ok(Restream {
             server,
+            auth: viewer.is_some(),
             main_loop,
             thread: Some(thread),
             feeds: Mutex::new(Vec::new()),
@@ -117,6 +140,14 @@ impl Restream {
              ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )",
         );
         factory.set_shared(true);
+        if self.auth {
+            factory.add_role_from_structure(
+                &gst::Structure::builder(VIEWER_ROLE)
+                    .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+                    .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+                    .build(),
+            );
+        }
         let f = feed.clone();
         factory.connect_media_configure(move |_, media| {
             let Some(src) = media

@@ -257,7 +257,10 @@ impl Service {
         let restream = config
             .restream
             .as_ref()
-            .map(|r| Restream::start(&r.listen))
+            .map(|r| {
+                let viewer = r.password.as_deref().map(|p| (r.user.as_str(), p));
+                Restream::start(&r.listen, viewer)
+            })
             .transpose()?;
 
         let service = Arc::new(Service {

@@ -302,6 +302,55 @@ fn snapshots_are_jpeg_files_named_in_the_alert() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_waiting_snapshot_holds_a_copy_not_the_frame() {
+    let dir = temp_dir("snapshot-copies");
+    let (mut h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("snapshot-dir", dir.to_str().unwrap()),
+    ]);
+    // Posting the first alert holds the snapshot thread until released, so the next frames'
+    // snapshots wait in its queue.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = Mutex::new(released);
+    bus.set_sync_handler(move |_, m| {
+        if alert_of(m).is_some() {
+            let _ = released
+                .lock()
+                .unwrap()
+                .recv_timeout(Duration::from_secs(30));
+        }
+        gst::BusSyncReply::Pass
+    });
+    for k in 0..3 {
+        let out = h
+            .push_and_pull(frame(k, k as u64 * 100_000_000, &[person(10.0, 10.0)]))
+            .unwrap();
+        // The frame's memory is not shared: the waiting snapshot has a copy of its own, so a
+        // pool can reuse the buffer, and downstream may write into it without a copy.
+        assert!(
+            out.is_writable() && out.is_all_memory_writable(),
+            "frame {k} shares its memory with the snapshot queue"
+        );
+    }
+    for _ in 0..3 {
+        release.send(()).unwrap();
+    }
+    h.push_event(gst::event::Eos::new());
+    let jpegs = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "jpg")
+        })
+        .count();
+    assert_eq!(jpegs, 3);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 struct Broker {
     child: Child,
 }

@@ -865,14 +865,14 @@ impl BaseTransformImpl for RtAlert {
         {
             gst::warning!(CAT, imp = self, "could not attach the regions: {e}");
         }
-        // After the regions: the snapshot thread's reference makes the buffer read-only.
+        // After the regions, so that a snapshot's copy of the frame has them too.
         self.send_with_frame(alerts, buf);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl RtAlert {
-    /// Sends out a frame's alerts; those with a snapshot folder keep a reference to the frame.
+    /// Sends out a frame's alerts; those with a snapshot folder keep a copy of the frame.
     fn send_with_frame(&self, alerts: Vec<Raised>, buf: &gst::BufferRef) {
         // Only alerts with a snapshot hold the frame.
         if alerts.iter().all(|(_, snapshot, _)| snapshot.is_none()) {
@@ -882,7 +882,11 @@ impl RtAlert {
                 outputs,
             }));
         }
-        let frame = buf.to_owned();
+        // A copy, not a reference: the snapshot thread may hold frames for a while (up to its
+        // queue's length), which would drain an upstream pool of a few buffers (hardware
+        // decoders, cameras) and make an in-place element downstream copy each frame anyway.
+        // Memory that cannot be copied is referenced instead.
+        let frame = buf.copy_deep().unwrap_or_else(|_| buf.to_owned());
         self.send(
             alerts
                 .into_iter()

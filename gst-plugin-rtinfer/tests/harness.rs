@@ -5,6 +5,7 @@ use common::*;
 use gst::prelude::*;
 use gst_check::Harness;
 use rtmeta::{ChannelOrder, DType, Detection, Detections, Layout, TensorMeta};
+use std::str::FromStr;
 
 const CAPS: &str = "video/x-raw,format=RGB,width=64,height=48,framerate=10/1";
 
@@ -95,6 +96,31 @@ fn rtpreprocess_takes_its_settings_from_the_model_downstream() {
     let out = h.push_and_pull(frame(0)).unwrap();
     assert!(TensorMeta::from_buffer(&out).is_none());
     assert!(Detections::from_buffer(&out).is_some());
+}
+
+#[test]
+fn rtinfer_asks_upstream_for_the_buffers_it_holds() {
+    init();
+    for (interval, held) in [(1u32, 5u32), (3, 15)] {
+        let e = gst::ElementFactory::make("rtinfer")
+            .property("model-file", model("yolox_nano.onnx"))
+            .property("requests", 2u32)
+            .property("interval", interval)
+            .build()
+            .unwrap();
+        let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+        h.set_src_caps_str(CAPS);
+        let caps = gst::Caps::from_str(CAPS).unwrap();
+        let mut q = gst::query::Allocation::new(Some(&caps), true);
+        assert!(h.srcpad().unwrap().peer_query(&mut q));
+        // Downstream (the harness) proposes no pool: rtinfer adds one for the frame size with
+        // its own count, 2 requests x 2 + 1 frames in flight, times `interval`.
+        let pools: Vec<_> = q
+            .allocation_pools()
+            .map(|(_, size, min, max)| (size, min, max))
+            .collect();
+        assert_eq!(pools, vec![(64 * 48 * 3, held, 0)], "interval {interval}");
+    }
 }
 
 #[test]

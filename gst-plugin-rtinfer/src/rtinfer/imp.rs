@@ -901,6 +901,16 @@ impl RtInfer {
                 }
                 true
             }
+            gst::QueryViewMut::Allocation(_) => {
+                // Downstream's answer, plus the frames that wait here.
+                let _ = gst::Pad::query_default(pad, Some(&*self.obj()), query);
+                let interval = self.settings.lock().unwrap().live.interval;
+                let held = self.scheduler.frames_held(interval) as u32;
+                if let gst::QueryViewMut::Allocation(q) = query.view_mut() {
+                    reserve(q, held);
+                }
+                true
+            }
             gst::QueryViewMut::Drain(_) => {
                 // Everything before it must have left.
                 if let Some(s) = stream {
@@ -910,6 +920,27 @@ impl RtInfer {
             }
             _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
         }
+    }
+}
+
+/// Asks upstream for `held` more buffers in an ALLOCATION query: frames wait here while
+/// they are inferred, so a pool of a few buffers (hardware decoders, cameras) would run dry,
+/// or its element fall back to copying, if it were sized for downstream alone.
+fn reserve(q: &mut gst::query::Allocation, held: u32) {
+    let pools: Vec<_> = q.allocation_pools().collect();
+    if pools.is_empty() {
+        let size = q
+            .get()
+            .0
+            .and_then(|caps| gst_video::VideoInfo::from_caps(caps).ok())
+            .map_or(0, |info| info.size() as u32);
+        q.add_allocation_pool(None::<&gst::BufferPool>, size, held, 0);
+    }
+    for (i, (pool, size, min, max)) in pools.into_iter().enumerate() {
+        let min = min + held;
+        // 0 is no limit; a limit below the new minimum would make the pool unusable.
+        let max = if max == 0 { 0 } else { max.max(min) };
+        q.set_nth_allocation_pool(i as u32, pool.as_ref(), size, min, max);
     }
 }
 
@@ -1330,5 +1361,27 @@ fn error_message(e: &crate::backend::Error) -> gst::ErrorMessage {
         ErrorKind::Library => gst::error_msg!(gst::LibraryError::Init, ("{}", e.message)),
         ErrorKind::Run => gst::error_msg!(gst::StreamError::Failed, ("{}", e.message)),
         ErrorKind::Settings => gst::error_msg!(gst::LibraryError::Settings, ("{}", e.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reserve;
+
+    #[test]
+    fn reserve_adds_the_held_frames_to_every_pool_downstream_proposed() {
+        gst::init().unwrap();
+        let caps = gst::Caps::builder("video/x-raw").build();
+        let mut q = gst::query::Allocation::new(Some(&caps), true);
+        q.add_allocation_pool(None::<&gst::BufferPool>, 1000, 2, 0);
+        q.add_allocation_pool(None::<&gst::BufferPool>, 1000, 2, 4);
+        q.add_allocation_pool(None::<&gst::BufferPool>, 1000, 1, 20);
+        reserve(&mut q, 5);
+        let pools: Vec<_> = q
+            .allocation_pools()
+            .map(|(_, size, min, max)| (size, min, max))
+            .collect();
+        // No limit stays none; a limit below the new minimum rises to it.
+        assert_eq!(pools, vec![(1000, 7, 0), (1000, 7, 7), (1000, 6, 20)]);
     }
 }

@@ -587,6 +587,14 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         g.account_busy(Instant::now());
         g.stats.clone()
     }
+
+    /// How many frames of one stream may wait here at once in steady state: those with model
+    /// work in flight and, when only every `interval`-th frame goes to the model, the frames
+    /// passed on behind each of them (at most the entries `submit` allows).
+    pub fn frames_held(&self, interval: u32) -> usize {
+        let pending = self.lock().max_pending;
+        (pending * interval.max(1) as usize).min(pending + EXTRA_ENTRIES)
+    }
 }
 
 impl<R: Runner, P> Inner<R, P> {
@@ -1103,6 +1111,17 @@ mod tests {
         assert!(matches!(s.next(a), Next::Flushing));
         drop(gate);
         assert_eq!(take(&s, b), (0, Some(2)));
+        s.stop();
+    }
+
+    #[test]
+    fn frames_held_counts_those_in_flight_and_those_passed_on_behind_them() {
+        let s = scheduler(2, 1, Limits::default());
+        // 2 requests: 5 frames in flight per stream.
+        assert_eq!(s.frames_held(1), 5);
+        assert_eq!(s.frames_held(0), 5);
+        assert_eq!(s.frames_held(3), 15);
+        assert_eq!(s.frames_held(100), 5 + EXTRA_ENTRIES);
         s.stop();
     }
 

@@ -124,6 +124,29 @@ fn rtinfer_asks_upstream_for_the_buffers_it_holds() {
 }
 
 #[test]
+fn rtinfer_adds_what_a_frame_waits_to_upstreams_latency() {
+    init();
+    let e = gst::ElementFactory::make("rtinfer")
+        .property("model-file", model("yolox_nano.onnx"))
+        .build()
+        .unwrap();
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.set_src_caps_str(CAPS);
+    let upstream = gst::ClockTime::from_mseconds(40);
+    h.set_upstream_latency(upstream);
+    // Two runs of the model, as timed when it loaded.
+    let two_runs = h.query_latency().unwrap() - upstream;
+    assert!(two_runs > gst::ClockTime::ZERO);
+    // With max-latency, that bound and one run.
+    e.set_property("max-latency", 300u32);
+    let bounded = h.query_latency().unwrap() - upstream;
+    assert_eq!(
+        (bounded - gst::ClockTime::from_mseconds(300)).nseconds(),
+        two_runs.nseconds() / 2
+    );
+}
+
+#[test]
 fn rtinfer_interval_marks_copied_detections_stale() {
     init();
     let e = gst::ElementFactory::make("rtinfer")

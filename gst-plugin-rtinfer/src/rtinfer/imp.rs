@@ -242,6 +242,9 @@ fn make_stream(
                         .unwrap_or_default(),
                 )
             })
+            .query_function(|pad, parent, query| {
+                RtInfer::catch_panic_pad_function(parent, || false, |imp| imp.src_query(pad, query))
+            })
             .activatemode_function(move |pad, parent, mode, active| {
                 RtInfer::catch_panic_pad_function(
                     parent,
@@ -882,6 +885,21 @@ impl RtInfer {
             .is_ok()
     }
 
+    /// Upstream's latency plus what a frame waits here, so that a live pipeline's sinks wait
+    /// long enough for the detections (`Scheduler::latency`).
+    fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
+        if !gst::Pad::query_default(pad, Some(&*self.obj()), query) {
+            return false;
+        }
+        if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+            let (live, min, max) = q.result();
+            let own = gst::ClockTime::from_nseconds(self.scheduler.latency().as_nanos() as u64);
+            gst::debug!(CAT, obj = pad, "adding {own} to upstream's latency {min}");
+            q.set(live, min + own, max.map(|m| m + own));
+        }
+        true
+    }
+
     fn sink_query(
         &self,
         stream: Option<&Arc<Stream>>,
@@ -1026,7 +1044,8 @@ impl ObjectImpl for RtInfer {
                     .nick("Maximum latency")
                     .blurb("Milliseconds a frame may spend in rtinfer: a frame that would wait longer for a free \
                             request is not inferred and leaves with the last detections (stale), counted as \
-                            'skipped' in stats; for live sources faster than the model (0 = infer every frame)")
+                            'skipped' in stats; for live sources faster than the model (0 = infer every frame). \
+                            The latency rtinfer reports to the pipeline is this plus one run, else two runs")
                     .maximum(60_000)
                     .default_value(Live::default().max_latency_ms)
                     .mutable_playing()

@@ -13,6 +13,7 @@ use crate::spec::TensorSpec;
 use gst::glib;
 use rtmeta::{DType, Detection, Transform};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// The `backend` property.
 #[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
@@ -215,6 +216,8 @@ pub struct Model {
     pub fallbacks: Vec<String>,
     /// What a user should know about the model and its labels, one line each.
     pub warnings: Vec<String>,
+    /// How long one run took when loaded (a run after the backend's warm-up).
+    expected_run: Duration,
 }
 
 /// Preprocessing the model expects, from its family and input.
@@ -262,6 +265,19 @@ fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Ve
     Ok(Some(mask))
 }
 
+/// Times one run on a blank input, for the latency rtinfer reports before frames have run.
+fn time_one_run(backend: &mut dyn Backend) -> Result<Duration, backend::Error> {
+    let info = backend.info();
+    let n = (info.width * info.height * 3) as usize;
+    let started = Instant::now();
+    match info.dtype {
+        DType::F32 => backend.run(TensorData::F32(&vec![0.0; n]), &mut |_, _| {}),
+        DType::F16 => backend.run(TensorData::F16(&vec![half::f16::ZERO; n]), &mut |_, _| {}),
+        DType::U8 => backend.run(TensorData::U8(&vec![0; n]), &mut |_, _| {}),
+    }?;
+    Ok(started.elapsed())
+}
+
 impl Model {
     /// Loads the model once per request (each runs on its own); the string describes what
     /// was loaded, for the log.
@@ -275,7 +291,7 @@ impl Model {
         let selected = device::select(s.device);
         let mut fallbacks: Vec<String> = selected.why_cpu.into_iter().collect();
         let mut warnings = Vec::new();
-        let backends = match s.backend.resolve(s.device) {
+        let mut backends = match s.backend.resolve(s.device) {
             BackendProp::OnnxRuntime if matches!(s.device, DeviceRequest::OpenVino(_)) => {
                 return Err(backend::Error::new(
                     ErrorKind::Settings,
@@ -361,6 +377,7 @@ impl Model {
             spec.describe()
         );
         fallbacks.extend(backend.fallbacks().iter().cloned());
+        let expected_run = time_one_run(&mut *backends[0])?;
         let models = backends
             .into_iter()
             .map(|backend| Model {
@@ -374,6 +391,7 @@ impl Model {
                 candidates: Vec::new(),
                 keep: Vec::new(),
                 unchecked_format: s.model_format.get().map(|_| path.clone()),
+                expected_run,
             })
             .collect();
         Ok((models, description))
@@ -506,6 +524,10 @@ impl Runner for Model {
 
     fn detections(output: &Self::Output) -> usize {
         output.as_ref().map_or(0, Vec::len)
+    }
+
+    fn expected_run(&self) -> Duration {
+        self.expected_run
     }
 }
 

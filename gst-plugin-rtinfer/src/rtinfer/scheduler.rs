@@ -37,6 +37,10 @@ pub trait Runner: Send + 'static {
     fn failure(message: &str) -> Self::Output;
     /// Detections in an output, for the stats.
     fn detections(output: &Self::Output) -> usize;
+    /// How long one run is expected to take, before any has run (zero: unknown).
+    fn expected_run(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Settings that may change while running.
@@ -194,8 +198,10 @@ struct Inner<R: Runner, P> {
     next_id: StreamId,
     busy: usize,
     busy_changed: Instant,
-    /// Smoothed duration of one run, for `max_latency`.
+    /// Smoothed duration of one run, for `max_latency` and the latency rtinfer reports.
     run_estimate: Duration,
+    /// Whether the model takes batches (which may wait `batch_timeout` to fill).
+    batching: bool,
     stats: Stats,
 }
 
@@ -231,6 +237,7 @@ impl<R: Runner, P: Send + 'static> Default for Scheduler<R, P> {
                     busy: 0,
                     busy_changed: Instant::now(),
                     run_estimate: Duration::ZERO,
+                    batching: false,
                     stats: Stats::default(),
                 }),
                 work: Condvar::new(),
@@ -300,7 +307,8 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
             g.stats = Stats::default();
             g.busy = 0;
             g.busy_changed = Instant::now();
-            g.run_estimate = Duration::ZERO;
+            g.run_estimate = expected_run(&runners);
+            g.batching = runners.iter().any(|r| r.max_batch() > 1);
             g.set_requests(runners.len());
             for s in g.streams.values_mut() {
                 s.flushing = false;
@@ -338,6 +346,10 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
             return Err(NotReplaced::Stopped);
         }
         let requests = runners.len();
+        let (expected, batching) = (
+            expected_run(&runners),
+            runners.iter().any(|r| r.max_batch() > 1),
+        );
         let before = workers.len();
         // Under the lock, so that no frame is prepared for the new model before it has a
         // worker; the new workers start once it is released.
@@ -350,6 +362,11 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         g.generation += 1;
         g.spec = Some(spec);
         g.set_requests(requests.min(started));
+        // The new model's runs, from now on; the old one's estimate stands in until known.
+        if !expected.is_zero() {
+            g.run_estimate = expected;
+        }
+        g.batching = batching;
         drop(g);
         // Old workers look for their last frames, or end.
         self.shared.work.notify_all();
@@ -588,6 +605,28 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         g.stats.clone()
     }
 
+    /// The latency a frame gains here when the model keeps up: two runs (its own, and the
+    /// one it may wait for; the p95 measured with three live sources stays within that), or
+    /// with `max_latency` that bound and its own run; plus `batch_timeout` for a model that
+    /// takes batches. Zero before a model has started or run.
+    pub fn latency(&self) -> Duration {
+        let g = self.lock();
+        let waiting = match g.limits.max_latency {
+            Some(max) => max + g.run_estimate,
+            None => g.run_estimate * 2,
+        };
+        let batch = if g.batching {
+            g.limits.batch_timeout
+        } else {
+            Duration::ZERO
+        };
+        if g.run_estimate.is_zero() {
+            Duration::ZERO
+        } else {
+            waiting + batch
+        }
+    }
+
     /// How many frames of one stream may wait here at once in steady state: those with model
     /// work in flight and, when only every `interval`-th frame goes to the model, the frames
     /// passed on behind each of them (at most the entries `submit` allows).
@@ -595,6 +634,15 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
         let pending = self.lock().max_pending;
         (pending * interval.max(1) as usize).min(pending + EXTRA_ENTRIES)
     }
+}
+
+/// The longest run the runners expect, until one has run.
+fn expected_run<R: Runner>(runners: &[R]) -> Duration {
+    runners
+        .iter()
+        .map(Runner::expected_run)
+        .max()
+        .unwrap_or_default()
 }
 
 impl<R: Runner, P> Inner<R, P> {

@@ -130,6 +130,8 @@ fn rtinfer_adds_what_a_frame_waits_to_upstreams_latency() {
         .property("model-file", model("yolox_nano.onnx"))
         .build()
         .unwrap();
+    let bus = gst::Bus::new();
+    e.set_bus(Some(&bus));
     let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
     h.set_src_caps_str(CAPS);
     let upstream = gst::ClockTime::from_mseconds(40);
@@ -137,8 +139,15 @@ fn rtinfer_adds_what_a_frame_waits_to_upstreams_latency() {
     // Two runs of the model, as timed when it loaded.
     let two_runs = h.query_latency().unwrap() - upstream;
     assert!(two_runs > gst::ClockTime::ZERO);
-    // With max-latency, that bound and one run.
+    // With max-latency, that bound and one run; the pipeline is told to ask again.
+    let latency_messages = |bus: &gst::Bus| {
+        std::iter::from_fn(|| bus.pop())
+            .filter(|m| m.type_() == gst::MessageType::Latency)
+            .count()
+    };
+    assert_eq!(latency_messages(&bus), 0);
     e.set_property("max-latency", 300u32);
+    assert_eq!(latency_messages(&bus), 1);
     let bounded = h.query_latency().unwrap() - upstream;
     assert_eq!(
         (bounded - gst::ClockTime::from_mseconds(300)).nseconds(),

@@ -22,7 +22,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use rtmeta::Detections;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,6 +118,15 @@ pub struct RtInfer {
     format_watch: AtomicU32,
     /// This element's name while running: each detection says which element produced it.
     producer: Mutex<Arc<str>>,
+    /// The latency this element last added to a LATENCY query, in nanoseconds (0: none yet).
+    reported_latency: AtomicU64,
+}
+
+/// How much the latency may grow past what was reported before the pipeline is asked to
+/// query it again (`gst::message::Latency`): often enough that frames stay on time, rarely
+/// enough that sinks are not readjusted for every wobble of the run time.
+fn latency_outgrown(now: Duration, reported: Duration) -> bool {
+    !reported.is_zero() && now > reported + reported / 4
 }
 
 /// What the running model was loaded with: a model swapped in while running is loaded the
@@ -171,6 +180,7 @@ impl ObjectSubclass for RtInfer {
             active_device: Mutex::new(String::new()),
             format_watch: AtomicU32::new(FORMAT_WATCH_DONE),
             producer: Mutex::new(Arc::from("")),
+            reported_latency: AtomicU64::new(0),
         }
     }
 }
@@ -777,6 +787,9 @@ impl RtInfer {
             }
             let _ = stream.srcpad.pause_task();
         }
+        if number % 30 == 0 {
+            self.repost_latency(false);
+        }
         if live.stats_interval_ms > 0
             && self.last_stats_post.lock().unwrap().elapsed()
                 >= Duration::from_millis(live.stats_interval_ms as u64)
@@ -894,10 +907,37 @@ impl RtInfer {
         if let gst::QueryViewMut::Latency(q) = query.view_mut() {
             let (live, min, max) = q.result();
             let own = gst::ClockTime::from_nseconds(self.scheduler.latency().as_nanos() as u64);
+            self.reported_latency
+                .store(own.nseconds(), Ordering::Relaxed);
             gst::debug!(CAT, obj = pad, "adding {own} to upstream's latency {min}");
             q.set(live, min + own, max.map(|m| m + own));
         }
         true
+    }
+
+    /// Asks the pipeline to query the latency again when this element's has changed
+    /// (`always`, after a limit changed) or grown well past what was reported.
+    fn repost_latency(&self, always: bool) {
+        let reported = Duration::from_nanos(self.reported_latency.load(Ordering::Relaxed));
+        let now = self.scheduler.latency();
+        let changed = if always {
+            now != reported
+        } else {
+            latency_outgrown(now, reported)
+        };
+        if reported.is_zero() || !changed {
+            return;
+        }
+        // Once per change: the query that follows stores what it reports.
+        self.reported_latency
+            .store(now.as_nanos() as u64, Ordering::Relaxed);
+        gst::info!(
+            CAT,
+            imp = self,
+            "latency now {now:?} (reported {reported:?})"
+        );
+        let obj = self.obj();
+        let _ = obj.post_message(gst::message::Latency::builder().src(&*obj).build());
     }
 
     fn sink_query(
@@ -1218,6 +1258,7 @@ impl ObjectImpl for RtInfer {
             != (limits.batch_size, limits.batch_timeout, limits.max_latency)
         {
             self.scheduler.set_limits(new);
+            self.repost_latency(true);
         }
     }
 
@@ -1385,7 +1426,17 @@ fn error_message(e: &crate::backend::Error) -> gst::ErrorMessage {
 
 #[cfg(test)]
 mod tests {
-    use super::reserve;
+    use super::{latency_outgrown, reserve};
+    use std::time::Duration;
+
+    #[test]
+    fn latency_is_outgrown_past_a_quarter_more_than_reported() {
+        let ms = Duration::from_millis;
+        assert!(!latency_outgrown(ms(125), ms(100)));
+        assert!(latency_outgrown(ms(126), ms(100)));
+        assert!(!latency_outgrown(ms(50), ms(100)), "shrinking is not");
+        assert!(!latency_outgrown(ms(500), ms(0)), "nothing reported yet");
+    }
 
     #[test]
     fn reserve_adds_the_held_frames_to_every_pool_downstream_proposed() {

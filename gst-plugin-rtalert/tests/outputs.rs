@@ -255,15 +255,21 @@ fn a_slow_webhook_fills_its_queue_and_the_overflow_is_counted() {
     assert_eq!(lines(&server.record).len() as u64, delivered);
 }
 
+/// rtalert with snapshots in a new folder (named after `name`), alerting on every person.
+fn snapshot_harness(name: &str) -> (PathBuf, gst_check::Harness, gst::Bus) {
+    let dir = temp_dir(name);
+    let (h, bus) = harness(&[
+        ("rules", "p: class=person cooldown=0"),
+        ("snapshot-dir", dir.to_str().unwrap()),
+    ]);
+    (dir, h, bus)
+}
+
 /// Snapshots are encoded on rtalert's snapshot thread, never the streaming thread: the alert
 /// is posted from there once its JPEG is on disk, and every alert is out before EOS.
 #[test]
 fn snapshots_are_jpeg_files_named_in_the_alert() {
-    let dir = temp_dir("snapshots");
-    let (mut h, bus) = harness(&[
-        ("rules", "p: class=person cooldown=0"),
-        ("snapshot-dir", dir.to_str().unwrap()),
-    ]);
+    let (dir, mut h, bus) = snapshot_harness("snapshots");
     // Each alert as posted: its JSON, the posting thread, and whether its JPEG was there.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
@@ -304,11 +310,7 @@ fn snapshots_are_jpeg_files_named_in_the_alert() {
 
 #[test]
 fn a_waiting_snapshot_holds_a_copy_not_the_frame() {
-    let dir = temp_dir("snapshot-copies");
-    let (mut h, bus) = harness(&[
-        ("rules", "p: class=person cooldown=0"),
-        ("snapshot-dir", dir.to_str().unwrap()),
-    ]);
+    let (dir, mut h, bus) = snapshot_harness("snapshot-copies");
     // Posting the first alert holds the snapshot thread until released, so the next frames'
     // snapshots wait in its queue.
     let (release, released) = std::sync::mpsc::channel::<()>();

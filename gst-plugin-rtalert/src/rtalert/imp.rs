@@ -156,12 +156,13 @@ struct Pending {
     outputs: Arc<[Box<dyn Output>]>,
 }
 
-/// A frame's alert before it has the frame: its snapshot folder and format, and the outputs.
-type Raised = (
-    Alert,
-    Option<(PathBuf, gst_video::VideoInfo)>,
-    Arc<[Box<dyn Output>]>,
-);
+/// A frame's alerts before they have the frame: the snapshot folder and frame format (when
+/// snapshots are on), and the outputs.
+struct Raised {
+    alerts: Vec<Alert>,
+    snapshot: Option<(PathBuf, gst_video::VideoInfo)>,
+    outputs: Arc<[Box<dyn Output>]>,
+}
 
 enum Job {
     Emit(Box<Pending>),
@@ -853,60 +854,62 @@ impl BaseTransformImpl for RtAlert {
         &self,
         buf: &gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (_, alerts) = self.process(buf, false)?;
-        self.send_with_frame(alerts, buf);
+        let (_, raised) = self.process(buf, false)?;
+        self.send_with_frame(raised, buf);
         Ok(gst::FlowSuccess::Ok)
     }
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let (regions, alerts) = self.process(buf, true)?;
+        let (regions, raised) = self.process(buf, true)?;
         if let Some(regions) = regions
             && let Err(e) = regions.attach(buf)
         {
             gst::warning!(CAT, imp = self, "could not attach the regions: {e}");
         }
         // After the regions, so that a snapshot's copy of the frame has them too.
-        self.send_with_frame(alerts, buf);
+        self.send_with_frame(raised, buf);
         Ok(gst::FlowSuccess::Ok)
     }
 }
 
 impl RtAlert {
-    /// Sends out a frame's alerts; those with a snapshot folder keep a copy of the frame.
-    fn send_with_frame(&self, alerts: Vec<Raised>, buf: &gst::BufferRef) {
-        // Only alerts with a snapshot hold the frame.
-        if alerts.iter().all(|(_, snapshot, _)| snapshot.is_none()) {
-            return self.send(alerts.into_iter().map(|(alert, _, outputs)| Pending {
-                alert,
-                frame: None,
-                outputs,
-            }));
-        }
+    /// Sends out a frame's alerts, with a copy of the frame when snapshots are on.
+    fn send_with_frame(&self, raised: Option<Raised>, buf: &gst::BufferRef) {
+        let Some(Raised {
+            alerts,
+            snapshot,
+            outputs,
+        }) = raised
+        else {
+            return;
+        };
         // A copy, not a reference: the snapshot thread may hold frames for a while (up to its
         // queue's length), which would drain an upstream pool of a few buffers (hardware
         // decoders, cameras) and make an in-place element downstream copy each frame anyway.
         // Memory that cannot be copied is referenced instead.
-        let frame = buf.copy_deep().unwrap_or_else(|_| buf.to_owned());
-        self.send(
-            alerts
-                .into_iter()
-                .map(|(alert, snapshot, outputs)| Pending {
-                    alert,
-                    frame: snapshot.map(|(dir, info)| (frame.clone(), dir, info)),
-                    outputs,
-                }),
-        );
+        let frame = snapshot.map(|(dir, info)| {
+            (
+                buf.copy_deep().unwrap_or_else(|_| buf.to_owned()),
+                dir,
+                info,
+            )
+        });
+        self.send(alerts.into_iter().map(|alert| Pending {
+            alert,
+            frame: frame.clone(),
+            outputs: outputs.clone(),
+        }));
     }
 
     /// Evaluates the rules on one frame; returns the frame's regions when `regions` is asked
-    /// for, and its alerts with their snapshot folder and format, to send out.
+    /// for, and its alerts, if any, to send out.
     fn process(
         &self,
         buf: &gst::BufferRef,
         regions: bool,
-    ) -> Result<(Option<rtmeta::Regions>, Vec<Raised>), gst::FlowError> {
+    ) -> Result<(Option<rtmeta::Regions>, Option<Raised>), gst::FlowError> {
         let Some(dets) = Detections::from_buffer(buf) else {
-            return Ok((None, Vec::new()));
+            return Ok((None, None));
         };
         self.maybe_reload();
         // Only the rules and counters need the lock; snapshots, bus messages and outputs
@@ -941,10 +944,11 @@ impl RtAlert {
         if let Some(why) = labels_warning {
             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{why}"));
         }
-        let alerts = alerts
-            .into_iter()
-            .map(|alert| (alert, snapshot.clone(), outputs.clone()))
-            .collect();
+        let raised = (!alerts.is_empty()).then_some(Raised {
+            alerts,
+            snapshot,
+            outputs,
+        });
         let interval =
             Duration::from_millis(self.settings.lock().unwrap().stats_interval_ms as u64);
         let stats = self
@@ -957,6 +961,6 @@ impl RtAlert {
         if let Some(s) = stats {
             self.post_element(s);
         }
-        Ok((regions, alerts))
+        Ok((regions, raised))
     }
 }

@@ -65,6 +65,19 @@ pub struct ModelInfo {
     pub dynamic_batch: bool,
 }
 
+impl ModelInfo {
+    /// Calls `f` with a blank (all-zero) image of the model's input type and size, for the
+    /// runs that warm a model up or time it.
+    pub fn with_blank_input<R>(&self, f: impl FnOnce(TensorData<'_>) -> R) -> R {
+        let n = (self.width * self.height * 3) as usize;
+        match self.dtype {
+            DType::F32 => f(TensorData::F32(&vec![0.0; n])),
+            DType::F16 => f(TensorData::F16(&vec![f16::ZERO; n])),
+            DType::U8 => f(TensorData::U8(&vec![0; n])),
+        }
+    }
+}
+
 /// Input tensor data of one image, in the model's layout.
 #[derive(Clone, Copy, Debug)]
 pub enum TensorData<'a> {

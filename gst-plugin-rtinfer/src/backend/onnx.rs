@@ -150,14 +150,12 @@ impl OnnxBackend {
     /// One run on a blank image: learns the real output shape (outputs may be declared
     /// dynamic) and moves the first run's set-up cost out of the stream.
     fn warm_up(&mut self) -> Result<(), Error> {
-        let n = (self.info.width * self.info.height * 3) as usize;
         let mut shape = Vec::new();
         let mut grab = |s: &[i64], _: &[f32]| shape = s.to_vec();
-        let result = match self.info.dtype {
-            DType::F32 => self.run(TensorData::F32(&vec![0.0; n]), &mut grab),
-            DType::F16 => self.run(TensorData::F16(&vec![half::f16::ZERO; n]), &mut grab),
-            DType::U8 => self.run(TensorData::U8(&vec![0; n]), &mut grab),
-        };
+        let result = self
+            .info
+            .clone()
+            .with_blank_input(|input| self.run(input, &mut grab));
         result.map_err(|e| bad(format!("a test run of the model failed: {e}")))?;
         self.info.output_shape = shape;
         Ok(())

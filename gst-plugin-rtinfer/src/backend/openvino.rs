@@ -209,21 +209,12 @@ impl Request {
     /// One run on a blank image: learns the output shape and moves the request's set-up cost
     /// out of the stream.
     fn warm_up(&mut self, info: &ModelInfo, shape: [i64; 4]) -> Result<Vec<i64>, Error> {
-        let n = (info.width * info.height * 3) as usize;
         let mut out = Vec::new();
         let mut grab = |s: &[i64], _: &[f32]| {
             out = s.to_vec();
             Ok(())
         };
-        let result = match info.dtype {
-            DType::F32 => self.infer(&[TensorData::F32(&vec![0.0; n])], shape, &mut grab),
-            DType::F16 => self.infer(
-                &[TensorData::F16(&vec![half::f16::ZERO; n])],
-                shape,
-                &mut grab,
-            ),
-            DType::U8 => self.infer(&[TensorData::U8(&vec![0; n])], shape, &mut grab),
-        };
+        let result = info.with_blank_input(|input| self.infer(&[input], shape, &mut grab));
         result.map_err(|e| bad(format!("a test run of the model failed: {e}")))?;
         Ok(out)
     }

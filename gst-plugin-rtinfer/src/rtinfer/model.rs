@@ -267,15 +267,11 @@ fn class_mask(text: &str, labels: &[String], classes: usize) -> Result<Option<Ve
 
 /// Times one run on a blank input, for the latency rtinfer reports before frames have run.
 fn time_one_run(backend: &mut dyn Backend) -> Result<Duration, backend::Error> {
-    let info = backend.info();
-    let n = (info.width * info.height * 3) as usize;
-    let started = Instant::now();
-    match info.dtype {
-        DType::F32 => backend.run(TensorData::F32(&vec![0.0; n]), &mut |_, _| {}),
-        DType::F16 => backend.run(TensorData::F16(&vec![half::f16::ZERO; n]), &mut |_, _| {}),
-        DType::U8 => backend.run(TensorData::U8(&vec![0; n]), &mut |_, _| {}),
-    }?;
-    Ok(started.elapsed())
+    backend.info().clone().with_blank_input(|input| {
+        let started = Instant::now();
+        backend.run(input, &mut |_, _| {})?;
+        Ok(started.elapsed())
+    })
 }
 
 impl Model {

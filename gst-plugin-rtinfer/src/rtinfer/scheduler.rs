@@ -611,20 +611,17 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
     /// takes batches. Zero before a model has started or run.
     pub fn latency(&self) -> Duration {
         let g = self.lock();
-        let waiting = match g.limits.max_latency {
-            Some(max) => max + g.run_estimate,
-            None => g.run_estimate * 2,
-        };
+        let run = g.run_estimate;
+        if run.is_zero() {
+            return Duration::ZERO;
+        }
+        let waiting = g.limits.max_latency.map_or(run * 2, |max| max + run);
         let batch = if g.batching {
             g.limits.batch_timeout
         } else {
             Duration::ZERO
         };
-        if g.run_estimate.is_zero() {
-            Duration::ZERO
-        } else {
-            waiting + batch
-        }
+        waiting + batch
     }
 
     /// How many frames of one stream may wait here at once in steady state: those with model

@@ -9,15 +9,17 @@
 //!   best of them;
 //! - one stream of the whole video through `decodebin ! videoconvert ! rtpreprocess ! rtinfer`
 //!   with the defaults (auto requests), with `requests=1` (one inference at a time, as
-//!   before requests existed) and with OpenVINO bf16, against `scripts/python_loop.py`
-//!   (cv2 + onnxruntime + numpy);
-//! - 4 copies through one rtinfer against 4 Python loops at once;
+//!   before requests existed) and with `precision=bf16` (OpenVINO), against
+//!   `scripts/python_loop.py` (cv2 + onnxruntime + numpy);
+//! - 4 copies through one rtinfer (defaults, and `precision=bf16`) against 4 Python loops
+//!   at once;
 //! - latency inside rtinfer (arrival to push, from its stats) for three real-time sources of
 //!   10, 15 and 25 fps, and for three sources at twice the model's capacity with
 //!   `max-latency`;
 //!
 //! and the ratios. The sides of each comparison take turns, in 5 rounds (single stream: the
-//! model alone, rtinfer twice and the Python loop) or 3 (4 streams against 4 Python loops),
+//! model alone, rtinfer twice and the Python loop) or 3 (4 streams twice against 4 Python
+//! loops),
 //! and each side keeps its best round, as the machine's speed drifts.
 //!
 //! `rss` runs 4 real-time streams for SECONDS and prints the resident memory after 1 minute
@@ -322,9 +324,7 @@ fn main() {
             None,
         );
         let (ours_ov, _) = run(
-            &format!(
-                "{file} ! {infer} backend=openvino precision=bf16 ! fakesink name=sink sync=false"
-            ),
+            &format!("{file} ! {infer} precision=bf16 ! fakesink name=sink sync=false"),
             None,
         );
         let python = python_loops(1, &video, &model);
@@ -372,33 +372,44 @@ fn main() {
     }
     println!("  1 stream, rtinfer defaults: {}", ours.describe());
     println!(
-        "  1 stream, rtinfer backend=openvino precision=bf16: {}",
+        "  1 stream, rtinfer precision=bf16 (OpenVINO): {}",
         ours_ov.describe()
     );
     println!("  1 Python loop: {}", python.describe());
 
-    let mut four = format!("{infer} ");
-    for k in 0..4 {
-        four += &format!("{file} ! i.sink_{k} i.src_{k} ! fakesink name=sink{k} sync=false ");
-    }
+    let four = |settings: &str| {
+        let mut line = format!("{infer} {settings} ");
+        for k in 0..4 {
+            line += &format!("{file} ! i.sink_{k} i.src_{k} ! fakesink name=sink{k} sync=false ");
+        }
+        line
+    };
     const ROUNDS4: usize = 3;
     let mut rounds4 = Vec::new();
     for round in 1..=ROUNDS4 {
-        let (ours4, _) = run(&four, None);
+        let (ours4, _) = run(&four(""), None);
+        let (ours4_bf16, _) = run(&four("precision=bf16"), None);
         let python4 = python_loops(4, &video, &model);
         println!(
-            "round {round}: 4 streams, one rtinfer, in all: {}; 4 Python loops at once, in all: {}; \
-             ratio {:.2}",
+            "round {round}: 4 streams, one rtinfer, in all: {}; the same with precision=bf16: {}; \
+             4 Python loops at once, in all: {}; ratios {:.2} and {:.2}",
             ours4.describe(),
+            ours4_bf16.describe(),
             python4.describe(),
-            ours4.steady_fps() / python4.steady_fps()
+            ours4.steady_fps() / python4.steady_fps(),
+            ours4_bf16.steady_fps() / python4.steady_fps()
         );
-        rounds4.push((ours4, python4));
+        rounds4.push((ours4, ours4_bf16, python4));
     }
     let ours4 = best(rounds4.iter().map(|r| r.0));
-    let python4 = best(rounds4.iter().map(|r| r.1));
+    let ours4_bf16 = best(rounds4.iter().map(|r| r.1));
+    let python4 = best(rounds4.iter().map(|r| r.2));
     println!("best of {ROUNDS4} rounds:");
     println!("  4 streams, one rtinfer, in all: {}", ours4.describe());
+    println!(
+        "  4 streams, one rtinfer precision=bf16, in all: {}",
+        ours4_bf16.describe()
+    );
     println!("  4 Python loops at once, in all: {}", python4.describe());
 
     let (_, s) = run(
@@ -448,16 +459,22 @@ fn main() {
     let rounds_python = each(&|r| r.ours.steady_fps() / r.python.steady_fps());
     let rounds_ours = each(&|r| r.to_model(&r.ours));
     let rounds_ov = each(&|r| r.to_model(&r.ours_ov));
-    let rounds_four: Vec<String> = rounds4
-        .iter()
-        .map(|(a, b)| format!("{:.2}", a.steady_fps() / b.steady_fps()))
-        .collect();
-    let (ours, single, ours_ov, python, ours4, python4) = (
+    let each4 = |side: &dyn Fn(&(Rate, Rate, Rate)) -> &Rate| {
+        let r: Vec<String> = rounds4
+            .iter()
+            .map(|r| format!("{:.2}", side(r).steady_fps() / r.2.steady_fps()))
+            .collect();
+        r.join(", ")
+    };
+    let rounds_four = each4(&|r| &r.0);
+    let rounds_four_bf16 = each4(&|r| &r.1);
+    let (ours, single, ours_ov, python, ours4, ours4_bf16, python4) = (
         ours.steady_fps(),
         single.steady_fps(),
         ours_ov.steady_fps(),
         python.steady_fps(),
         ours4.steady_fps(),
+        ours4_bf16.steady_fps(),
         python4.steady_fps(),
     );
     println!("\nratios (same run, from the first frame out; best round against best round):");
@@ -481,9 +498,12 @@ fn main() {
         ours_ov / ov_bf16
     );
     println!(
-        "  4 streams / 4 Python loops:      {:.2} (target >= 2; each round: {})",
+        "  4 streams / 4 Python loops:      {:.2} (target >= 2; each round: {rounds_four})",
         ours4 / python4,
-        rounds_four.join(", ")
+    );
+    println!(
+        "  4 streams precision=bf16 / 4 Python loops: {:.2} (each round: {rounds_four_bf16})",
+        ours4_bf16 / python4,
     );
     println!(
         "  p95 latency / one inference:     {:.2} (target <= 2)",

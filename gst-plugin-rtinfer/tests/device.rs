@@ -198,3 +198,20 @@ fn an_unknown_device_is_a_clear_error() {
         }
     }
 }
+
+#[test]
+fn a_lower_precision_on_onnx_runtime_warns_and_runs_f32() {
+    let o = run_dog(
+        "device=cpu",
+        "device=cpu backend=onnxruntime precision=bf16",
+    );
+    assert_golden(&o);
+    assert_eq!(o.warnings.len(), 1, "{:?}", o.warnings);
+    assert!(
+        o.warnings[0].starts_with("precision=bf16: ONNX Runtime runs the model in its own")
+            && o.warnings[0].contains("backend=openvino or auto"),
+        "{}",
+        o.warnings[0]
+    );
+    assert_eq!(o.active[1], ("cpu".into(), "cpu".into()));
+}

@@ -150,6 +150,9 @@ fn active_device_says_which_backend_and_precision_run() {
         ("backend=onnxruntime", "cpu"),
         ("backend=openvino precision=f32", "openvino:CPU (f32)"),
         ("backend=openvino precision=bf16", "openvino:CPU (bf16)"),
+        // Only OpenVINO runs bf16, so backend=auto (the default) chooses it.
+        ("precision=bf16", "openvino:CPU (bf16)"),
+        ("precision=f32", "cpu"),
     ] {
         let pipeline = launch_pipeline(&format!(
             "videotestsrc num-buffers=1 ! rtinfer name=i device=cpu {backend} model-file={} ! fakesink",

@@ -8,9 +8,7 @@
 //! of several model requests at once. Each src pad has a task that takes the stream's frames
 //! and events back from the scheduler in order, attaches the detections and pushes them.
 
-use super::model::{
-    BackendProp, LoadSettings, Loaded, MAX_BATCH, Model, PrecisionProp, Thresholds,
-};
+use super::model::{BackendProp, LoadSettings, Loaded, MAX_BATCH, Model, Thresholds};
 use super::scheduler::{Limits, Next, NotReplaced, Outcome, Scheduler, Work, plan};
 use super::stream::{Item, Stream};
 use crate::convert;
@@ -309,15 +307,16 @@ impl RtInfer {
                 )
             );
         }
-        if load.backend.resolve(load.device) == BackendProp::OnnxRuntime
-            && matches!(load.precision, PrecisionProp::Bf16 | PrecisionProp::F16)
+        if load.backend.resolve(load.device, load.precision) == BackendProp::OnnxRuntime
+            && load.precision.is_reduced()
         {
             gst::element_imp_warning!(
                 self,
                 gst::LibraryError::Settings,
                 (
-                    "precision={}: ONNX Runtime runs the model in its own precision (f32 on the CPU); \
-                  lower precisions need backend=openvino",
+                    "precision={}: ONNX Runtime runs the model in its own precision (f32 on the \
+                     CPU, tensorrt-fp16 for f16 on TensorRT); bf16 and f16 run on OpenVINO \
+                     (backend=openvino or auto, on the CPU or an OpenVINO device)",
                     load.precision.as_str()
                 )
             );
@@ -1132,15 +1131,16 @@ impl ObjectImpl for RtInfer {
                 glib::ParamSpecEnum::builder_with_default("backend", Settings::default().load.backend)
                     .nick("Backend")
                     .blurb("Inference library: onnxruntime, openvino, or auto (ONNX Runtime: exact f32 on the CPU and \
-                            CUDA/TensorRT on NVIDIA GPUs; choose openvino with precision=bf16 for the fastest CPU \
-                            inference on Intel CPUs with AMX). active-device says which runs")
+                            CUDA/TensorRT on NVIDIA GPUs; OpenVINO when device names an OpenVINO device or precision \
+                            is bf16 or f16, the fastest CPU inference on CPUs with AMX or AVX-512 BF16). \
+                            active-device says which runs")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("precision", Settings::default().load.precision)
                     .nick("Precision")
-                    .blurb("Inference precision: f32 (exact), bf16 or f16 (OpenVINO; faster, detections may differ \
-                            slightly), or auto (the backend's default: f32 for ONNX Runtime on the CPU, bf16 for \
-                            OpenVINO on CPUs with AMX or AVX-512 BF16)")
+                    .blurb("Inference precision: f32 (exact), bf16 or f16 (run by OpenVINO, which backend=auto then \
+                            chooses; faster, detections may differ slightly), or auto (the backend's default: f32 for \
+                            ONNX Runtime on the CPU, bf16 for OpenVINO on CPUs with AMX or AVX-512 BF16)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("openvino-library")

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 pub enum BackendProp {
     #[default]
     #[enum_value(
-        name = "Auto: ONNX Runtime (exact f32 on CPU, CUDA/TensorRT on NVIDIA GPUs); OpenVINO when device names an OpenVINO device",
+        name = "Auto: ONNX Runtime (exact f32 on CPU, CUDA/TensorRT on NVIDIA GPUs); OpenVINO when device names an OpenVINO device or precision is bf16 or f16",
         nick = "auto"
     )]
     Auto,
@@ -36,13 +36,16 @@ pub enum BackendProp {
 }
 
 impl BackendProp {
-    /// The backend `auto` stands for: OpenVINO when `device` names an OpenVINO device, else
-    /// ONNX Runtime, whose CPU results are exact f32 and which also drives NVIDIA GPUs;
-    /// OpenVINO is faster on this kind of CPU only in bf16, which changes the numbers, so it
-    /// runs only when asked for.
-    pub fn resolve(self, device: DeviceRequest) -> BackendProp {
+    /// The backend `auto` stands for: OpenVINO when `device` names an OpenVINO device, or
+    /// when `precision` asks for bf16 or f16 (which only OpenVINO runs) and `device` does not
+    /// name a CUDA device; else ONNX Runtime, whose CPU results are exact f32 and which also
+    /// drives NVIDIA GPUs. OpenVINO is faster on this kind of CPU only in bf16, which changes
+    /// the numbers, so it runs only when asked for, by backend, device or precision.
+    pub fn resolve(self, device: DeviceRequest, precision: PrecisionProp) -> BackendProp {
         match (self, device) {
             (BackendProp::Auto, DeviceRequest::OpenVino(_)) => BackendProp::OpenVino,
+            (BackendProp::Auto, DeviceRequest::Cuda(_)) => BackendProp::OnnxRuntime,
+            (BackendProp::Auto, _) if precision.is_reduced() => BackendProp::OpenVino,
             (BackendProp::Auto, _) => BackendProp::OnnxRuntime,
             (b, _) => b,
         }
@@ -69,6 +72,11 @@ pub enum PrecisionProp {
 }
 
 impl PrecisionProp {
+    /// bf16 or f16: a precision only OpenVINO runs.
+    pub fn is_reduced(self) -> bool {
+        matches!(self, PrecisionProp::Bf16 | PrecisionProp::F16)
+    }
+
     pub fn as_str(self) -> &'static str {
         self.openvino().as_str()
     }
@@ -287,7 +295,7 @@ impl Model {
         let selected = device::select(s.device);
         let mut fallbacks: Vec<String> = selected.why_cpu.into_iter().collect();
         let mut warnings = Vec::new();
-        let mut backends = match s.backend.resolve(s.device) {
+        let mut backends = match s.backend.resolve(s.device, s.precision) {
             BackendProp::OnnxRuntime if matches!(s.device, DeviceRequest::OpenVino(_)) => {
                 return Err(backend::Error::new(
                     ErrorKind::Settings,
@@ -302,8 +310,12 @@ impl Model {
                 if let DeviceRequest::Cuda(_) | DeviceRequest::Auto = s.device
                     && selected.cuda.is_some()
                 {
-                    fallbacks
-                        .push("OpenVINO does not run on CUDA devices (backend=openvino)".into());
+                    let why = if s.backend == BackendProp::OpenVino {
+                        "backend=openvino".to_string()
+                    } else {
+                        format!("precision={} runs on OpenVINO", s.precision.as_str())
+                    };
+                    fallbacks.push(format!("OpenVINO does not run on CUDA devices ({why})"));
                 }
                 open_openvino(&path, s, requests)
             }
@@ -537,5 +549,29 @@ mod tests {
         assert_eq!(class_mask("", &labels, 2), Ok(None));
         assert_eq!(class_mask(" , ,", &labels, 2), Ok(None));
         assert_eq!(class_mask("car,", &labels, 2), Ok(Some(vec![false, true])));
+    }
+
+    #[test]
+    fn auto_backend_is_openvino_only_when_asked_for_by_device_or_precision() {
+        use BackendProp::*;
+        use PrecisionProp as P;
+        let ov = DeviceRequest::OpenVino(device::OvDevice::Cpu);
+        for (backend, device, precision, expected) in [
+            (Auto, DeviceRequest::Auto, P::Auto, OnnxRuntime),
+            (Auto, DeviceRequest::Cpu, P::F32, OnnxRuntime),
+            (Auto, DeviceRequest::Auto, P::Bf16, OpenVino),
+            (Auto, DeviceRequest::Cpu, P::F16, OpenVino),
+            (Auto, ov, P::Auto, OpenVino),
+            // CUDA named: ONNX Runtime, which warns that it runs its own precision.
+            (Auto, DeviceRequest::Cuda(0), P::Bf16, OnnxRuntime),
+            (OnnxRuntime, DeviceRequest::Cpu, P::Bf16, OnnxRuntime),
+            (OpenVino, DeviceRequest::Cpu, P::F32, OpenVino),
+        ] {
+            assert_eq!(
+                backend.resolve(device, precision),
+                expected,
+                "{backend:?} {device:?} {precision:?}"
+            );
+        }
     }
 }

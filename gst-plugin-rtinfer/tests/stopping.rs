@@ -41,3 +41,83 @@ fn stopping_while_frames_are_on_their_way_never_hangs() {
             .unwrap();
     }
 }
+
+/// Runs `line` to its end and returns it, failing if it neither finishes nor fails within
+/// 30 s (the cases below once waited forever: a frame waiting for room in rtinfer was never
+/// told that its stream's output had stopped).
+fn ends(pipeline: &gst::Pipeline) -> End {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = pipeline.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(run(&p).0);
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("the pipeline neither finished nor failed"))
+}
+
+#[test]
+fn a_sink_that_wants_no_more_ends_the_stream() {
+    init();
+    // fakesink returns EOS after one frame: like queue, rtinfer drops the frames it holds,
+    // returns EOS upstream and still lets the EOS event through, so the pipeline ends.
+    let end = ends(&launch_pipeline(&format!(
+        "videotestsrc num-buffers=60 ! rtinfer model-file={} ! fakesink num-buffers=1",
+        model("yolox_nano.onnx")
+    )));
+    assert!(matches!(end, End::Eos), "{end:?}");
+}
+
+#[test]
+fn a_downstream_flow_error_reaches_upstream() {
+    init();
+    // The second identity fails on the 5th frame, which the first holds for 50 ms: by
+    // then the source waits in rtinfer for room again, and reports the error only once
+    // that wait gives it back.
+    let pipeline = launch_pipeline(&format!(
+        "videotestsrc name=src num-buffers=200 ! rtinfer model-file={} ! identity \
+         sleep-time=50000 ! identity error-after=5 ! fakesink",
+        model("yolox_nano.onnx")
+    ));
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let source_error = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            panic!("the source never heard of the downstream error");
+        };
+        if let gst::MessageView::Error(e) = msg.view()
+            && msg.src().is_some_and(|s| s.name() == "src")
+        {
+            break e.debug().map(|d| d.to_string()).unwrap_or_default();
+        }
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        source_error.contains("streaming stopped, reason error"),
+        "{source_error}"
+    );
+}
+
+#[test]
+fn one_stream_whose_sink_wants_no_more_leaves_the_others_going() {
+    init();
+    let pipeline = launch_pipeline(&format!(
+        "rtinfer name=i model-file={} \
+         videotestsrc num-buffers=60 ! i.sink_0 i.src_0 ! fakesink num-buffers=1 \
+         videotestsrc num-buffers=40 ! i.sink_1 i.src_1 ! fakesink name=rest signal-handoffs=true",
+        model("yolox_nano.onnx")
+    ));
+    let rendered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = rendered.clone();
+    pipeline
+        .by_name("rest")
+        .unwrap()
+        .connect("handoff", false, move |_| {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            None
+        });
+    let end = ends(&pipeline);
+    assert!(matches!(end, End::Eos), "{end:?}");
+    assert_eq!(rendered.load(std::sync::atomic::Ordering::Relaxed), 40);
+}

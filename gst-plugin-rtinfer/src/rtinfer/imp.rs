@@ -695,6 +695,9 @@ impl RtInfer {
                 }
                 return;
             }
+            // Downstream is done with this stream (it returned EOS): like queue, frames
+            // are dropped and events still go out, until a new segment or stream.
+            Item::Frame { .. } if stream.flow() == Err(gst::FlowError::Eos) => return,
             Item::Frame {
                 buffer,
                 number,
@@ -729,8 +732,7 @@ impl RtInfer {
             Outcome::Ran(Err(e)) => {
                 drop(out);
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e.message));
-                stream.set_flow(Err(gst::FlowError::Error));
-                let _ = stream.srcpad.pause_task();
+                self.stop_stream(stream, gst::FlowError::Error);
                 return;
             }
             Outcome::Stale | Outcome::Skipped | Outcome::Passed => {
@@ -769,22 +771,20 @@ impl RtInfer {
         // Kept only for frames that may not be inferred: this element's own detections.
         out.last = (live.interval > 1 || live.max_latency_ms > 0).then_some(detections);
         drop(out);
-        let flow = stream.srcpad.push(buffer);
-        stream.set_flow(flow);
-        if let Err(e) = flow {
-            // A downstream error after EOS reaches nobody unless posted here.
-            if e != gst::FlowError::Flushing
-                && e != gst::FlowError::Eos
-                && stream.eos.load(Ordering::Relaxed)
-            {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Failed,
-                    ("Internal data stream error."),
-                    ["streaming stopped, reason {e:?}"]
-                );
+        match stream.srcpad.push(buffer) {
+            Ok(_) => {}
+            Err(gst::FlowError::Eos) => {
+                // Upstream's next chain returns EOS; queued frames are dropped above.
+                stream.set_flow(Err(gst::FlowError::Eos));
+                self.scheduler.set_active(stream.id, false);
             }
-            let _ = stream.srcpad.pause_task();
+            Err(e) => {
+                // A downstream error after EOS reaches nobody unless posted here.
+                if stream.eos.load(Ordering::Relaxed) {
+                    self.post_flow_error(e);
+                }
+                self.stop_stream(stream, e);
+            }
         }
         if number % 30 == 0 {
             self.repost_latency(false);
@@ -795,6 +795,29 @@ impl RtInfer {
         {
             self.post_stats();
         }
+    }
+
+    /// Stops a stream's output after `flow` went wrong: its submitter (which may be waiting
+    /// for room) returns `flow` upstream at once, as queue's does, and what is queued is
+    /// dropped. A flush or restart resumes it.
+    fn stop_stream(&self, stream: &Stream, flow: gst::FlowError) {
+        stream.set_flow(Err(flow));
+        drop(self.scheduler.flush_start(stream.id));
+        let _ = stream.srcpad.pause_task();
+    }
+
+    /// What queue posts when a stream stops on an error that upstream will not report: no
+    /// data flow follows an EOS.
+    fn post_flow_error(&self, flow: gst::FlowError) {
+        if matches!(flow, gst::FlowError::Flushing | gst::FlowError::Eos) {
+            return;
+        }
+        gst::element_imp_error!(
+            self,
+            gst::StreamError::Failed,
+            ("Internal data stream error."),
+            ["streaming stopped, reason {flow:?}"]
+        );
     }
 
     fn start_task(&self, stream: &Arc<Stream>) -> Result<(), glib::BoolError> {
@@ -877,16 +900,26 @@ impl RtInfer {
                 st.reset_converter();
                 st.until_next = 0;
             }
-            gst::EventView::Segment(_) => stream.state.lock().unwrap().until_next = 0,
+            gst::EventView::Segment(_) => {
+                stream.state.lock().unwrap().until_next = 0;
+                if stream.clear_eos_flow() {
+                    self.scheduler.set_active(stream.id, true);
+                }
+            }
             gst::EventView::StreamStart(_) => {
                 stream.state.lock().unwrap().until_next = 0;
                 stream.eos.store(false, Ordering::Relaxed);
+                stream.clear_eos_flow();
                 self.scheduler.set_active(stream.id, true);
             }
             gst::EventView::Eos(_) => {
                 // Only this stream ends; the others go on.
                 stream.eos.store(true, Ordering::Relaxed);
                 self.scheduler.set_active(stream.id, false);
+                if let Err(e) = stream.flow() {
+                    // The output stopped on an error: nothing else will report it.
+                    self.post_flow_error(e);
+                }
             }
             _ => {}
         }

@@ -88,6 +88,17 @@ impl Stream {
     pub fn set_flow(&self, flow: Result<gst::FlowSuccess, gst::FlowError>) {
         *self.flow.lock().unwrap() = flow;
     }
+
+    /// A new segment or stream after downstream returned EOS: frames flow again (as
+    /// queue). Returns whether they had stopped.
+    pub fn clear_eos_flow(&self) -> bool {
+        let mut flow = self.flow.lock().unwrap();
+        let was_eos = *flow == Err(gst::FlowError::Eos);
+        if was_eos {
+            *flow = Ok(gst::FlowSuccess::Ok);
+        }
+        was_eos
+    }
 }
 
 impl StreamState {

@@ -173,3 +173,43 @@ def test_whep_pipeline_recovers_when_server_restarts(hosts):
         proc.terminate()
         proc.wait(10)
         server.stop()
+
+
+RESTART_SCRIPT = r"""
+import sys, time
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+p = Gst.parse_launch(sys.argv[1])
+sink = p.get_by_name("sink")
+count = [0]
+sink.connect("handoff", lambda *a: count.__setitem__(0, count[0] + 1))
+bus = p.get_bus()
+for round in (1, 2):
+    p.set_state(Gst.State.PLAYING)
+    start, deadline = count[0], time.time() + 60
+    while count[0] < start + 10:
+        msg = bus.timed_pop_filtered(100 * Gst.MSECOND, Gst.MessageType.ERROR)
+        if msg:
+            sys.exit(f"round {round}: {msg.parse_error()}")
+        if time.time() > deadline:
+            sys.exit(f"round {round}: {count[0] - start} frames in 60 s")
+    print(f"round {round}: frames", flush=True)
+    # READY, not NULL: the element stays and must open a new session on the next PLAYING.
+    p.set_state(Gst.State.READY)
+p.set_state(Gst.State.NULL)
+"""
+
+
+def test_whep_plays_again_after_ready(server):
+    """PLAYING -> READY -> PLAYING, as apps stop and resume: the first session is
+    DELETEd, and the second PLAYING opens a new one (it once stayed silent forever)."""
+    env = {**gst_env(), "GST_DEBUG": "rtwhepsrc:4"}
+    line = (f"rtwhepsrc location={ENDPOINT} auth-token={TOKEN} ! "
+            "fakesink name=sink signal-handoffs=true sync=false")
+    r = subprocess.run(in_ns(CLIENT, ["/usr/bin/python3", "-c", RESTART_SCRIPT, line]),
+                       env=env, capture_output=True, text=True, timeout=150)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stdout.split() == ["round", "1:", "frames", "round", "2:", "frames"], r.stdout
+    assert server.sessions() == {"open": 0, "created": 2, "deleted": 2}

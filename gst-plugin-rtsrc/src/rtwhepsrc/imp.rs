@@ -1,9 +1,10 @@
 //! rtwhepsrc: a WHEP client (WebRTC-HTTP Egress Protocol) around `webrtcbin`.
 //!
-//! On READY→PAUSED a signalling thread creates a receive-only offer, waits for ICE gathering
-//! to finish (WHEP without trickle), POSTs the offer to `location`, applies the answer and
-//! waits for ICE to connect. Received RTP goes through `decodebin`; decoded video leaves on
-//! the `src` ghost pad. On PAUSED→READY the session is DELETEd on the server. Failures become
+//! On READY→PAUSED a new `webrtcbin` is built and a signalling thread creates a receive-only
+//! offer, waits for ICE gathering to finish (WHEP without trickle), POSTs the offer to
+//! `location`, applies the answer and waits for ICE to connect. Received RTP goes through
+//! `decodebin`; decoded video leaves on the `src` ghost pad. On PAUSED→READY the session is
+//! DELETEd on the server and webrtcbin removed, so the next PAUSED is a new session. Failures become
 //! element errors with the reason; wrap the element in `rturisrcbin uri=whep://...` to have
 //! it rebuilt with backoff instead.
 
@@ -298,10 +299,17 @@ fn as_dtls_client(
 }
 
 impl RtWhepSrc {
-    /// Builds webrtcbin for one session (READY); the signalling starts at PAUSED.
-    fn prepare(&self) -> Result<(), gst::ErrorMessage> {
-        let s = self.settings.lock().unwrap().clone();
-        if s.location.as_deref().unwrap_or("").is_empty() {
+    /// What a session needs, checked at NULL→READY so that a wrong setting fails early.
+    fn check(&self) -> Result<(), gst::ErrorMessage> {
+        if self
+            .settings
+            .lock()
+            .unwrap()
+            .location
+            .as_deref()
+            .unwrap_or("")
+            .is_empty()
+        {
             return Err(gst::error_msg!(
                 gst::ResourceError::NotFound,
                 ("No WHEP endpoint: set location (e.g. http://host:8889/whep)")
@@ -313,6 +321,15 @@ impl RtWhepSrc {
         {
             return Err(gst::error_msg!(gst::CoreError::MissingPlugin, ("{}", why)));
         }
+        Ok(())
+    }
+
+    /// Builds a new webrtcbin for one session (READY→PAUSED, before the children change
+    /// state); `start` then signals. Each PAUSED gets a new session: a webrtcbin that has
+    /// negotiated once is not offered again.
+    fn prepare(&self) -> Result<(), gst::ErrorMessage> {
+        self.check()?;
+        let s = self.settings.lock().unwrap().clone();
         let webrtc = gst::ElementFactory::make("webrtcbin")
             .name("webrtc")
             .property_from_str("bundle-policy", "max-bundle")
@@ -451,10 +468,10 @@ impl RtWhepSrc {
                 ),
             }
         }
-        self.session.lock().unwrap().replace(session);
     }
 
-    /// Removes webrtcbin and the decoders (READY→NULL), so the next start is a new session.
+    /// Removes webrtcbin and the decoders (PAUSED→READY, and READY→NULL after a failed
+    /// start), so the next start is a new session.
     fn teardown(&self) {
         let _ = self.srcpad.set_target(None::<&gst::Pad>);
         let obj = self.obj();
@@ -587,9 +604,12 @@ impl ElementImpl for RtWhepSrc {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::NullToReady
-            && let Err(err) = self.prepare()
-        {
+        let prepared = match transition {
+            gst::StateChange::NullToReady => self.check(),
+            gst::StateChange::ReadyToPaused => self.prepare(),
+            _ => Ok(()),
+        };
+        if let Err(err) = prepared {
             self.post_error_message(err);
             return Err(gst::StateChangeError);
         }
@@ -603,7 +623,7 @@ impl ElementImpl for RtWhepSrc {
                 ret = gst::StateChangeSuccess::NoPreroll;
             }
             gst::StateChange::PlayingToPaused => ret = gst::StateChangeSuccess::NoPreroll,
-            gst::StateChange::ReadyToNull => self.teardown(),
+            gst::StateChange::PausedToReady | gst::StateChange::ReadyToNull => self.teardown(),
             _ => {}
         }
         Ok(ret)

@@ -121,7 +121,10 @@ impl<T: Clone> Recorder<T> {
 
     /// Asks for the moment `t` to be recorded.
     pub fn trigger(&mut self, t: u64) -> Triggered {
-        let (from, until) = (t.saturating_sub(self.limits.pre), t + self.limits.post);
+        let (from, until) = (
+            t.saturating_sub(self.limits.pre),
+            t.saturating_add(self.limits.post),
+        );
         if let Some(span) = &mut self.open {
             span.end = span.end.max(until);
             return Triggered::Extended;

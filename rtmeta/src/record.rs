@@ -27,7 +27,8 @@ impl RecordRequest {
     pub fn from_query(query: &gst::QueryRef) -> Option<Self> {
         let s = query.structure().filter(|s| s.name() == RECORD_QUERY)?;
         Some(RecordRequest {
-            running_time: gst::ClockTime::from_nseconds(s.get::<u64>("running-time").ok()?),
+            // GST_CLOCK_TIME_NONE (unknown) is no moment to record around.
+            running_time: gst::ClockTime::try_from(s.get::<u64>("running-time").ok()?).ok()?,
             reason: s.get::<String>("reason").unwrap_or_default(),
         })
     }
@@ -84,5 +85,11 @@ mod tests {
         assert_eq!(answered(&query).as_deref(), Some("/clips/a.mp4"));
         let other = gst::query::Custom::new(gst::Structure::new_empty("something-else"));
         assert_eq!(RecordRequest::from_query(&other), None);
+        let unknown = gst::query::Custom::new(
+            gst::Structure::builder(RECORD_QUERY)
+                .field("running-time", u64::MAX)
+                .build(),
+        );
+        assert_eq!(RecordRequest::from_query(&unknown), None);
     }
 }

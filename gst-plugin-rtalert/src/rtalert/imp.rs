@@ -394,8 +394,9 @@ impl RtAlert {
             state.last_reload_check = Instant::now();
             state.rules_mtime
         };
-        // Without a rules file both are None.
-        if mtime(&self.settings.lock().unwrap().rules_file) != known {
+        // Without a rules file both are None. The file is looked at without the lock.
+        let file = self.settings.lock().unwrap().rules_file.clone();
+        if mtime(&file) != known {
             self.reload("rules file changed");
         }
     }

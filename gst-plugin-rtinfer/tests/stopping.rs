@@ -121,3 +121,34 @@ fn one_stream_whose_sink_wants_no_more_leaves_the_others_going() {
     assert!(matches!(end, End::Eos), "{end:?}");
     assert_eq!(rendered.load(std::sync::atomic::Ordering::Relaxed), 40);
 }
+
+#[test]
+fn a_restart_numbers_frames_from_zero_again() {
+    init();
+    // Apps that reconnect stop the pipeline and play it again; rtdetreplay and apps match
+    // frames by number.
+    let pipeline = launch_pipeline(&format!(
+        "videotestsrc num-buffers=3 ! rtinfer model-file={} ! fakesink name=out",
+        model("yolox_nano.onnx")
+    ));
+    let numbers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = numbers.clone();
+    pipeline
+        .by_name("out")
+        .unwrap()
+        .static_pad("sink")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                let d = rtmeta::Detections::from_buffer(b).unwrap();
+                seen.lock().unwrap().push(d.frame_number);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    for round in 0..2 {
+        let (end, _) = run(&pipeline);
+        assert!(matches!(end, End::Eos), "round {round}: {end:?}");
+        assert_eq!(*numbers.lock().unwrap(), [0, 1, 2], "round {round}");
+        numbers.lock().unwrap().clear();
+    }
+}

@@ -10,7 +10,7 @@
 
 use super::model::{BackendProp, LoadSettings, Loaded, MAX_BATCH, Model, Thresholds};
 use super::scheduler::{Limits, Next, NotReplaced, Outcome, Scheduler, Work, plan};
-use super::stream::{Item, Stream};
+use super::stream::{Item, OutputState, Stream, StreamState};
 use crate::convert;
 use crate::decode::FormatProp;
 use crate::device::{self, DeviceRequest};
@@ -516,9 +516,12 @@ impl RtInfer {
     fn stop(&self) {
         self.scheduler.stop();
         *self.running.lock().unwrap() = None;
+        // A restart is a new stream: frames numbered from 0 again (rtdetreplay and apps
+        // match on them), nothing of the last run's detections, labels or warnings.
         for s in self.streams.lock().unwrap().iter() {
-            s.state.lock().unwrap().reset_converter();
-            s.output.lock().unwrap().model = None;
+            *s.state.lock().unwrap() = StreamState::default();
+            *s.output.lock().unwrap() = OutputState::default();
+            s.eos.store(false, Ordering::Relaxed);
         }
     }
 

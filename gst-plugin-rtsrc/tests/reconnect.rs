@@ -193,6 +193,7 @@ fn recovers_from_server_restarts_and_masks_the_password() {
     assert!(cam.property::<u64>("reconnects") >= 3);
     assert_eq!(cam.property::<String>("source-state"), "playing");
     pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(cam.property::<String>("source-state"), "stopped");
 
     let all = messages.lock().unwrap();
     assert!(
@@ -228,6 +229,7 @@ fn recovers_from_server_restarts_and_masks_the_password() {
 }
 
 /// Runs `rturisrcbin` with extra properties until an error (or `secs`); returns the messages.
+/// After an error, `source-state` must say `failed` while the element is still playing.
 fn run_until_error(props: &str, secs: u64) -> Vec<(gst::MessageType, String)> {
     let pipeline = gst::parse::launch(&format!("rturisrcbin name=src {props} ! fakesink"))
         .unwrap()
@@ -246,6 +248,12 @@ fn run_until_error(props: &str, secs: u64) -> Vec<(gst::MessageType, String)> {
     let until = started + Duration::from_secs(secs);
     while !has_error() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(20));
+    }
+    if has_error() {
+        // Time for the supervisor to end after posting (it once set `stopped` then).
+        std::thread::sleep(Duration::from_millis(300));
+        let src = pipeline.by_name("src").unwrap();
+        assert_eq!(src.property::<String>("source-state"), "failed", "{props}");
     }
     pipeline.set_state(gst::State::Null).unwrap();
     messages.lock().unwrap().clone()

@@ -380,21 +380,22 @@ fn supervise(
         }
         let retry = match next {
             Next::Retry(retry) => retry,
+            // These keep `source-state` at ended or failed; only a stop makes it stopped.
             Next::End => {
                 let _ = appsrc.end_of_stream();
-                break;
+                return;
             }
             Next::GiveUp { attempts, reason } => {
                 let message = format!("Gave up on {masked} after {attempts} attempts: {reason}");
                 fail(&element, gst::ResourceError::OpenRead, &message);
                 let _ = appsrc.end_of_stream();
-                break;
+                return;
             }
             Next::Fatal(reason) => {
                 let message = format!("Cannot play {masked}: {reason}");
                 fail(&element, gst::CoreError::MissingPlugin, &message);
                 let _ = appsrc.end_of_stream();
-                break;
+                return;
             }
         };
         // Once per outage (the count restarts when frames flow), so a gst-launch user sees it.
@@ -439,6 +440,8 @@ impl RtUriSrcBin {
             } else {
                 gst::element_imp_error!(self, e.resource_error(), ("{e}"));
             }
+            // Until the next start: it says why nothing plays.
+            self.shared.set_state(State::Failed);
             return Err(gst::StateChangeError);
         }
         let stop = Arc::new(Stop::default());
@@ -462,6 +465,7 @@ impl RtUriSrcBin {
             sup.stop.set();
             let _ = sup.thread.join();
         }
+        self.shared.set_state(State::Stopped);
     }
 }
 
@@ -531,7 +535,8 @@ impl ObjectImpl for RtUriSrcBin {
                     .build(),
                 glib::ParamSpecString::builder("source-state")
                     .nick("Source state")
-                    .blurb("stopped, connecting, playing, retrying, ended or failed")
+                    .blurb("stopped, connecting, playing, retrying, ended or failed (ended and failed stay until the \
+                            element stops; a URI that cannot work fails at once and stays failed until the next start)")
                     .read_only()
                     .build(),
             ]

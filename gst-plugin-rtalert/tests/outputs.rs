@@ -767,3 +767,53 @@ fn nats_output_publishes_to_jetstream() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(output_counts(&stats, "nats:"), (3, 0), "{stats}");
 }
+
+/// A reader that stops reading standard output (a full pipe, a paused terminal) costs alerts,
+/// never the stream. Run in a child process whose stdout is a pipe nobody reads until the
+/// child has pushed every frame (the frames once waited in `write` forever).
+#[test]
+fn a_stdout_nobody_reads_drops_alerts_and_never_stalls_the_stream() {
+    const NAME: &str = "a_stdout_nobody_reads_drops_alerts_and_never_stalls_the_stream";
+    let Some(dir) = std::env::var_os("RT_TEST_STDOUT_DIR").map(PathBuf::from) else {
+        let dir = temp_dir("stdout-unread");
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--nocapture"])
+            .env("RT_TEST_STDOUT_DIR", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pushed = dir.join("pushed");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !pushed.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let stalled = !pushed.exists();
+        if stalled {
+            let _ = child.kill();
+        }
+        // Now read, so the child's output and its test report can finish.
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+        let status = child.wait().unwrap();
+        assert!(!stalled, "the stream stalled on the unread stdout");
+        assert!(status.success() && out.contains("1 passed"), "{status}");
+        let printed = out.lines().filter(|l| l.starts_with("{\"id\"")).count() as u64;
+        let counts = std::fs::read_to_string(dir.join("counts")).unwrap();
+        let (delivered, dropped) = counts.trim().split_once(' ').unwrap();
+        let (delivered, dropped): (u64, u64) =
+            (delivered.parse().unwrap(), dropped.parse().unwrap());
+        assert!(dropped > 0, "{counts}");
+        assert_eq!(delivered + dropped, 3000, "{counts}");
+        assert_eq!(printed, delivered, "every delivered alert is a whole line");
+        std::fs::remove_dir_all(&dir).unwrap();
+        return;
+    };
+    let (mut h, _bus) = harness(&[("rules", "p: class=person cooldown=0"), ("stdout", "true")]);
+    // 3000 alerts of about 400 bytes: far more than a pipe (64 KiB) and the queue hold.
+    push_activations(&mut h, 0, 3000);
+    std::fs::write(dir.join("pushed"), "").unwrap();
+    let stats = finish(h);
+    let (delivered, dropped) = output_counts(&stats, "stdout");
+    std::fs::write(dir.join("counts"), format!("{delivered} {dropped}")).unwrap();
+}

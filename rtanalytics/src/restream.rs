@@ -135,9 +135,11 @@ impl Restream {
     /// Serves `feed` at /ID.
     pub fn mount(&self, id: &str, feed: Arc<Feed>) {
         let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        // Bounded like the HLS writer's: a viewer that pauses (RTSP PAUSE stops the shared
+        // media) must not make the source's frames pile up; the oldest go first.
         factory.set_launch(
-            "( appsrc name=src is-live=true format=time do-timestamp=true \
-             ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )",
+            "( appsrc name=src is-live=true format=time do-timestamp=true max-bytes=4000000 \
+             leaky-type=downstream ! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 )",
         );
         factory.set_shared(true);
         if self.auth {

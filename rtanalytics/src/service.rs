@@ -24,13 +24,10 @@ use crate::hls::HlsWriter;
 use crate::restream::{Feed, Restream};
 use crate::shard::Shard;
 use gst::prelude::*;
-use gstrtalert::outputs::{
-    self, DeliveryError, Level, Message, Output, Report, Worker, jsonl_file,
-};
+use gstrtalert::outputs::{self, Level, Message, Output, Report, Worker, jsonl_file};
 use rtmeta::mask::{mask_in, mask_uri};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -219,12 +216,7 @@ fn report() -> Report {
 
 /// A JSON-lines output on standard output (one line per message, never interleaved).
 fn stdout_worker(what: &str) -> Worker {
-    Worker::spawn(format!("stdout:{what}"), 4096, report(), |m, _| {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", m.json)
-            .and_then(|_| out.flush())
-            .map_err(|e| DeliveryError::io("write", "standard output", e))
-    })
+    outputs::stdout(format!("stdout:{what}"), 4096, report())
 }
 
 impl Service {

@@ -1,7 +1,8 @@
 //! Where alerts go besides the bus. Every output counts what it delivered and what it had
-//! to drop, and reports failures through a callback that posts on the bus. Outputs that
-//! can be slow (files, network) work on their own thread behind a bounded queue, so the
-//! streaming thread never waits for them.
+//! to drop, and reports failures through a callback that posts on the bus. Every output
+//! (standard output too: a reader may stop reading) works on its own thread behind a bounded
+//! queue, so the streaming thread never waits for them; a stop waits for a delivery under
+//! way at most `LEFT_BEHIND_AFTER` past its grace.
 
 mod jsonl;
 mod mqtt;
@@ -204,6 +205,10 @@ impl Shutdown {
     }
 }
 
+/// How long past its grace a stopping worker's delivery may take before the worker is left
+/// behind (longer than any output's own timeout, 5 s by default).
+const LEFT_BEHIND_AFTER: Duration = Duration::from_secs(10);
+
 /// A bounded queue in front of a delivery function running on its own thread.
 pub struct Worker {
     name: String,
@@ -324,8 +329,24 @@ impl Output for Worker {
     fn shutdown(&mut self, grace: Duration) {
         self.shutdown.begin(grace);
         self.tx = None;
-        if let Some(t) = self.thread.take() {
+        let Some(t) = self.thread.take() else { return };
+        // A delivery already under way ends by its own timeout, but a write to a reader
+        // that stopped reading never does: such a thread is left behind, not waited for.
+        let deadline = Instant::now() + grace + LEFT_BEHIND_AFTER;
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if t.is_finished() {
             let _ = t.join();
+        } else {
+            (self.report)(
+                Level::Problem,
+                &format!(
+                    "{}: still delivering {} s after the stop; left behind",
+                    self.name,
+                    (grace + LEFT_BEHIND_AFTER).as_secs()
+                ),
+            );
         }
     }
 }
@@ -336,34 +357,14 @@ impl Drop for Worker {
     }
 }
 
-/// Writes each alert as a line on standard output.
-#[derive(Default)]
-pub struct Stdout {
-    stats: Stats,
-}
-
-impl Output for Stdout {
-    fn name(&self) -> &str {
-        "stdout"
-    }
-
-    fn send(&self, msg: &Message) {
+/// Writes each alert as a line on standard output, from its own thread like every output: a
+/// reader that stops reading (a full pipe, a paused terminal) costs alerts once `capacity`
+/// wait, never the stream.
+pub fn stdout(name: String, capacity: usize, report: Report) -> Worker {
+    Worker::spawn(name, capacity, report, |m, _| {
         let mut out = std::io::stdout().lock();
-        let ok = out
-            .write_all(msg.json.as_bytes())
-            .and_then(|_| out.write_all(b"\n"))
-            .and_then(|_| out.flush());
-        let counter = if ok.is_ok() {
-            &self.stats.delivered
-        } else {
-            &self.stats.dropped
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    fn shutdown(&mut self, _grace: Duration) {}
+        writeln!(out, "{}", m.json)
+            .and_then(|_| out.flush())
+            .map_err(|e| DeliveryError::io("write", "standard output", e))
+    })
 }

@@ -3,9 +3,7 @@
 
 use crate::alert::Alert;
 use crate::alerter::Alerter;
-use crate::outputs::{
-    self, Level, Message, Mqtt, Output, OutputError, OutputProps, Report, Stdout,
-};
+use crate::outputs::{self, Level, Message, Mqtt, Output, OutputError, OutputProps, Report};
 use crate::rules::{self, RateLimit, RuleSet, RulesError};
 use crate::snapshot;
 use gst::glib;
@@ -172,6 +170,8 @@ enum Job {
 
 /// Alerts queued before their snapshot is taken.
 const SNAPSHOT_QUEUE: usize = 16;
+/// Alerts waiting for standard output; more are dropped (and counted) while it is blocked.
+const STDOUT_QUEUE: usize = 1024;
 
 /// With snapshots, alerts go out from a thread of their own, `rtalert-snapshot`: it encodes
 /// and writes the frame's JPEG, then posts the alert and hands it to the outputs, in order.
@@ -235,7 +235,11 @@ impl RtAlert {
         let report = self.report();
         let mut outputs: Vec<Box<dyn Output>> = Vec::new();
         if plan.stdout {
-            outputs.push(Box::new(Stdout::default()));
+            outputs.push(Box::new(outputs::stdout(
+                "stdout".into(),
+                STDOUT_QUEUE,
+                report.clone(),
+            )));
         }
         if let Some((path, max_bytes, max_files)) = plan.jsonl {
             outputs.push(Box::new(outputs::jsonl_file(

@@ -600,6 +600,23 @@ def test_failed_source_is_reported_and_others_go_on(services, tmp_path):
     assert s.stop() == 0
 
 
+def test_an_hls_writer_that_fails_says_so_and_detection_goes_on(services, tmp_path):
+    hls = tmp_path / "hls"
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"),
+                                  hls={"folder": str(hls), "segment_seconds": 1},
+                                  encoder={"keyframe_interval": 10})).wait_up()
+    wait_for(lambda: (hls / "street" / "index.m3u8").exists(), 60)
+    # The folder goes away under the writer (a disk unmounted, a cleanup script).
+    shutil.rmtree(hls / "street")
+    error = wait_for(lambda: s.get("/api/v1/streams/street")[1]["last_error"], 60)
+    assert error.startswith("HLS stopped:"), error
+    before = s.frames("street")
+    wait_for(lambda: s.frames("street") > before + 20, 60)
+    assert s.get("/api/v1/streams/street")[1]["state"] == "playing"
+    assert "HLS" in s.stderr()
+    assert s.stop() == 0, s.stderr()[-3000:]
+
+
 def test_bad_model_stops_the_start(tmp_path):
     model = tmp_path / "model.onnx"
     model.write_text("not a model")

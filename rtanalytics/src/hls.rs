@@ -11,6 +11,7 @@
 use crate::config::HlsConfig;
 use gst::prelude::*;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 
 /// The playlist's name in each source's HLS folder.
 pub const PLAYLIST: &str = "index.m3u8";
@@ -21,6 +22,8 @@ const MAX_QUEUED_BYTES: u64 = 4 << 20;
 pub struct HlsWriter {
     pipeline: gst::Pipeline,
     src: gst_app::AppSrc,
+    /// The writer's first error: it has stopped, and the source's status says why.
+    error: Arc<OnceLock<String>>,
 }
 
 impl HlsWriter {
@@ -58,15 +61,19 @@ impl HlsWriter {
             .add_many([src.upcast_ref(), &parse, &sink])
             .and_then(|_| gst::Element::link_many([src.upcast_ref(), &parse, &sink]))
             .map_err(|e| format!("HLS writer: {e}"))?;
-        // Errors (a full disk, a removed folder) are logged; the analytics go on. The
-        // handler only formats and logs: it runs on the writer's streaming threads.
+        // Errors (a full disk, a removed folder) stop the writer, are logged and shown in
+        // the source's status; the analytics go on. The handler only formats, logs and
+        // stores: it runs on the writer's streaming threads.
         let source = id.to_string();
+        let error = Arc::new(OnceLock::new());
+        let first = error.clone();
         pipeline
             .bus()
             .expect("pipelines have a bus")
             .set_sync_handler(move |_, msg| {
                 if let gst::MessageView::Error(e) = msg.view() {
                     tracing::warn!(source = %source, "source {source}: HLS: {}", e.error());
+                    let _ = first.set(format!("HLS stopped: {}", e.error()));
                 }
                 gst::BusSyncReply::Drop
             });
@@ -74,13 +81,25 @@ impl HlsWriter {
             let _ = pipeline.set_state(gst::State::Null);
             return Err("the HLS writer did not start".into());
         }
-        Ok(HlsWriter { pipeline, src })
+        Ok(HlsWriter {
+            pipeline,
+            src,
+            error,
+        })
+    }
+
+    /// Why the writer stopped, if it did.
+    pub fn error(&self) -> Option<String> {
+        self.error.get().cloned()
     }
 
     /// One encoded frame from the source's appsink; its times become running times, which
     /// is what hlssink2 splits on. The sample is dropped first, so retiming the buffer
     /// copies nothing when no other branch (rtrecord's ring) holds it too.
     pub fn push(&self, sample: gst::Sample) {
+        if self.error.get().is_some() {
+            return;
+        }
         if let Some(caps) = sample.caps()
             && self.src.caps().as_deref() != Some(caps)
         {
@@ -113,7 +132,8 @@ impl Drop for HlsWriter {
             bus.unset_sync_handler();
         }
         let _ = self.src.end_of_stream();
-        if let Some(bus) = bus {
+        // A writer that stopped on an error has no segment to close.
+        if let Some(bus) = bus.filter(|_| self.error().is_none()) {
             let _ = bus.timed_pop_filtered(
                 gst::ClockTime::from_seconds(2),
                 &[gst::MessageType::Eos, gst::MessageType::Error],

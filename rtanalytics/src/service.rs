@@ -743,6 +743,9 @@ impl Service {
             alerts: s.alerts.clone(),
             alert_stats: None,
         };
+        if let Some(e) = s.branch.as_ref().and_then(|b| b.hls.as_ref()?.error()) {
+            st.last_error = Some(e);
+        }
         let failed = s.failed.is_some();
         let ended = s.counters.ended.load(Ordering::Relaxed);
         drop(sources);

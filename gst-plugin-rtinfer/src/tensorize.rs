@@ -156,8 +156,10 @@ impl Tensorizer {
                 .map_writable()
                 .map_err(|e| TensorizeError::Pool(e.to_string()))?;
             match self.gpu.as_mut() {
-                // One upload of the whole (single-memory) frame: plane offsets are the caps'.
-                Some(gpu) if buf.n_memory() == 1 => {
+                // One upload of the whole (single-memory) frame, whose planes lie where the
+                // caps say: a video meta with other strides or offsets (a padded decoder
+                // output) goes through the CPU converter, which follows it.
+                Some(gpu) if buf.n_memory() == 1 && laid_out_as_caps(buf, &self.info) => {
                     let bytes = buf.map_readable().map_err(|_| TensorizeError::Unmappable)?;
                     gpu.pre
                         .run(&bytes, &gpu.params, &mut gpu.out)
@@ -191,8 +193,62 @@ impl Tensorizer {
     }
 }
 
+/// Whether `buf`'s planes are where `info` (the caps) puts them: no video meta, or one with
+/// the same strides and offsets.
+fn laid_out_as_caps(buf: &gst::BufferRef, info: &gst_video::VideoInfo) -> bool {
+    buf.meta::<gst_video::VideoMeta>().is_none_or(|m| {
+        let n = info.n_planes() as usize;
+        m.stride().get(..n) == info.stride().get(..n)
+            && m.offset().get(..n) == info.offset().get(..n)
+    })
+}
+
 impl Drop for Tensorizer {
     fn drop(&mut self) {
         let _ = self.pool.set_active(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_frames_laid_out_as_their_caps_go_to_the_gpu_in_one_upload() {
+        gst::init().unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 48)
+            .build()
+            .unwrap();
+        let mut buf = gst::Buffer::with_size(info.size() * 2).unwrap();
+        assert!(laid_out_as_caps(&buf, &info), "no video meta");
+        let b = buf.get_mut().unwrap();
+        let offsets = info.offset().to_vec();
+        let strides = info.stride().to_vec();
+        gst_video::VideoMeta::add_full(
+            b,
+            gst_video::VideoFrameFlags::empty(),
+            info.format(),
+            64,
+            48,
+            &offsets,
+            &strides,
+        )
+        .unwrap();
+        assert!(laid_out_as_caps(&buf, &info), "the caps' layout");
+        let mut buf = gst::Buffer::with_size(info.size() * 2).unwrap();
+        // A decoder's padded planes: 128-byte rows.
+        let padded = [128, 64, 64];
+        let offsets = [0, 128 * 48, 128 * 48 + 64 * 24];
+        gst_video::VideoMeta::add_full(
+            buf.get_mut().unwrap(),
+            gst_video::VideoFrameFlags::empty(),
+            info.format(),
+            64,
+            48,
+            &offsets,
+            &padded,
+        )
+        .unwrap();
+        assert!(!laid_out_as_caps(&buf, &info));
     }
 }

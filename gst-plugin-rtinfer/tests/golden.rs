@@ -164,3 +164,41 @@ fn active_device_says_which_backend_and_precision_run() {
         assert_eq!(active, expected, "{backend}");
     }
 }
+
+#[test]
+fn a_tensor_made_before_the_video_was_scaled_is_not_used() {
+    // rtpreprocess's tensor meta survives videoscale, but its box mapping is for the frame
+    // before scaling: rtinfer must prepare the scaled frame itself, and find the same.
+    let line = |pre: &str| {
+        format!(
+            "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! {pre} videoscale ! \
+             video/x-raw,width=384,height=288 ! rtinfer model-file={} ! appsink name=out",
+            common::model("yolox_nano.onnx")
+        )
+    };
+    let (end, scaled_here) = run_launch(&line(""));
+    assert!(matches!(end, End::Eos), "{end:?}");
+    let (end, scaled_after) = run_launch(&line("rtpreprocess !"));
+    assert!(matches!(end, End::Eos), "{end:?}");
+    let boxes = |d: &[rtmeta::Detections]| {
+        d[0].objects
+            .iter()
+            .map(|o| {
+                (
+                    o.class_id,
+                    o.x.round(),
+                    o.y.round(),
+                    o.w.round(),
+                    o.h.round(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(!boxes(&scaled_here).is_empty());
+    assert_eq!(boxes(&scaled_here), boxes(&scaled_after));
+    assert!(
+        boxes(&scaled_here)
+            .iter()
+            .all(|b| b.1 + b.3 <= 384.0 && b.2 + b.4 <= 288.0)
+    );
+}

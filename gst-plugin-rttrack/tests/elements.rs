@@ -162,6 +162,32 @@ fn replay_attaches_each_recorded_frame_and_only_its_own_source() {
 }
 
 #[test]
+fn replay_follows_recorded_timestamps_through_seeks_and_loops() {
+    init();
+    let recorded: Vec<Detections> = (0..5)
+        .map(|n| frame(0, n, vec![person(10.0 * n as f32, 10.0, 0.9)]))
+        .collect();
+    let text: String = recorded
+        .iter()
+        .map(|d| d.to_json(Some(d.frame_number * FRAME_NS)).to_string() + "\n")
+        .collect();
+    let path = temp_file("dets-pts.jsonl", &text);
+    let mut h = replay_harness(&path, 0);
+    // Frames 0 to 2, then back to 1 (a seek) and on to 4, then 0 again (a loop).
+    let got: Vec<Option<u64>> = [0, 1, 2, 1, 4, 0]
+        .iter()
+        .map(|&n| {
+            let out = h.push_and_pull(buffer(None, n)).unwrap();
+            Detections::from_buffer(&out).map(|d| d.frame_number)
+        })
+        .collect();
+    assert_eq!(got, [0, 1, 2, 1, 4, 0].map(Some));
+    // A timestamp not recorded: the count goes on from the last frame found (0).
+    let out = h.push_and_pull(buffer(None, 100)).unwrap();
+    assert_eq!(Detections::from_buffer(&out), Some(recorded[1].clone()));
+}
+
+#[test]
 fn replay_errors_name_the_file_and_line() {
     init();
     let good = frame(0, 0, vec![person(10.0, 10.0, 0.9)])

@@ -128,15 +128,19 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn from_center(cx: f32, cy: f32, w: f32, h: f32, score: f32, class: u32) -> Self {
-        Candidate {
-            x1: cx - w / 2.0,
-            y1: cy - h / 2.0,
-            x2: cx + w / 2.0,
-            y2: cy + h / 2.0,
-            score,
-            class,
-        }
+    /// `None` for a box that is not finite (an overflowing fp16 run, a broken export).
+    fn from_center(cx: f32, cy: f32, w: f32, h: f32, score: f32, class: u32) -> Option<Self> {
+        [cx, cy, w, h]
+            .iter()
+            .all(|v| v.is_finite())
+            .then(|| Candidate {
+                x1: cx - w / 2.0,
+                y1: cy - h / 2.0,
+                x2: cx + w / 2.0,
+                y2: cy + h / 2.0,
+                score,
+                class,
+            })
     }
 }
 
@@ -215,12 +219,12 @@ impl Decoder {
                     && !data.chunks_exact(width).any(|r| r[2] > 50.0 || r[3] > 50.0);
                 for (i, r) in data.chunks_exact(width).enumerate() {
                     let obj = r[4];
-                    if obj < conf {
+                    if below(obj, conf) {
                         continue; // class scores are at most 1
                     }
                     let (class, cls_score) = argmax(&r[5..]);
                     let score = obj * cls_score;
-                    if score < conf || !keep_class(class) {
+                    if below(score, conf) || !keep_class(class) {
                         continue;
                     }
                     let (cx, cy, w, h) = if raw {
@@ -234,7 +238,7 @@ impl Decoder {
                     } else {
                         (r[0], r[1], r[2], r[3])
                     };
-                    out.push(Candidate::from_center(cx, cy, w, h, score, class));
+                    out.extend(Candidate::from_center(cx, cy, w, h, score, class));
                 }
             }
             Format::Ultralytics => {
@@ -250,11 +254,11 @@ impl Decoder {
                     }
                 }
                 for (j, (score, class)) in self.best.iter().enumerate() {
-                    if *score < conf || !keep_class(*class) {
+                    if below(*score, conf) || !keep_class(*class) {
                         continue;
                     }
                     let v = |k: usize| data[k * rows + j];
-                    out.push(Candidate::from_center(
+                    out.extend(Candidate::from_center(
                         v(0),
                         v(1),
                         v(2),
@@ -266,6 +270,11 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Whether a score misses the threshold; NaN (an overflowing fp16 run) always does.
+fn below(score: f32, conf: f32) -> bool {
+    score.is_nan() || score < conf
 }
 
 /// Index and value of the first maximum.
@@ -338,6 +347,40 @@ mod tests {
     }
 
     #[test]
+    fn rows_that_are_not_numbers_are_no_candidates() {
+        // What an fp16 overflow leaves: NaN scores, or a fine score with a NaN or infinite box.
+        let l = layout(&[1, 21, 7], 32, 32, Some(Format::Yolov5)).unwrap();
+        let mut d = Decoder::new(l, 32, 32);
+        let mut data = vec![0.0f32; 21 * 7];
+        data[..7].copy_from_slice(&[8.0, 8.0, 4.0, 4.0, f32::NAN, 0.0, 0.9]);
+        data[7..14].copy_from_slice(&[8.0, 8.0, 4.0, 4.0, 0.9, f32::NAN, f32::NAN]);
+        data[14..21].copy_from_slice(&[f32::NAN, 8.0, 4.0, 4.0, 0.9, 0.0, 0.9]);
+        data[21..28].copy_from_slice(&[8.0, 8.0, f32::INFINITY, 4.0, 0.9, 0.0, 0.9]);
+        data[28..35].copy_from_slice(&[8.0, 8.0, 4.0, 4.0, 0.9, 0.0, 0.9]);
+        let mut out = Vec::new();
+        d.candidates(&data, 0.25, &|_| true, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].x1, out[0].score), (6.0, 0.9 * 0.9));
+        let l = layout(&[1, 6, 8], 32, 32, Some(Format::Ultralytics)).unwrap();
+        let mut d = Decoder::new(l, 32, 32);
+        // Channel-major rows of 8 boxes: cx, cy, w, h, class 0, class 1. Box 0 has a NaN
+        // centre, box 1 NaN scores, box 3 is the one real detection.
+        let mut data = vec![0.0f32; 6 * 8];
+        for (row, v) in [8.0, 8.0, 4.0, 4.0].iter().enumerate() {
+            data[row * 8..row * 8 + 8].fill(*v);
+        }
+        data[0] = f32::NAN;
+        data[4 * 8] = 0.9;
+        data[4 * 8 + 1] = f32::NAN;
+        data[5 * 8 + 1] = f32::NAN;
+        data[5 * 8 + 3] = 0.8;
+        out.clear();
+        d.candidates(&data, 0.25, &|_| true, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].class, out[0].score), (1, 0.8));
+    }
+
+    #[test]
     fn raw_grid_numbers_are_not_decoded_boxes() {
         let l = layout(&[1, 21, 7], 32, 32, Some(Format::Yolov5)).unwrap();
         let mut data = vec![1.0f32; 21 * 7];
@@ -373,7 +416,7 @@ mod tests {
         d.candidates(&data, 0.25, &|_| true, &mut out);
         assert_eq!(
             out,
-            vec![Candidate::from_center(20.0, 30.0, 10.0, 4.0, 0.6, 1)]
+            vec![Candidate::from_center(20.0, 30.0, 10.0, 4.0, 0.6, 1).unwrap()]
         );
     }
 }

@@ -130,6 +130,9 @@ struct Track {
     hits: u32,
     first_seen: f64,
     last_seen: f64,
+    /// The `update` call that last matched it: "matched this frame" does not rely on
+    /// frames having distinct times (untimed buffers may all carry the same one).
+    matched: u64,
 }
 
 /// Counters since the tracker was made.
@@ -147,6 +150,8 @@ pub struct Tracker {
     tracks: Vec<Track>,
     next_id: u64,
     time: Option<f64>,
+    /// Counts `update` calls.
+    frame: u64,
     events: Vec<Event>,
     started: u64,
     ended: u64,
@@ -166,6 +171,7 @@ impl Tracker {
             tracks: Vec::new(),
             next_id: 1,
             time: None,
+            frame: 0,
             events: Vec::new(),
             started: 0,
             ended: 0,
@@ -190,6 +196,7 @@ impl Tracker {
             self.end_all();
         }
         self.time = Some(time);
+        self.frame += 1;
         let iou_mode = self.config.mode == Mode::Iou;
         for t in &mut self.tracks {
             if !iou_mode {
@@ -226,7 +233,7 @@ impl Tracker {
             self.config.low_match_iou,
         );
         for t in &mut self.tracks {
-            if t.state == State::Tracked && t.last_seen < time {
+            if t.state == State::Tracked && t.matched != self.frame {
                 t.state = State::Lost;
             }
         }
@@ -239,7 +246,7 @@ impl Tracker {
             self.config.tentative_match_iou,
         );
         self.tracks
-            .retain(|t| t.state != State::Tentative || t.last_seen >= time);
+            .retain(|t| t.state != State::Tentative || t.matched == self.frame);
         // 4. New tracks.
         for (k, d) in detections.iter().enumerate() {
             if self.det_free[k] && d.confidence >= self.config.new_track_threshold {
@@ -254,6 +261,7 @@ impl Tracker {
                     hits: 1,
                     first_seen: time,
                     last_seen: time,
+                    matched: self.frame,
                 });
                 let t = self.tracks.len() - 1;
                 self.ids[k] = self.confirm_if_due(t);
@@ -277,7 +285,7 @@ impl Tracker {
         rows.clear();
         rows.extend(
             (0..self.tracks.len())
-                .filter(|&i| self.tracks[i].last_seen < time && track_filter(&self.tracks[i])),
+                .filter(|&i| self.tracks[i].matched != self.frame && track_filter(&self.tracks[i])),
         );
         cols.clear();
         cols.extend(
@@ -334,6 +342,7 @@ impl Tracker {
         track.confidence = d.confidence;
         track.class_id = d.class_id;
         track.last_seen = time;
+        track.matched = self.frame;
         track.hits += 1;
         if track.state == State::Lost {
             track.state = State::Tracked;
@@ -471,6 +480,22 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn frames_with_one_time_are_tracked_like_any_others() {
+        // Untimed buffers may all get the same time: each update is still one frame.
+        let mut tracker = Tracker::new(Config::default());
+        for k in 0..50 {
+            let ids = tracker
+                .update(0.0, &[det(100.0 + k as f32, 100.0, 0.9)])
+                .to_vec();
+            if k > 0 {
+                assert_eq!(ids, vec![Some(1)], "frame {k}");
+            }
+        }
+        assert_eq!(tracker.tracks.len(), 1);
+        assert_eq!(tracker.counts().started, 1);
     }
 
     #[test]

@@ -35,9 +35,12 @@ pub struct TensorMeta {
 }
 
 impl TensorMeta {
-    /// Number of bytes the tensor needs.
+    /// Number of bytes the tensor needs (`usize::MAX` when that overflows: no buffer fits).
     pub fn byte_size(&self) -> usize {
-        (self.width * self.height * self.channels) as usize * self.dtype.size()
+        [self.height, self.channels, self.dtype.size() as u32]
+            .iter()
+            .try_fold(self.width as usize, |n, &k| n.checked_mul(k as usize))
+            .unwrap_or(usize::MAX)
     }
 
     /// Attaches the tensor to `buffer`, replacing one already there.

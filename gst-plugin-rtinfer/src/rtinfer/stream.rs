@@ -115,11 +115,26 @@ impl StreamState {
     ) -> Result<Input, TensorizeError> {
         let spec = &model.spec;
         if let Some(t) = TensorMeta::from_buffer(buf) {
+            // The tensor must be this model's input, of this frame: metas are copied along
+            // by elements that scale (videoscale) and may come from other applications.
+            let tr = &t.transform;
+            let of_this_frame = self
+                .info
+                .as_ref()
+                .is_some_and(|i| (i.width(), i.height()) == (tr.frame_width, tr.frame_height))
+                && [tr.scale_x, tr.scale_y]
+                    .iter()
+                    .all(|s| s.is_finite() && *s > 0.0)
+                && tr.pad_left.is_finite()
+                && tr.pad_top.is_finite();
             let fits = |spec: &TensorSpec| {
                 t.width == spec.width
                     && t.height == spec.height
+                    && t.channels == 3
                     && t.dtype == spec.dtype
                     && t.layout == spec.layout
+                    && t.data.size() == t.byte_size()
+                    && of_this_frame
             };
             if fits(spec) {
                 return Ok(Input {
@@ -131,14 +146,25 @@ impl StreamState {
             }
             if !self.warned_tensor && !model.previous.as_ref().is_some_and(fits) {
                 self.warned_tensor = true;
-                warn(format!(
-                    "Upstream tensor ({}x{} {} {}) does not fit the model ({}); preprocessing here instead",
-                    t.width,
-                    t.height,
-                    t.layout.as_str(),
-                    t.dtype.as_str(),
-                    spec.describe()
-                ));
+                warn(if of_this_frame {
+                    format!(
+                        "Upstream tensor ({}x{}x{} {} {}, {} bytes) does not fit the model ({}); \
+                         preprocessing here instead",
+                        t.width,
+                        t.height,
+                        t.channels,
+                        t.layout.as_str(),
+                        t.dtype.as_str(),
+                        t.data.size(),
+                        spec.describe()
+                    )
+                } else {
+                    format!(
+                        "Upstream tensor was made for a {}x{} frame, not this one (is the video \
+                         scaled between rtpreprocess and rtinfer?); preprocessing here instead",
+                        tr.frame_width, tr.frame_height
+                    )
+                });
             }
         }
         let info = self.info.as_ref().ok_or(TensorizeError::NoCaps)?;

@@ -157,7 +157,7 @@ impl ElementImpl for RtJsonEnc {
                 "Encoder/Metadata",
                 "Writes the RtDetectionMeta of each frame as one JSON line: source_id, frame, pts \
                  (ns), width, height, stale and objects (class_id, label, confidence, x, y, w, h, \
-                 track_id). Frames without detection metadata produce nothing.",
+                 track_id, producer). Frames without detection metadata produce nothing.",
                 "rt analytics developers",
             )
         });

@@ -1,8 +1,10 @@
 //! rtdetreplay: attaches the detections that rtjsonenc recorded to the frames of a video.
 //!
 //! Frames are numbered as rtinfer numbers them (from 0, from the start of the stream), and a
-//! frame takes the recorded line with its number and the `source-id` property's source. The
-//! file is read whole when the element starts, so nothing is read on the streaming thread.
+//! frame takes the recorded line with its number and the `source-id` property's source; a
+//! frame whose timestamp was recorded takes that line instead, so a seek or a loop finds the
+//! right detections. The file is read whole when the element starts, so nothing is read on
+//! the streaming thread.
 
 use gst::glib;
 use gst::prelude::*;
@@ -31,8 +33,10 @@ struct Settings {
 struct State {
     location: PathBuf,
     source_id: u32,
-    /// The recorded detections of this source by frame number; taken as frames pass.
+    /// The recorded detections of this source by frame number.
     frames: HashMap<u64, Detections>,
+    /// Frame numbers by recorded timestamp (ns).
+    by_pts: HashMap<u64, u64>,
     next_frame: u64,
     /// Frame size from the caps.
     size: Option<(u32, u32)>,
@@ -54,6 +58,7 @@ impl ObjectSubclass for RtDetReplay {
 /// What a file holds: the lines of `source_id` by frame number, and every source id seen.
 struct Recording {
     frames: HashMap<u64, Detections>,
+    by_pts: HashMap<u64, u64>,
     sources: Vec<u32>,
 }
 
@@ -67,6 +72,7 @@ fn read_recording(path: &Path, source_id: u32) -> Result<Recording, gst::ErrorMe
         )
     })?;
     let mut frames = HashMap::new();
+    let mut by_pts = HashMap::new();
     let mut sources = Vec::new();
     for (k, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -81,7 +87,7 @@ fn read_recording(path: &Path, source_id: u32) -> Result<Recording, gst::ErrorMe
         };
         let value: serde_json::Value =
             serde_json::from_str(line).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let (dets, _pts) = Detections::from_json(&value).map_err(|e| bad(e.to_string()))?;
+        let (dets, pts) = Detections::from_json(&value).map_err(|e| bad(e.to_string()))?;
         if !sources.contains(&dets.source_id) {
             sources.push(dets.source_id);
         }
@@ -89,13 +95,20 @@ fn read_recording(path: &Path, source_id: u32) -> Result<Recording, gst::ErrorMe
             continue;
         }
         let frame = dets.frame_number;
+        if let Some(pts) = pts {
+            by_pts.insert(pts, frame);
+        }
         if frames.insert(frame, dets).is_some() {
             return Err(bad(format!(
                 "frame {frame} of source {source_id} is recorded twice"
             )));
         }
     }
-    Ok(Recording { frames, sources })
+    Ok(Recording {
+        frames,
+        by_pts,
+        sources,
+    })
 }
 
 impl ObjectImpl for RtDetReplay {
@@ -156,8 +169,8 @@ impl ElementImpl for RtDetReplay {
                 "Detection replay",
                 "Filter/Analyzer/Video",
                 "Attaches detections recorded by rtjsonenc to the frames with the same source \
-                 id and frame number (counted from 0, as rtinfer does), so tracking, rules and \
-                 drawing can run again without the model. Frames without a recorded line \
+                 id and timestamp, or frame number (counted from 0, as rtinfer does) for lines \
+                 without one, so tracking, rules and drawing can run again without the model. Frames without a recorded line \
                  pass without detections.",
                 "rt analytics developers",
             )
@@ -229,6 +242,7 @@ impl BaseTransformImpl for RtDetReplay {
             location,
             source_id: settings.source_id,
             frames: recording.frames,
+            by_pts: recording.by_pts,
             ..State::default()
         };
         Ok(())
@@ -258,9 +272,13 @@ impl BaseTransformImpl for RtDetReplay {
 
     fn transform_ip(&self, buf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut state = self.state.lock().unwrap();
-        let number = state.next_frame;
-        state.next_frame += 1;
-        let Some(dets) = state.frames.remove(&number) else {
+        let number = buf
+            .pts()
+            .and_then(|t| state.by_pts.get(&t.nseconds()).copied())
+            .unwrap_or(state.next_frame);
+        state.next_frame = number + 1;
+        // Kept, not taken: a seek back or a loop asks for it again.
+        let Some(dets) = state.frames.get(&number).cloned() else {
             drop(state);
             Detections::remove(buf);
             return Ok(gst::FlowSuccess::Ok);

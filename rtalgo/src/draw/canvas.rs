@@ -214,14 +214,25 @@ impl<'a> Canvas<'a> {
     /// The outline of a rectangle, `width` pixels wide, inside [x0, x1) x [y0, y1).
     pub fn stroke_rect(&mut self, x0: i32, y0: i32, x1: i32, y1: i32, width: i32, color: Color) {
         let w = width.max(1);
-        self.fill_rect(x0, y0, x1, (y0 + w).min(y1), color);
-        self.fill_rect(x0, (y1 - w).max(y0), x1, y1, color);
-        self.fill_rect(x0, y0, (x0 + w).min(x1), y1, color);
-        self.fill_rect((x1 - w).max(x0), y0, x1, y1, color);
+        // Saturating: boxes from other applications may sit at the ends of i32.
+        self.fill_rect(x0, y0, x1, y0.saturating_add(w).min(y1), color);
+        self.fill_rect(x0, y1.saturating_sub(w).max(y0), x1, y1, color);
+        self.fill_rect(x0, y0, x0.saturating_add(w).min(x1), y1, color);
+        self.fill_rect(x1.saturating_sub(w).max(x0), y0, x1, y1, color);
     }
 
     /// A straight line `width` pixels thick from (x0, y0) to (x1, y1).
     pub fn draw_line(&mut self, x0: f32, y0: f32, x1: f32, y1: f32, width: i32, color: Color) {
+        // Only the part near the frame is stepped along: points from other applications'
+        // metas may be far outside it (or not numbers at all).
+        let margin = width.max(1) as f32;
+        let Some([x0, y0, x1, y1]) = clip_segment(
+            [x0, y0, x1, y1],
+            (-margin, -margin),
+            (self.width as f32 + margin, self.height as f32 + margin),
+        ) else {
+            return;
+        };
         let (dx, dy) = (x1 - x0, y1 - y0);
         let steps = dx.abs().max(dy.abs()).ceil().max(1.0) as i32;
         let w = width.max(1);
@@ -410,6 +421,39 @@ fn pixelate_plane<const BPP: usize, const CHANNELS: usize>(
     }
 }
 
+/// The part of the segment `[x0, y0, x1, y1]` inside the rectangle `lo`..`hi`
+/// (Liang-Barsky), or `None` when none is, or a coordinate is not finite.
+fn clip_segment(p: [f32; 4], lo: (f32, f32), hi: (f32, f32)) -> Option<[f32; 4]> {
+    if !p.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    // In f64: far points in f32 would leave the clipped ends tens of pixels off.
+    let [x0, y0, x1, y1] = p.map(f64::from);
+    let (lo, hi) = ((lo.0 as f64, lo.1 as f64), (hi.0 as f64, hi.1 as f64));
+    let (dx, dy) = (x1 - x0, y1 - y0);
+    let (mut t0, mut t1) = (0.0f64, 1.0f64);
+    for (q, d) in [
+        (x0 - lo.0, -dx),
+        (hi.0 - x0, dx),
+        (y0 - lo.1, -dy),
+        (hi.1 - y0, dy),
+    ] {
+        if d == 0.0 {
+            if q < 0.0 {
+                return None;
+            }
+        } else {
+            let t = q / d;
+            if d < 0.0 {
+                t0 = t0.max(t);
+            } else {
+                t1 = t1.min(t);
+            }
+        }
+    }
+    (t0 <= t1).then(|| [x0 + t0 * dx, y0 + t0 * dy, x0 + t1 * dx, y0 + t1 * dy].map(|v| v as f32))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +531,24 @@ mod tests {
         let lit = bufs[0].chunks(3).filter(|p| p[0] == 255).count();
         assert_eq!(lit, 16, "one pixel per column for a shallow 1 px line");
         assert!(!red(2, 7) && !red(17, 2));
+    }
+
+    #[test]
+    fn lines_from_far_outside_are_clipped_and_nan_draws_nothing() {
+        let mut bufs = vec![vec![0u8; 20 * 10 * 3]];
+        // A billion pixels long: stepped along only where it crosses the frame.
+        canvas(Format::Rgb, 20, 10, &mut bufs).draw_line(-1e9, 5.0, 1e9, 5.0, 1, RED);
+        let row: Vec<bool> = (0..20).map(|x| bufs[0][(5 * 20 + x) * 3] == 255).collect();
+        assert!(row.iter().all(|&r| r), "{row:?}");
+        assert_eq!(bufs[0].chunks(3).filter(|p| p[0] == 255).count(), 20);
+        let mut bufs = vec![vec![0u8; 20 * 10 * 3]];
+        let mut c = canvas(Format::Rgb, 20, 10, &mut bufs);
+        c.draw_line(f32::NAN, 5.0, 10.0, 5.0, 1, RED);
+        c.draw_line(f32::INFINITY, 5.0, 10.0, 5.0, 1, RED);
+        c.draw_line(30.0, 30.0, 40.0, 50.0, 1, RED);
+        c.stroke_rect(i32::MIN, i32::MIN, i32::MAX, i32::MAX, 2, RED);
+        let lit = bufs[0].chunks(3).filter(|p| p[0] == 255).count();
+        assert_eq!(lit, 0, "nothing of these is in the frame");
     }
 
     #[test]

@@ -159,7 +159,9 @@ impl Overlay {
     }
 
     pub fn draw(&mut self, canvas: &mut Canvas, objects: &[Object]) {
-        let px = |v: f32| v.round() as i32;
+        // Far enough out for any frame, near enough that sums of a few sizes fit an i32
+        // (boxes from other applications may hold any number).
+        let px = |v: f32| v.round().clamp(-1e7, 1e7) as i32;
         for o in objects.iter().filter(|o| o.blur) {
             let r = o.rect;
             canvas.pixelate(

@@ -13,6 +13,9 @@ struct Glyph {
     coverage: Vec<u8>,
 }
 
+/// Glyphs kept per size: many times the characters of any label set.
+const MAX_CACHED_GLYPHS: usize = 4096;
+
 /// A font at one pixel size.
 pub struct Text {
     font: fontdue::Font,
@@ -58,6 +61,11 @@ impl Text {
     }
 
     fn glyph(&mut self, c: char) -> &Glyph {
+        // Labels from other applications may use any characters: the cache starts again
+        // rather than growing without bound.
+        if self.glyphs.len() >= MAX_CACHED_GLYPHS && !self.glyphs.contains_key(&c) {
+            self.glyphs.clear();
+        }
         let (font, px) = (&self.font, self.px);
         self.glyphs.entry(c).or_insert_with(|| {
             let (m, coverage) = font.rasterize(c, px);

@@ -523,9 +523,10 @@ def test_dashboard_files_and_alert_links_over_http(services, tmp_path):
 
 def test_detection_files_per_source(services, tmp_path):
     out = tmp_path / "dets-{source}.jsonl"
-    s = services(tmp_path, config(src("a", f"file://{VTEST}"), src("b", f"file://{MEGAMIND}"),
-                                  outputs={"alerts": {"stdout": False},
-                                           "detections": {"file": str(out)}})).wait_up()
+    c = config(src("a", f"file://{VTEST}"), src("b", f"file://{MEGAMIND}"),
+               outputs={"alerts": {"stdout": False}, "detections": {"file": str(out)}})
+    c["model"]["confidence_threshold"] = 0.5
+    s = services(tmp_path, c).wait_up()
     wait_for(lambda: s.frames("a") > 30 and s.frames("b") > 30, 60)
     assert s.stop() == 0
     for sid, size in (("a", (768, 576)), ("b", (720, 528))):
@@ -533,6 +534,8 @@ def test_detection_files_per_source(services, tmp_path):
         assert len(docs) > 30
         assert all(d["source"] == sid and (d["width"], d["height"]) == size for d in docs)
         assert sum(len(d["objects"]) for d in docs) > 0
+        # model.confidence_threshold reaches rtinfer (the default is 0.3).
+        assert min(o["confidence"] for d in docs for o in d["objects"]) >= 0.5
         # Frames in order, every one written (the stop drains the outputs).
         frames = [d["frame"] for d in docs]
         assert frames == sorted(frames)

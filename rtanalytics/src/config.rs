@@ -476,7 +476,22 @@ impl Config {
             .map_err(|e| format!("model.{e}"))?;
         in_range("model.batch_size", m.batch_size as f64, 1.0, 64.0)?;
         in_range("model.interval", m.interval as f64, 1.0, 1000.0)?;
+        // rtinfer's property ranges: a value beyond them would fail the element, not name
+        // the key.
         in_range("model.requests", m.requests as f64, 0.0, 64.0)?;
+        in_range("model.threads", m.threads as f64, 0.0, 256.0)?;
+        in_range(
+            "model.batch_timeout_ms",
+            m.batch_timeout_ms as f64,
+            0.0,
+            10_000.0,
+        )?;
+        in_range(
+            "model.max_latency_ms",
+            m.max_latency_ms as f64,
+            0.0,
+            60_000.0,
+        )?;
         if let Some(c) = m.confidence_threshold {
             in_range("model.confidence_threshold", c, 0.0, 1.0)?;
         }
@@ -864,6 +879,22 @@ model:
                 "uri: file:///tmp/x.mp4",
                 "uri: /tmp/x.mp4",
                 "sources[1].uri:",
+            ),
+            // Beyond rtinfer's property ranges: named here, not a failure of the element.
+            (
+                "  interval: 2",
+                "  interval: 2\n  threads: 1000",
+                "model.threads",
+            ),
+            (
+                "  interval: 2",
+                "  interval: 2\n  batch_timeout_ms: 20000",
+                "model.batch_timeout_ms",
+            ),
+            (
+                "  interval: 2",
+                "  interval: 2\n  max_latency_ms: 100000",
+                "model.max_latency_ms",
             ),
         ];
         for (from, to, want) in cases {

@@ -30,7 +30,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// YAML config file (see `rtanalytics schema` and pipelines/rtanalytics.yaml).
+    /// YAML config file (see `rtanalytics schema` and rtanalytics/examples/cameras.yaml).
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Without --config: a source, as URI or ID=URI (repeat for more).

@@ -240,7 +240,7 @@ impl Service {
             .build()
             .map_err(|e| format!("Cannot create rtinfer ({e}): is GST_PLUGIN_PATH set?"))?;
         if let Some(c) = m.confidence_threshold {
-            infer.set_property("confidence-threshold", c as f32);
+            infer.set_property("confidence-threshold", c);
         }
         let pipeline = gst::Pipeline::with_name("rtanalytics");
         pipeline.add(&infer).map_err(|e| e.to_string())?;

@@ -553,7 +553,7 @@ impl ObjectImpl for RtAlert {
                 glib::ParamSpecString::builder("rules")
                     .nick("Inline rules")
                     .blurb("Rules in short form: \"NAME: key=value ...; NAME2: ...\" with keys class, conf, count, max-count, \
-                            zone (x,y pairs 0..1), anchor, duration (s), frames, ended, source, cooldown (s), key (rule|class|track), \
+                            zone (x,y pairs 0..1), line (x1,y1,x2,y2: alerts on crossings), direction, anchor, duration (s), frames, ended, source, cooldown (s), key (rule|class|track), \
                             burst (COUNT/SECONDS). E.g. \"people: class=person count=3 duration=2 cooldown=30\"")
                     .mutable_playing()
                     .build(),
@@ -604,7 +604,7 @@ impl ObjectImpl for RtAlert {
                 uint("flush-timeout", "Flush timeout", "When stopping, milliseconds to finish delivering queued alerts; the rest count as dropped", 0, 600_000, d.flush_timeout_ms),
                 glib::ParamSpecBoxed::builder::<gst::Structure>("stats")
                     .nick("Statistics")
-                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, delivered/dropped/queued per output (each output's add up to emitted), and per rule unique-tracks, crossed-in, crossed-out")
+                    .blurb("emitted, suppressed-cooldown, suppressed-burst, suppressed-rate, dropped-outputs, snapshot-failures, delivered/dropped/queued per output (each output's add up to emitted), and per rule unique-tracks, crossed-in, crossed-out")
                     .read_only()
                     .build(),
             ]
@@ -699,9 +699,9 @@ impl ElementImpl for RtAlert {
             gst::subclass::ElementMetadata::new(
                 "Detection alerts",
                 "Filter/Analyzer/Video",
-                "Evaluates rules (classes, confidence, counts, zones, presence time) over RtDetectionMeta and \
-                 emits alerts with cooldown, burst detection and rate limiting to the bus, stdout, JSON-lines \
-                 files, webhooks and MQTT. Suppressed and undeliverable alerts are always counted.",
+                "Evaluates rules (classes, confidence, counts, zones, line crossings, presence time) over \
+                 RtDetectionMeta and emits alerts with cooldown, burst detection and rate limiting to the bus, \
+                 stdout, JSON-lines files, webhooks, MQTT and NATS. Suppressed and undeliverable alerts are always counted.",
                 "rt analytics developers",
             )
         });

@@ -36,6 +36,11 @@ pub enum ClipError {
     Stopped(gst::FlowError),
     #[error("it did not finish within {0}")]
     Timeout(gst::ClockTime),
+    #[error("cannot create the folder {}: {source}", dir.display())]
+    Folder {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot rename {} to {}: {source}", from.display(), to.display())]
     Rename {
         from: PathBuf,
@@ -63,7 +68,7 @@ impl ClipError {
                     .kind::<gst::ResourceError>()
                     .unwrap_or(gst::ResourceError::Write),
             ),
-            ClipError::NotStarted => Some(gst::ResourceError::OpenWrite),
+            ClipError::NotStarted | ClipError::Folder { .. } => Some(gst::ResourceError::OpenWrite),
             ClipError::Build(_) | ClipError::Caps { .. } | ClipError::Unready => {
                 Some(gst::ResourceError::Failed)
             }

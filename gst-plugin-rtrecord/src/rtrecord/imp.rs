@@ -17,7 +17,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex};
 use std::thread::JoinHandle;
 
@@ -210,6 +210,13 @@ impl RtRecord {
         let (Some(path), Some(caps)) = (path, stream.caps.as_ref()) else {
             return Err(ClipError::Unready);
         };
+        // location may have been changed to a folder that is not there yet.
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| ClipError::Folder {
+                dir: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
         let start = self.running_time(frames.first()).unwrap_or_default();
         let mut writer = Writer::open(caps, path.clone(), start).inspect_err(|_| {
             let _ = std::fs::remove_file(clip::part_path(&path));
@@ -306,11 +313,18 @@ impl RtRecord {
         let _ = self
             .obj()
             .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
-        let (dir, max_clips, max_bytes) = {
+        let (max_clips, max_bytes) = {
             let s = self.settings.lock().unwrap();
-            (s.location.clone(), s.max_clips, s.max_bytes)
+            (s.max_clips, s.max_bytes)
         };
-        match retention::prune(&dir, max_clips, max_bytes) {
+        // The folder this clip went to (location may have changed since).
+        let dir = clip
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let name = self.obj().name();
+        match retention::prune(&dir, &name, max_clips, max_bytes) {
             Ok(removed) => {
                 for p in &removed {
                     gst::info!(CAT, imp = self, "removed {} (retention)", p.display());
@@ -399,7 +413,7 @@ impl ObjectImpl for RtRecord {
             vec![
                 glib::ParamSpecString::builder("location")
                     .nick("Clip folder")
-                    .blurb("Folder the clips are written to (created if missing), as <element name>-<UTC time>.mp4; while a clip is written it is <name>.mp4.part")
+                    .blurb("Folder the clips are written to (created if missing; a change applies to the next clip), as <element name>-<UTC time>.mp4; while a clip is written it is <name>.mp4.part")
                     .default_value(d.location.to_str())
                     .mutable_playing()
                     .build(),
@@ -408,13 +422,13 @@ impl ObjectImpl for RtRecord {
                 seconds("max-duration", "Longest clip", "Seconds after which a clip ends whatever the triggers ask", 86_400.0, d.max_duration),
                 glib::ParamSpecUInt::builder("max-clips")
                     .nick("Most clips")
-                    .blurb("Clips (*.mp4) kept in the folder; the oldest are removed after each new clip (0: no limit)")
+                    .blurb("Clips of this element (NAME-STAMP.mp4) kept in the folder; its oldest are removed after each new clip, other files never (0: no limit)")
                     .default_value(d.max_clips)
                     .mutable_playing()
                     .build(),
                 glib::ParamSpecUInt64::builder("max-bytes")
                     .nick("Most bytes")
-                    .blurb("Bytes of clips (*.mp4) kept in the folder; the oldest are removed after each new clip (0: no limit)")
+                    .blurb("Bytes of this element's clips kept in the folder; its oldest are removed after each new clip, other files never (0: no limit)")
                     .default_value(d.max_bytes)
                     .mutable_playing()
                     .build(),

@@ -620,6 +620,25 @@ def test_an_hls_writer_that_fails_says_so_and_detection_goes_on(services, tmp_pa
     assert s.stop() == 0, s.stderr()[-3000:]
 
 
+def test_a_source_failing_while_playing_fails_only_itself(services, tmp_path):
+    # 321x241: the encoder of the HLS branch cannot take it, and fails while playing. Its
+    # error comes twice (x264enc's, then its queue's); the second, from a branch already
+    # torn down, once stopped the whole service.
+    odd = tmp_path / "odd.avi"
+    subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=50", "!",
+                    "video/x-raw,width=321,height=241,framerate=10/1", "!", "jpegenc", "!",
+                    "avimux", "!", "filesink", f"location={odd}"], check=True, env=env())
+    s = services(tmp_path, config(src("street", f"file://{VTEST}"), src("odd", f"file://{odd}"),
+                                  hls={"folder": str(tmp_path / "hls")})).wait_up()
+    wait_for(lambda: s.get("/api/v1/streams/odd")[1]["state"] == "failed", 60)
+    assert "x264" in s.get("/api/v1/streams/odd")[1]["last_error"]
+    before = s.frames("street")
+    wait_for(lambda: s.frames("street") > before + 30, 60)
+    assert s.proc.poll() is None, s.stderr()[-3000:]
+    assert "the pipeline failed" not in s.stderr()
+    assert s.stop() == 0, s.stderr()[-3000:]
+
+
 def test_bad_model_stops_the_start(tmp_path):
     model = tmp_path / "model.onnx"
     model.write_text("not a model")

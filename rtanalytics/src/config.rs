@@ -57,7 +57,8 @@ pub struct Config {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// Unique name: letters, digits, '.', '_' and '-' (used in metrics labels and outputs).
+    /// Unique name: letters, digits, '.', '_' and '-', starting with a letter or digit (used in
+    /// metrics labels, outputs and folder names).
     pub id: String,
     /// file://, rtsp:// (rtspt:// for TCP), http(s)://... Credentials are masked in logs.
     pub uri: String,
@@ -773,6 +774,10 @@ pub fn check_id(id: &str) -> Result<(), String> {
             "'{id}' may only have letters, digits, '.', '_' and '-'"
         ));
     }
+    // Ids name folders (HLS, clips): "." and ".." would be the folder itself or its parent.
+    if !id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("'{id}' must start with a letter or digit"));
+    }
     Ok(())
 }
 
@@ -870,6 +875,13 @@ model:
                 "sources[1].id: 'cam1' is used twice",
             ),
             ("id: lobby", "id: 'a b'", "sources[1].id:"),
+            // Ids name folders: the folder itself or its parent is no id.
+            ("id: lobby", "id: '..'", "must start with a letter or digit"),
+            (
+                "id: lobby",
+                "id: .hidden",
+                "must start with a letter or digit",
+            ),
             (
                 "  interval: 2",
                 "  interval: 2\n  device: openvino:TPU",

@@ -219,6 +219,16 @@ fn stdout_worker(what: &str) -> Worker {
     outputs::stdout(format!("stdout:{what}"), 4096, report())
 }
 
+/// Where a bus message comes from (`Service::origin`).
+enum Origin {
+    /// A source's branch: its id.
+    Source(String),
+    /// The shared part (rtinfer, the pipeline itself).
+    Shared,
+    /// An element no longer in the pipeline: a torn-down branch.
+    Gone,
+}
+
 impl Service {
     /// Builds the pipeline and starts it (the model loads here: a bad model is an error that
     /// says what to fix), then starts the configured sources this instance owns.
@@ -698,21 +708,28 @@ impl Service {
         }
     }
 
-    /// The source an element belongs to: the id of its `src-ID` or `out-ID` bin.
-    fn source_of(&self, obj: &gst::Object) -> Option<String> {
+    /// Where a message's element is: in a source's `src-ID` or `out-ID` bin, in the shared
+    /// part of the pipeline, or no longer in the pipeline at all.
+    fn origin(&self, obj: &gst::Object) -> Origin {
+        if obj == self.pipeline.upcast_ref::<gst::Object>() {
+            return Origin::Shared;
+        }
         let mut cur = Some(obj.clone());
         while let Some(o) = cur {
             let parent = o.parent();
             if parent.as_ref() == Some(self.pipeline.upcast_ref()) {
                 let name = o.name();
-                return name
+                return match name
                     .strip_prefix("src-")
                     .or_else(|| name.strip_prefix("out-"))
-                    .map(str::to_string);
+                {
+                    Some(id) => Origin::Source(id.to_string()),
+                    None => Origin::Shared,
+                };
             }
             cur = parent;
         }
-        None
+        Origin::Gone
     }
 
     pub fn status(&self, id: &str) -> Option<SourceStatus> {
@@ -1170,7 +1187,17 @@ fn bus_loop(service: Weak<Service>) {
             }
             continue;
         };
-        let source = msg.src().and_then(|o| svc.source_of(o));
+        let origin = msg.src().map_or(Origin::Shared, |o| svc.origin(o));
+        let source = match origin {
+            Origin::Source(id) => Some(id),
+            Origin::Shared => None,
+            Origin::Gone => {
+                // A branch already torn down (its first error failed it, or it was removed)
+                // still had messages queued: they are about nothing that runs now.
+                tracing::debug!("from a removed source: {:?}", msg.structure());
+                continue;
+            }
+        };
         match msg.view() {
             gst::MessageView::Element(e) => {
                 let (Some(s), Some(id)) = (e.structure(), source.as_deref()) else {

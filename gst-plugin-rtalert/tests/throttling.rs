@@ -290,7 +290,35 @@ fn rules_file_reloads_when_it_changes() {
     .unwrap();
     bump_mtime(&file, 2);
     push(&mut h, 0, 3 * S, &[("car", 0.9, 0.0, 0.0, 10.0, 10.0)]);
-    assert_eq!(summary(&alerts(&bus)), vec![s("start", "cars", 3.0, 0)]);
+    let msgs: Vec<_> = std::iter::from_fn(|| bus.pop()).collect();
+    let warnings = |msgs: &[gst::Message]| {
+        msgs.iter()
+            .filter_map(|m| match m.view() {
+                gst::MessageView::Warning(w) => Some(w.error().to_string()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(warnings(&msgs).is_empty(), "{:?}", warnings(&msgs));
+    let alerted: Vec<_> = msgs.iter().filter_map(alert_of).collect();
+    assert_eq!(summary(&alerted), vec![s("start", "cars", 3.0, 0)]);
+
+    // New outputs in the file: the rules change now, the outputs only at a restart (said).
+    std::fs::write(
+        &file,
+        "rules:\n  - name: cars\n    classes: [car]\n    cooldown: 0\noutputs:\n  stdout: true\n",
+    )
+    .unwrap();
+    bump_mtime(&file, 3);
+    push(&mut h, 0, 4 * S, &[]);
+    let msgs: Vec<_> = std::iter::from_fn(|| bus.pop()).collect();
+    assert!(
+        warnings(&msgs)
+            .iter()
+            .any(|w| w.contains("apply when the element restarts")),
+        "{:?}",
+        warnings(&msgs)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -116,6 +116,9 @@ struct State {
     /// Shared so that alerts are handed to the outputs without the lock.
     outputs: Arc<[Box<dyn Output>]>,
     snapshot_dir: Option<PathBuf>,
+    /// What the rules file said besides rules at the start (outputs, snapshot folder, rate
+    /// limit): a reload does not change these, and says so when they differ.
+    file_extras: (rules::Outputs, Option<RateLimit>),
     segment: gst::FormattedSegment<gst::ClockTime>,
     info: Option<gst_video::VideoInfo>,
     rules_mtime: Option<SystemTime>,
@@ -342,9 +345,13 @@ impl RtAlert {
             match loaded {
                 Ok(set) => {
                     let n = set.rules.len();
+                    let extras_changed = (set.outputs, set.rate_limit) != state.file_extras;
                     let ended = state.alerter.replace_rules(set.rules);
                     let regions = settings.regions_meta && state.alerter.engine().has_regions();
-                    (Ok((n, regions)), (ended, state.outputs.clone()))
+                    (
+                        Ok((n, regions, extras_changed)),
+                        (ended, state.outputs.clone()),
+                    )
                 }
                 Err(e) => (Err(e), (Vec::new(), state.outputs.clone())),
             }
@@ -357,9 +364,17 @@ impl RtAlert {
             outputs: outputs.clone(),
         }));
         match count {
-            Ok((n, regions)) => {
+            Ok((n, regions, extras_changed)) => {
                 // Outside our locks: it takes the element's.
                 self.obj().set_passthrough(!regions);
+                if extras_changed {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::LibraryError::Settings,
+                        ("The rules file's outputs, snapshot-dir or rate-limit changed: they \
+                          apply when the element restarts; the new rules apply now")
+                    );
+                }
                 gst::info!(CAT, imp = self, "{why}: {n} rules");
                 gst::element_imp_info!(
                     self,
@@ -775,6 +790,7 @@ impl BaseTransformImpl for RtAlert {
         if snapshot_dir.is_some() {
             self.start_emitter()?;
         }
+        let file_extras = (set.outputs.clone(), set.rate_limit);
         let alerter = Alerter::new(set.rules, rate, nonce());
         self.obj()
             .set_passthrough(!(s.regions_meta && alerter.engine().has_regions()));
@@ -782,6 +798,7 @@ impl BaseTransformImpl for RtAlert {
             alerter,
             outputs: outputs.into(),
             snapshot_dir,
+            file_extras,
             segment: gst::FormattedSegment::new(),
             info: None,
             rules_mtime: mtime(&s.rules_file),

@@ -540,6 +540,8 @@ impl RtInfer {
         let mut st = stream.state.lock().unwrap();
         let number = st.frame_number;
         st.frame_number += 1;
+        // A lowered interval counts from now, not from the end of the old countdown.
+        st.until_next = st.until_next.min(live.interval.max(1) - 1);
         let infer = st.until_next == 0;
         st.until_next = if infer {
             live.interval.max(1) - 1
@@ -1127,7 +1129,7 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecUInt::builder("interval")
                     .nick("Interval")
-                    .blurb("Run the model on every Nth frame of each stream; frames in between carry the last detections, flagged stale")
+                    .blurb("Run the model on every Nth frame of each stream; frames in between carry the last detections, flagged stale (a change applies from the next frame)")
                     .minimum(1)
                     .maximum(1000)
                     .default_value(Live::default().interval)

@@ -183,9 +183,13 @@ fn rtinfer_interval_marks_copied_detections_stale() {
             (4, true, 7)
         ]
     );
+    // A lower interval applies from the next frame (frame 5 would wait for frame 6 else).
+    e.set_property("interval", 1u32);
+    let out = h.push_and_pull(frame(5)).unwrap();
+    assert!(!Detections::from_buffer(&out).unwrap().stale);
     let stats = e.property::<gst::Structure>("stats");
-    assert_eq!(stats.get::<u64>("frames").unwrap(), 5);
-    assert_eq!(stats.get::<u64>("inferences").unwrap(), 2);
+    assert_eq!(stats.get::<u64>("frames").unwrap(), 6);
+    assert_eq!(stats.get::<u64>("inferences").unwrap(), 3);
     assert!(stats.get::<f64>("p95-inference-ms").unwrap() > 0.0);
 }
 

@@ -373,13 +373,21 @@ impl Service {
         match result {
             Ok(branch) => {
                 let mut sources = self.sources.lock().unwrap();
+                // Checked under the lock `stop` takes the branches with: a branch stored
+                // after that would never be stopped.
+                let stopping = self.stopping.load(Ordering::SeqCst);
                 match sources.get_mut(&id) {
-                    Some(s) => s.branch = Some(branch),
-                    // Removed meanwhile: undo.
-                    None => {
+                    // Still this request's entry (not one added again after a removal).
+                    Some(s) if s.pad == pad && !stopping => s.branch = Some(branch),
+                    // Removed meanwhile, or the service is stopping: undo.
+                    _ => {
                         drop(sources);
                         self.teardown(branch);
-                        return Err(SourceError::Unknown(id));
+                        return Err(if stopping {
+                            SourceError::Stopping
+                        } else {
+                            SourceError::Unknown(id)
+                        });
                     }
                 }
                 drop(sources);
@@ -388,7 +396,9 @@ impl Service {
             }
             Err(e) => {
                 tracing::error!(source = %id, uri = %masked, "source {id} cannot start: {e}");
-                if let Some(s) = self.sources.lock().unwrap().get_mut(&id) {
+                if let Some(s) = self.sources.lock().unwrap().get_mut(&id)
+                    && s.pad == pad
+                {
                     s.failed = Some(e.clone());
                     s.last_error = Some(e.clone());
                 }

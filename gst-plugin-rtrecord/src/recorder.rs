@@ -8,7 +8,7 @@
 //! starts at the newest keyframe at or before `t - pre` (so it has at least the pre-capture
 //! asked for when the ring holds it), and ends at the first frame at or after its end. A
 //! trigger while a clip is open moves its end instead of starting another one; `max_duration`
-//! ends a clip whatever the triggers ask.
+//! ends a clip whatever the triggers ask, and a trigger past that gets a clip of its own.
 
 use std::collections::VecDeque;
 
@@ -126,8 +126,12 @@ impl<T: Clone> Recorder<T> {
             t.saturating_add(self.limits.post),
         );
         if let Some(span) = &mut self.open {
-            span.end = span.end.max(until);
-            return Triggered::Extended;
+            if t < span.limit {
+                span.end = span.end.max(until);
+                return Triggered::Extended;
+            }
+            // Past the open clip's longest duration, which cannot show it: a clip of its
+            // own, starting when this one ends.
         }
         match &mut self.waiting {
             Some((f, u)) => {
@@ -378,6 +382,27 @@ mod tests {
         run(&mut r, 28..80, &mut clips);
         // Asked until 3.8 s; it started at 1 s, so it ends at 3 s.
         assert_eq!(sealed(clips), vec![(10..30).collect::<Vec<_>>()]);
+    }
+
+    #[test]
+    fn a_trigger_past_the_open_clips_longest_duration_gets_a_clip_of_its_own() {
+        let mut r = Recorder::new(Limits {
+            max_duration: 2 * S,
+            ..limits(S, S)
+        });
+        let mut clips = Vec::new();
+        run(&mut r, 0..25, &mut clips);
+        r.trigger(2500 * MS); // from keyframe 10: the clip may run until 3 s
+        run(&mut r, 25..28, &mut clips);
+        // At 3.2 s, ahead of the frames (the encoder's latency): the open clip ends at 3 s.
+        assert_eq!(r.trigger(3200 * MS), Triggered::New);
+        run(&mut r, 28..80, &mut clips);
+        // The second runs from the keyframe at or before 2.2 s (frame 20), asked until 4.2 s
+        // and held to its own 2 s.
+        assert_eq!(
+            sealed(clips),
+            vec![(10..30).collect::<Vec<_>>(), (20..40).collect::<Vec<_>>()]
+        );
     }
 
     #[test]

@@ -454,3 +454,55 @@ fn an_unwritable_folder_is_an_error_at_start() {
     );
     p.set_state(gst::State::Null).unwrap();
 }
+
+#[test]
+fn a_clip_across_a_new_segment_keeps_its_frames_in_order() {
+    init();
+    let dir = folder("segments");
+    // Two encoded streams one after the other (concat): the second's timestamps start at 0
+    // again in a segment whose base is the first's length, 2 s.
+    let encode = format!(
+        "video/x-raw,width=320,height=240,framerate={FPS}/1 ! {} ! c.",
+        H264.encode
+    );
+    let p: gst::Pipeline = gst::parse::launch(&format!(
+        "concat name=c ! rtrecord name=rec location={} pre-capture=1 post-capture=1 \
+         videotestsrc name=src num-buffers=60 pattern=ball ! {encode} \
+         videotestsrc num-buffers=60 pattern=snow ! {encode}",
+        dir.display()
+    ))
+    .unwrap()
+    .downcast()
+    .unwrap();
+    let answer = Arc::new(Mutex::new(None));
+    let a = answer.clone();
+    on_frame(&p, move |i, pad, _| {
+        if i == 45 {
+            // Half a frame after the streams meet: from the keyframe at 1 s (frame 30) to
+            // 3.017 s, frames 30 to 90 (the second's 0 to 30).
+            *a.lock().unwrap() = RecordRequest {
+                running_time: gst::ClockTime::from_nseconds(2_016_666_666),
+                reason: "the seam".into(),
+            }
+            .send(pad);
+        }
+    });
+    let (clips, warnings) = run(&p);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(clips.len(), 1);
+    let path = answer.lock().unwrap().clone().expect("an answer");
+    let frames = frames_of(Path::new(&path));
+    assert_eq!(frames.len(), 61, "frames in the clip");
+    assert!(frames[0].1 && frames[0].0 == 0, "{:?}", frames[0]);
+    // One frame time apart throughout (within the nanoseconds concat rounds its base to):
+    // the second stream's frames follow the first's, not start again at 0.
+    for (i, (pts, _)) in frames.iter().enumerate() {
+        let want = i as u64 * 1_000_000_000 / FPS;
+        assert!(
+            pts.abs_diff(want) <= 1_000,
+            "frame {i}: {pts} ns, not {want}"
+        );
+    }
+    no_parts(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

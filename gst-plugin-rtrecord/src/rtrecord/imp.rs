@@ -217,7 +217,11 @@ impl RtRecord {
                 source: e,
             })?;
         }
-        let start = self.running_time(frames.first()).unwrap_or_default();
+        // The ring's frames carry running times (see `render`).
+        let start = frames
+            .first()
+            .and_then(|b| b.dts_or_pts())
+            .unwrap_or_default();
         let mut writer = Writer::open(caps, path.clone(), start).inspect_err(|_| {
             let _ = std::fs::remove_file(clip::part_path(&path));
         })?;
@@ -363,10 +367,18 @@ impl RtRecord {
         }
     }
 
-    fn running_time(&self, buf: Option<&gst::Buffer>) -> Option<gst::ClockTime> {
+    /// `buffer` with its timestamps as running times, or `None` when it has none. Clips are
+    /// written from these, so frames kept across a new segment (a concatenation, a looping
+    /// source) stay in order and without gaps; only the header is copied.
+    fn in_running_time(&self, buffer: &gst::Buffer) -> Option<(gst::ClockTime, gst::Buffer)> {
         let segment = self.obj().segment();
         let segment = segment.downcast_ref::<gst::ClockTime>()?;
-        segment.to_running_time(buf?.dts_or_pts()?)
+        let time = segment.to_running_time(buffer.dts_or_pts()?)?;
+        let mut data = buffer.clone();
+        let b = data.make_mut();
+        b.set_dts(b.dts().and_then(|t| segment.to_running_time(t)));
+        b.set_pts(b.pts().and_then(|t| segment.to_running_time(t)));
+        Some((time, data))
     }
 
     /// The live statistics while started, the last run's after it stopped.
@@ -615,7 +627,7 @@ impl BaseSinkImpl for RtRecord {
     }
 
     fn render(&self, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(time) = self.running_time(Some(buffer)) else {
+        let Some((time, data)) = self.in_running_time(buffer) else {
             gst::debug!(CAT, imp = self, "buffer without a running time: not kept");
             return Ok(gst::FlowSuccess::Ok);
         };
@@ -623,7 +635,7 @@ impl BaseSinkImpl for RtRecord {
             time: time.nseconds(),
             key: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
             bytes: buffer.size(),
-            data: buffer.clone(),
+            data,
         };
         let mut stream = self.stream.lock().unwrap();
         let (actions, path) = {

@@ -125,13 +125,13 @@ impl<T: Clone> Recorder<T> {
             t.saturating_sub(self.limits.pre),
             t.saturating_add(self.limits.post),
         );
-        if let Some(span) = &mut self.open {
-            if t < span.limit {
-                span.end = span.end.max(until);
-                return Triggered::Extended;
-            }
-            // Past the open clip's longest duration, which cannot show it: a clip of its
-            // own, starting when this one ends.
+        // Past the open clip's longest duration, which cannot show it, a trigger gets a clip
+        // of its own, starting when this one ends.
+        if let Some(span) = &mut self.open
+            && t < span.limit
+        {
+            span.end = span.end.max(until);
+            return Triggered::Extended;
         }
         match &mut self.waiting {
             Some((f, u)) => {

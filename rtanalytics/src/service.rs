@@ -27,7 +27,7 @@ use gst::prelude::*;
 use gstrtalert::outputs::{self, Level, Message, Output, Report, Worker, jsonl_file};
 use rtmeta::mask::{mask_in, mask_uri};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -195,6 +195,9 @@ pub struct Service {
     config: Config,
     pub shard: Option<Shard>,
     sources: Mutex<BTreeMap<String, Source>>,
+    /// Ids of removed sources whose branch is still being torn down (taken after `sources`):
+    /// their bins, HLS folder and RTSP mount are not free for a new source of that id yet.
+    retiring: Mutex<BTreeSet<String>>,
     next_pad: AtomicU32,
     shared: Mutex<Shared>,
     started: Instant,
@@ -271,6 +274,7 @@ impl Service {
             config,
             shard,
             sources: Mutex::new(BTreeMap::new()),
+            retiring: Mutex::new(BTreeSet::new()),
             next_pad: AtomicU32::new(0),
             shared: Mutex::new(shared),
             started: Instant::now(),
@@ -344,6 +348,11 @@ impl Service {
             if sources.contains_key(&id) {
                 return Err(SourceError::Duplicate(id));
             }
+            if self.retiring.lock().unwrap().contains(&id) {
+                return Err(SourceError::NotNow(format!(
+                    "the source '{id}' is still being removed; try again in a few seconds"
+                )));
+            }
             let pad = self.next_pad.fetch_add(1, Ordering::Relaxed);
             sources.insert(
                 id.clone(),
@@ -409,14 +418,19 @@ impl Service {
 
     /// Stops a source, releases its rtinfer pad and forgets it.
     pub fn remove_source(&self, id: &str) -> Result<(), SourceError> {
-        let source = self
-            .sources
-            .lock()
-            .unwrap()
-            .remove(id)
-            .ok_or_else(|| SourceError::Unknown(id.to_string()))?;
+        let source = {
+            let mut sources = self.sources.lock().unwrap();
+            let source = sources
+                .remove(id)
+                .ok_or_else(|| SourceError::Unknown(id.to_string()))?;
+            if source.branch.is_some() {
+                self.retiring.lock().unwrap().insert(id.to_string());
+            }
+            source
+        };
         if let Some(b) = source.branch {
             self.teardown(b);
+            self.retiring.lock().unwrap().remove(id);
         }
         tracing::info!(source = %id, "source {id} removed");
         Ok(())

@@ -189,6 +189,23 @@ impl<T: Clone> Recorder<T> {
         }
     }
 
+    /// What the open or waiting clip still asks for past the newest frame, as `(newest,
+    /// end)`: after a reset (new caps) the recording goes on with `resume`.
+    pub fn unfinished(&self) -> Option<(u64, u64)> {
+        let newest = self.newest?;
+        let end = match (self.open, self.waiting) {
+            (Some(span), _) => span.end.min(span.limit),
+            (None, Some((_, until))) => until,
+            (None, None) => return None,
+        };
+        (end > newest).then_some((newest, end))
+    }
+
+    /// Asks for `[from, until)` again (see `unfinished`).
+    pub fn resume(&mut self, from: u64, until: u64) {
+        self.waiting = Some((from, until));
+    }
+
     /// Forgets the open clip (its writer failed); the ring stays.
     pub fn abort(&mut self) {
         self.open = None;
@@ -382,6 +399,27 @@ mod tests {
         run(&mut r, 28..80, &mut clips);
         // Asked until 3.8 s; it started at 1 s, so it ends at 3 s.
         assert_eq!(sealed(clips), vec![(10..30).collect::<Vec<_>>()]);
+    }
+
+    #[test]
+    fn what_a_clip_still_asks_for_survives_a_reset() {
+        let mut r = Recorder::new(limits(S, 2 * S));
+        let mut clips = Vec::new();
+        run(&mut r, 0..25, &mut clips);
+        assert_eq!(r.unfinished(), None);
+        r.trigger(2500 * MS); // [1.5 s, 4.5 s)
+        run(&mut r, 25..30, &mut clips);
+        // New caps at 3 s: the clip closes, and what it still asked for starts afresh.
+        let (from, until) = r.unfinished().unwrap();
+        assert_eq!((from, until), (2900 * MS, 4500 * MS));
+        apply(r.finish(), &mut clips);
+        r.reset();
+        r.resume(from, until);
+        run(&mut r, 30..60, &mut clips);
+        assert_eq!(
+            sealed(clips),
+            vec![(10..30).collect::<Vec<_>>(), (30..45).collect::<Vec<_>>()]
+        );
     }
 
     #[test]

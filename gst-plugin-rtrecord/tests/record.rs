@@ -506,3 +506,52 @@ fn a_clip_across_a_new_segment_keeps_its_frames_in_order() {
     no_parts(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn new_caps_mid_clip_end_it_and_what_was_asked_for_goes_on_in_a_new_clip() {
+    init();
+    let dir = folder("recaps");
+    let p: gst::Pipeline = gst::parse::launch(&format!(
+        "videotestsrc name=src num-buffers=150 pattern=ball ! videoscale ! capsfilter name=cf \
+         caps=video/x-raw,width=320,height=240,framerate={FPS}/1 ! {} ! rtrecord name=rec \
+         location={} pre-capture=1 post-capture=2",
+        H264.encode,
+        dir.display()
+    ))
+    .unwrap()
+    .downcast()
+    .unwrap();
+    let cf = p.by_name("cf").unwrap();
+    on_frame(&p, move |i, pad, _| {
+        if i == 45 {
+            // [0.5 s, 3.5 s)
+            ask(pad, 45).unwrap();
+        }
+        if i == 60 {
+            // A camera reconnecting at another resolution, at 2 s.
+            cf.set_property(
+                "caps",
+                gst::Caps::builder("video/x-raw")
+                    .field("width", 160i32)
+                    .field("height", 120i32)
+                    .field("framerate", gst::Fraction::new(FPS as i32, 1))
+                    .build(),
+            );
+        }
+    });
+    let (clips, warnings) = run(&p);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(clips.len(), 2, "{clips:?}");
+    let frames: Vec<Vec<(u64, bool)>> = clips
+        .iter()
+        .map(|c| frames_of(Path::new(&c.get::<String>("location").unwrap())))
+        .collect();
+    // Before the new caps: from the keyframe at 0.5 s to them, about 1.5 s; after them:
+    // from the first new keyframe to 3.5 s, about 1.5 s again.
+    for f in &frames {
+        assert!(f[0].1, "starts at a keyframe");
+        assert!((35..=55).contains(&f.len()), "{} frames", f.len());
+    }
+    no_parts(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

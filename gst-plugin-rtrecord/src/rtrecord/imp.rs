@@ -126,23 +126,28 @@ impl RtRecord {
         let t = at.map_or_else(|| state.recorder.newest().unwrap_or(0), |t| t.nseconds());
         state.counters.triggers += 1;
         if state.recorder.trigger(t) == Triggered::New || state.clip.is_none() {
-            let base = format!(
-                "{}-{}",
-                self.obj().name(),
-                rtalgo::time::Utc::now().compact()
-            );
-            let name = if base == state.last_name.0 {
-                state.last_name.1 += 1;
-                format!("{base}-{}", state.last_name.1)
-            } else {
-                state.last_name = (base.clone(), 1);
-                base
-            };
-            state.clip = Some(dir.join(format!("{name}.mp4")));
+            state.clip = Some(self.new_clip_path(state, &dir));
         }
         let path = state.clip.as_ref().map(|p| p.display().to_string());
         gst::debug!(CAT, imp = self, "{reason} at {t} ns: {path:?}");
         path
+    }
+
+    /// `DIR/NAME-STAMP.mp4` for the next clip (`-N` after clips named in the same millisecond).
+    fn new_clip_path(&self, state: &mut State, dir: &Path) -> PathBuf {
+        let base = format!(
+            "{}-{}",
+            self.obj().name(),
+            rtalgo::time::Utc::now().compact()
+        );
+        let name = if base == state.last_name.0 {
+            state.last_name.1 += 1;
+            format!("{base}-{}", state.last_name.1)
+        } else {
+            state.last_name = (base.clone(), 1);
+            base
+        };
+        dir.join(format!("{name}.mp4"))
     }
 
     /// Does what the recorder asked, on the streaming thread; `path` is the clip a `Start`
@@ -615,11 +620,24 @@ impl BaseSinkImpl for RtRecord {
             gst::info!(
                 CAT,
                 imp = self,
-                "caps changed to {caps}: clip ended, ring emptied"
+                "caps changed to {caps}: clip ended, ring emptied; a recording asked for goes on in a new clip"
             );
+            // What the clip still asked for goes on in a new clip, from the first keyframe
+            // with the new caps.
+            let unfinished = self
+                .state
+                .lock()
+                .unwrap()
+                .as_ref()
+                .and_then(|s| s.recorder.unfinished());
             self.end_clips();
+            let dir = self.settings.lock().unwrap().location.clone();
             if let Some(state) = self.state.lock().unwrap().as_mut() {
                 state.recorder.reset();
+                if let Some((from, until)) = unfinished {
+                    state.recorder.resume(from, until);
+                    state.clip = Some(self.new_clip_path(state, &dir));
+                }
             }
         }
         self.stream.lock().unwrap().caps = Some(caps.clone());

@@ -7,5 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export RT_SHARED=$(realpath "${RT_SHARED:-../shared}")
 VENV=${RT_VENV:-${XDG_DATA_HOME:-$HOME/.local/share}/rtinfer/venv}
+export RT_VENV=$VENV RT_MODEL=${RT_MODEL:-$(scripts/fetch-model.sh)}
 "$VENV/bin/pip" install -q --disable-pip-version-check numpy opencv-python-headless
 cargo run --release --quiet --example bench -- "$@"

@@ -271,6 +271,7 @@ fn main() {
     let model = args
         .get(1)
         .cloned()
+        .or_else(|| std::env::var("RT_MODEL").ok())
         .unwrap_or(format!("{shared}/models/yolox_nano.onnx"));
     gst::init().unwrap();
     gstrtinfer::plugin_register_static().unwrap();

@@ -135,8 +135,10 @@ impl Tensorizer {
         &mut self,
         buf: &gst::BufferRef,
     ) -> Result<(gst::Buffer, Transform), TensorizeError> {
+        // Frames with a video meta of their own layout (tightly packed rows) are checked by
+        // the frame mapping instead.
         let need = self.info.size();
-        if buf.size() < need {
+        if laid_out_as_caps(buf, &self.info) && buf.size() < need {
             return Err(TensorizeError::FrameTooSmall {
                 size: buf.size(),
                 need,

@@ -403,11 +403,16 @@ impl Tracker {
     }
 
     /// The boxes of the followed, confirmed tracks predicted at `time`, for a frame whose
-    /// detections were copied rather than computed. Changes nothing.
+    /// detections were copied rather than computed. Changes nothing. Not before a track's
+    /// last update (time went back) nor past its `lost_timeout` (a stalled source): no
+    /// extrapolation into a gap.
     pub fn predict(&self, time: f64) -> impl Iterator<Item = Predicted> + '_ {
+        let timeout = self.config.lost_timeout;
         self.tracks
             .iter()
-            .filter(|t| t.state == State::Tracked)
+            .filter(move |t| {
+                t.state == State::Tracked && time >= t.filter_time && time - t.last_seen <= timeout
+            })
             .filter_map(move |t| {
                 let rect = match self.config.mode {
                     Mode::ByteTrack => t.filter.rect_after((time - t.filter_time) as f32),
@@ -632,6 +637,9 @@ mod tests {
         }
         let p: Vec<Predicted> = iou.predict(39.0 * FRAME).collect();
         assert_eq!(p[0].rect, Rect::new(100.0 + 6.0 * 29.0, 40.0, 40.0, 80.0));
+        // Not into a gap past lost_timeout (1 s), nor back in time.
+        assert_eq!(tracker.predict(29.0 * FRAME + 1.5).count(), 0);
+        assert_eq!(tracker.predict(10.0 * FRAME).count(), 0);
     }
 
     #[test]

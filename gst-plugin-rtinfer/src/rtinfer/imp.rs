@@ -807,8 +807,22 @@ impl RtInfer {
     /// dropped. A flush or restart resumes it.
     fn stop_stream(&self, stream: &Stream, flow: gst::FlowError) {
         stream.set_flow(Err(flow));
-        drop(self.scheduler.flush_start(stream.id));
+        self.withdraw(stream);
         let _ = stream.srcpad.pause_task();
+    }
+
+    /// Drops what the stream has queued or in flight (a flush, a stopped output). Like
+    /// queue, sticky events among it other than segment and EOS are kept on the src pad, so
+    /// they still reach downstream before the next frame.
+    fn withdraw(&self, stream: &Stream) {
+        for item in self.scheduler.flush_start(stream.id) {
+            if let Item::Event(e) = item
+                && e.is_sticky()
+                && !matches!(e.type_(), gst::EventType::Segment | gst::EventType::Eos)
+            {
+                let _ = stream.srcpad.store_sticky_event(&e);
+            }
+        }
     }
 
     /// What queue posts when a stream stops on an error that upstream will not report: no
@@ -872,16 +886,7 @@ impl RtInfer {
             gst::EventView::FlushStart(_) => {
                 let ok = stream.srcpad.push_event(event);
                 stream.set_flow(Err(gst::FlowError::Flushing));
-                for item in self.scheduler.flush_start(stream.id) {
-                    // Like queue: sticky events other than segment and EOS must still
-                    // reach downstream.
-                    if let Item::Event(e) = item
-                        && e.is_sticky()
-                        && !matches!(e.type_(), gst::EventType::Segment | gst::EventType::Eos)
-                    {
-                        let _ = stream.srcpad.store_sticky_event(&e);
-                    }
-                }
+                self.withdraw(stream);
                 let _ = stream.srcpad.pause_task();
                 return ok;
             }

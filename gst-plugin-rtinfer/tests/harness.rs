@@ -282,3 +282,29 @@ fn rtjsonenc_writes_one_line_per_frame_with_detections() {
     h.push(frame(3)).unwrap();
     assert!(h.try_pull().is_none());
 }
+
+#[test]
+fn elements_that_read_pixels_refuse_the_crop_meta_downstream_offers() {
+    init();
+    // A sink that takes GstVideoCropMeta (kmssink does) would make videocrop upstream crop
+    // by a meta these elements do not read: they keep it out of the query.
+    let asks_crop = |e: &gst::Element| {
+        let mut h = Harness::with_element(e, Some("sink"), Some("src"));
+        h.add_propose_allocation_meta(gst_video::VideoCropMeta::meta_api(), None);
+        h.set_src_caps_str(CAPS);
+        h.push_and_pull(frame(0)).unwrap();
+        let caps = gst::Caps::from_str(CAPS).unwrap();
+        let mut q = gst::query::Allocation::new(Some(&caps), true);
+        assert!(h.srcpad().unwrap().peer_query(&mut q));
+        q.find_allocation_meta::<gst_video::VideoCropMeta>()
+            .is_some()
+    };
+    let make = |name: &str| gst::ElementFactory::make(name).build().unwrap();
+    assert!(asks_crop(&make("identity")), "the harness offers it");
+    assert!(!asks_crop(&make("rtpreprocess")));
+    let infer = gst::ElementFactory::make("rtinfer")
+        .property("model-file", model("yolox_nano.onnx"))
+        .build()
+        .unwrap();
+    assert!(!asks_crop(&infer));
+}

@@ -362,3 +362,27 @@ fn zones_and_lines_from_rtalert_are_drawn_and_highlighted() {
     let out = h.push_and_pull(input.clone()).unwrap();
     assert_eq!(pixel(&out, &info, 16, 60), pixel(&input, &info, 16, 60));
 }
+
+#[test]
+fn the_crop_meta_downstream_offers_is_refused() {
+    init();
+    // Drawing maps whole frames: videocrop upstream must really crop, not attach a meta.
+    let e = gst::ElementFactory::make("rtoverlay").build().unwrap();
+    let mut h = Harness::with_element(&e, Some("sink"), Some("src"));
+    h.add_propose_allocation_meta(gst_video::VideoCropMeta::meta_api(), None);
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "RGB")
+        .field("width", W as i32)
+        .field("height", H as i32)
+        .field("framerate", gst::Fraction::new(25, 1))
+        .build();
+    h.set_src_caps(caps.clone());
+    let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+    h.push_and_pull(frame(&info, false, vec![])).unwrap();
+    let mut q = gst::query::Allocation::new(Some(&caps), true);
+    assert!(h.srcpad().unwrap().peer_query(&mut q));
+    assert!(
+        q.find_allocation_meta::<gst_video::VideoCropMeta>()
+            .is_none()
+    );
+}

@@ -33,6 +33,16 @@ pub const TENSOR_META: &str = "RtTensorMeta";
 /// Name of the custom meta carrying rtalert's zones and lines and their state.
 pub const REGION_META: &str = "RtRegionMeta";
 
+/// Takes `GstVideoCropMeta` out of an ALLOCATION query on its way upstream. The elements
+/// that read pixels (rtpreprocess, rtinfer, rtoverlay) map whole frames; were a sink's
+/// support for the crop meta passed on, `videocrop` upstream would crop by attaching one
+/// instead of cropping, and they would work on the uncropped frame.
+pub fn refuse_crop_meta(query: &mut gst::query::Allocation) {
+    while let Some(i) = query.find_allocation_meta::<gst_video::VideoCropMeta>() {
+        query.remove_nth_allocation_meta(i);
+    }
+}
+
 /// Registers the custom metas with GStreamer. Safe to call any number of times.
 pub fn register() {
     static ONCE: std::sync::Once = std::sync::Once::new();

@@ -1008,6 +1008,7 @@ impl RtInfer {
                 let held = self.scheduler.frames_held(interval) as u32;
                 if let gst::QueryViewMut::Allocation(q) = query.view_mut() {
                     reserve(q, held);
+                    rtmeta::refuse_crop_meta(q);
                 }
                 true
             }

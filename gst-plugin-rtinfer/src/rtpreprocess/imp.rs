@@ -374,6 +374,16 @@ impl BaseTransformImpl for RtPreprocess {
     const PASSTHROUGH_ON_SAME_CAPS: bool = false;
     const TRANSFORM_IP_ON_PASSTHROUGH: bool = false;
 
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(decide_query, query)?;
+        rtmeta::refuse_crop_meta(query);
+        Ok(())
+    }
+
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         let old = self.state.lock().unwrap().take();
         drop(old);

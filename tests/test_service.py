@@ -776,7 +776,9 @@ def consume_all(port, subject, durable):
         while True:
             try:
                 batch = await sub.fetch(100, timeout=2)
-            except nats.errors.TimeoutError:
+            # nats-py raises its own TimeoutError, or asyncio's (its base) when the fetch's
+            # deadline runs out between its two requests: both mean no more messages.
+            except asyncio.TimeoutError:
                 break
             for m in batch:
                 got.append((m.subject, m.headers.get("Nats-Msg-Id"), json.loads(m.data)))

@@ -310,6 +310,16 @@ fn dynamic_batch_models_run_a_real_batch_with_the_same_results() {
 }
 
 /// An accurate flushing seek to `target`.
+/// Seeks one stream: pushed upstream from its sink's pad. Not `Element::send_event` on the
+/// sink, which holds the sink's state lock while the seek runs: a LATENCY message handled
+/// meanwhile (rtinfer posts one when its run time grows) sends the latency event from the
+/// pipeline to its sinks, and the two lock orders deadlock inside GStreamer.
+fn seek_stream(sink: &gst::Element, target: gst::ClockTime) -> bool {
+    sink.static_pad("sink")
+        .unwrap()
+        .push_event(flushing_seek(target))
+}
+
 fn flushing_seek(target: gst::ClockTime) -> gst::Event {
     gst::event::Seek::new(
         1.0,
@@ -363,8 +373,10 @@ fn a_flushing_seek_on_one_stream_leaves_the_other_alone() {
             wait_until("stream 0 to reach 10 frames", 60, || {
                 seen.lock().unwrap().len() >= 10
             });
-            let seek = flushing_seek(target);
-            assert!(out0.send_event(seek), "the seek reached the file source");
+            assert!(
+                seek_stream(&out0, target),
+                "the seek reached the file source"
+            );
         })
     };
     let (end, _) = run(&pipeline);
@@ -465,8 +477,7 @@ fn a_flush_withdraws_a_frame_waiting_for_its_batch() {
             stats.get::<u64>("frames").is_ok_and(|n| n >= 1)
                 && stats.get::<u64>("inferences") == Ok(0)
         });
-        let seek = flushing_seek(target);
-        assert!(out0.send_event(seek));
+        assert!(seek_stream(&out0, target));
         // Now let stream 0 run freely to its end.
         let _ = stalled.end_of_stream();
     });

@@ -379,10 +379,15 @@ impl RtRecord {
         let segment = self.obj().segment();
         let segment = segment.downcast_ref::<gst::ClockTime>()?;
         let time = segment.to_running_time(buffer.dts_or_pts()?)?;
+        let running = |t: Option<gst::ClockTime>| t.and_then(|t| segment.to_running_time(t));
+        let (dts, pts) = (running(buffer.dts()), running(buffer.pts()));
         let mut data = buffer.clone();
-        let b = data.make_mut();
-        b.set_dts(b.dts().and_then(|t| segment.to_running_time(t)));
-        b.set_pts(b.pts().and_then(|t| segment.to_running_time(t)));
+        // The usual segment (from 0, base 0) changes nothing: no header copy per frame then.
+        if (dts, pts) != (buffer.dts(), buffer.pts()) {
+            let b = data.make_mut();
+            b.set_dts(dts);
+            b.set_pts(pts);
+        }
         Some((time, data))
     }
 

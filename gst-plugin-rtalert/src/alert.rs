@@ -9,7 +9,8 @@ pub struct Alert {
     /// `start`, `ended`, `burst` or `crossing`.
     pub kind: &'static str,
     /// Why an `ended` alert came without the condition clearing: `reloaded` (the rules were
-    /// replaced while it held).
+    /// replaced while it held), `eos`, `stopped` (the element stopped without EOS) or
+    /// `flushed` (a flushing seek).
     pub reason: Option<&'static str>,
     pub rule: String,
     pub source_id: u32,

@@ -57,14 +57,31 @@ impl Alerter {
     /// Replaces the rules. The conditions the old rules had active end with `ended` alerts
     /// (reason `reloaded`, after throttling); their state goes with them.
     pub fn replace_rules(&mut self, rules: Vec<Rule>) -> Vec<Alert> {
-        let t = self.last_time;
-        let ended = self.engine.end_all(t);
-        let alerts = ended
-            .into_iter()
-            .filter_map(|(event, frame)| self.alert(event, frame, t, Some("reloaded")))
-            .collect();
+        let alerts = self.end_all("reloaded");
         self.throttle.reset_rules();
         self.engine = Engine::new(rules);
+        alerts
+    }
+
+    /// Ends every open condition with an `ended` alert carrying `reason` (for rules with
+    /// `ended: true`, after throttling), so consumers are never left with an open alert: at
+    /// a reload, EOS, a stop or a flush.
+    pub fn end_all(&mut self, reason: &'static str) -> Vec<Alert> {
+        let t = self.last_time;
+        let ended = self.engine.end_all(t);
+        ended
+            .into_iter()
+            .filter_map(|(event, frame)| self.alert(event, frame, t, Some(reason)))
+            .collect()
+    }
+
+    /// After a flush, running time starts again from the new segment: open conditions end
+    /// (reason `flushed`) and cooldowns, burst windows and the rate limit's clock start
+    /// afresh, or they would hold alerts back until running time caught up with the old one.
+    pub fn restart_clock(&mut self) -> Vec<Alert> {
+        let alerts = self.end_all("flushed");
+        self.throttle.restart_clock();
+        self.last_time = 0;
         alerts
     }
 
@@ -181,6 +198,46 @@ mod tests {
         // No running time: the frame counts at the last one.
         a.frame(&frame(4, 1), None);
         assert_eq!(a.last_time(), 3 * S);
+    }
+
+    #[test]
+    fn after_a_flush_running_time_starts_again_and_nothing_is_held_back() {
+        let mut a = alerter(
+            "p: class=person cooldown=30 ended=true; r: class=person burst=2/60 cooldown=0",
+        );
+        assert_eq!(a.frame(&frame(0, 1), Some(100 * S)).len(), 2);
+        a.frame(&frame(1, 1), Some(120 * S));
+        let ended = a.restart_clock();
+        assert_eq!(ended.len(), 1, "p was open: {ended:?}");
+        assert_eq!((ended[0].kind, ended[0].reason), ("ended", Some("flushed")));
+        // Running time restarts near 0: a new activation is neither in p's cooldown (which
+        // would last until 130 s) nor in r's burst window.
+        let alerts = a.frame(&frame(0, 1), Some(S));
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        assert!(alerts.iter().all(|al| al.kind == "start"));
+        assert_eq!(a.counters().suppressed_cooldown, 0);
+        // The cooldown runs again from the new start.
+        a.frame(&frame(1, 0), Some(2 * S));
+        assert!(
+            a.frame(&frame(2, 1), Some(3 * S))
+                .iter()
+                .all(|al| al.rule != "p")
+        );
+        assert_eq!(a.counters().suppressed_cooldown, 1);
+    }
+
+    #[test]
+    fn end_all_closes_open_conditions_once_with_the_reason() {
+        let mut a = alerter("p: class=person ended=true");
+        a.frame(&frame(0, 1), Some(0));
+        a.frame(&frame(1, 1), Some(3 * S));
+        let ended = a.end_all("eos");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            (ended[0].kind, ended[0].reason, ended[0].duration),
+            ("ended", Some("eos"), Some(3.0))
+        );
+        assert!(a.end_all("stopped").is_empty(), "ended once");
     }
 
     #[test]

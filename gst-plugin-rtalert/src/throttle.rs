@@ -86,6 +86,18 @@ impl Throttle {
         self.bursts.clear();
     }
 
+    /// Forgets every time it holds (cooldowns, burst windows, the rate limit's last refill)
+    /// but keeps counts and tokens: running time went back to 0 (a flush).
+    pub fn restart_clock(&mut self) {
+        for ks in self.keys.values_mut() {
+            ks.last_emit = None;
+        }
+        self.bursts.clear();
+        if let Some(b) = self.bucket.as_mut() {
+            b.last = 0;
+        }
+    }
+
     fn suppress(&mut self, key: &Key) -> Verdict {
         let ks = self.keys.entry(key.clone()).or_default();
         ks.suppressed += 1;

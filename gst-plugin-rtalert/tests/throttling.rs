@@ -356,3 +356,48 @@ fn zones_and_lines_travel_on_the_frames_with_their_state() {
     let out = h.push_and_pull(frame(0, 0, &[person(10.0, 10.0)])).unwrap();
     assert!(rtmeta::Regions::from_buffer(&out).is_none());
 }
+
+#[test]
+fn open_conditions_end_at_eos_and_at_a_flush_which_restarts_the_clock() {
+    let (mut h, bus) = harness(&[("rules", "p: class=person cooldown=30 ended=true")]);
+    push(&mut h, 0, 100 * S, &[person(10.0, 10.0)]);
+    push(&mut h, 0, 120 * S, &[person(10.0, 10.0)]);
+    // A flushing seek: running time starts again from 0.
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    push(&mut h, 0, S, &[person(10.0, 10.0)]);
+    push(&mut h, 0, 3 * S, &[person(10.0, 10.0)]);
+    assert!(h.push_event(gst::event::Eos::new()));
+    let a = alerts(&bus);
+    let kinds: Vec<(&str, Option<&str>)> = a
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["reason"].as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("start", None),
+            ("ended", Some("flushed")),
+            // Not held back by the cooldown, which would last until 130 s of the old time.
+            ("start", None),
+            ("ended", Some("eos")),
+        ]
+    );
+    assert_eq!(a[3]["duration"], 2.0);
+}
+
+#[test]
+fn a_stop_without_eos_ends_open_conditions_too() {
+    let (mut h, bus) = harness(&[("rules", "p: class=person ended=true")]);
+    push(&mut h, 0, 0, &[person(10.0, 10.0)]);
+    h.element().unwrap().set_state(gst::State::Null).unwrap();
+    let a = alerts(&bus);
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert_eq!(
+        (a[1]["kind"].as_str(), a[1]["reason"].as_str()),
+        (Some("ended"), Some("stopped"))
+    );
+}

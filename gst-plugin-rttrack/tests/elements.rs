@@ -233,6 +233,21 @@ fn replay_errors_name_the_file_and_line() {
 }
 
 #[test]
+fn replay_scales_boxes_to_the_same_video_scaled() {
+    init();
+    let mut recorded = frame(0, 0, vec![person(100.0, 40.0, 0.9)]);
+    recorded.width = 1280;
+    recorded.height = 960;
+    let path = temp_file("scaled.jsonl", &jsonl(&[recorded]));
+    let mut h = replay_harness(&path, 0);
+    let out = h.push_and_pull(buffer(None, 0)).unwrap();
+    let d = Detections::from_buffer(&out).unwrap();
+    assert_eq!((d.width, d.height), (640, 480));
+    let o = &d.objects[0];
+    assert_eq!((o.x, o.y, o.w, o.h), (50.0, 20.0, 20.0, 50.0));
+}
+
+#[test]
 fn replay_refuses_a_video_of_another_size() {
     init();
     let mut recorded = frame(0, 0, vec![person(10.0, 10.0, 0.9)]);

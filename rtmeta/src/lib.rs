@@ -21,10 +21,12 @@ pub mod record;
 mod region;
 pub mod roi;
 mod tensor;
+mod transform;
 
 pub use detection::{Detection, Detections, JsonError};
 pub use region::{Region, RegionKind, Regions};
 pub use tensor::{ChannelOrder, DType, Layout, TensorMeta, Transform};
+pub use transform::Scale;
 
 /// Name of the custom meta (and of its structure) carrying the detections of a frame.
 pub const DETECTION_META: &str = "RtDetectionMeta";
@@ -47,12 +49,12 @@ pub fn refuse_crop_meta(query: &mut gst::query::Allocation) {
 pub fn register() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        // No tags: the metas describe the whole frame and survive elements such as
-        // videoconvert; boxes refer to the `width`/`height` stored with them.
-        for name in [DETECTION_META, TENSOR_META, REGION_META] {
-            if !gst::meta::CustomMeta::is_registered(name) {
-                gst::meta::CustomMeta::register(name, &[]);
-            }
+        // Detections and regions are positions in the picture: copied and scaled with
+        // it, dropped by flips and crops (see `transform`). The tensor has no tags: it says
+        // itself which frame it was made for, and rtinfer checks that.
+        transform::register_positional();
+        if !gst::meta::CustomMeta::is_registered(TENSOR_META) {
+            gst::meta::CustomMeta::register(TENSOR_META, &[]);
         }
     });
 }

@@ -438,6 +438,24 @@ impl RtAlert {
         }
     }
 
+    /// Sends the `ended` alerts of the conditions `end` closes (no frame, so no snapshot).
+    fn end_open(&self, end: impl FnOnce(&mut Alerter) -> Vec<Alert>) {
+        let pending: Vec<Pending> = {
+            let mut guard = self.state.lock().unwrap();
+            let Some(state) = guard.as_mut() else { return };
+            let outputs = &state.outputs;
+            end(&mut state.alerter)
+                .into_iter()
+                .map(|alert| Pending {
+                    alert,
+                    frame: None,
+                    outputs: outputs.clone(),
+                })
+                .collect()
+        };
+        self.send(pending);
+    }
+
     /// Waits until the snapshot thread has sent out every alert queued so far.
     fn drain(&self) {
         let tx = self.emitter.lock().unwrap().as_ref().map(|e| e.tx.clone());
@@ -813,6 +831,8 @@ impl BaseTransformImpl for RtAlert {
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        // A stop without EOS still closes what is open (after EOS nothing is).
+        self.end_open(|alerter| alerter.end_all("stopped"));
         // Before the state is taken: the snapshot thread takes its lock to count failures.
         self.stop_emitter();
         let grace = Duration::from_millis(self.settings.lock().unwrap().flush_timeout_ms as u64);
@@ -859,7 +879,9 @@ impl BaseTransformImpl for RtAlert {
                     state.segment = seg;
                 }
             }
+            gst::EventView::FlushStop(_) => self.end_open(Alerter::restart_clock),
             gst::EventView::Eos(_) => {
+                self.end_open(|alerter| alerter.end_all("eos"));
                 // Every alert is out (and on the bus) before EOS goes on.
                 self.drain();
                 let stats = self.state.lock().unwrap().as_mut().map(Self::take_stats);

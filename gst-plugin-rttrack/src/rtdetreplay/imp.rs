@@ -276,15 +276,21 @@ impl BaseTransformImpl for RtDetReplay {
             .pts()
             .and_then(|t| state.by_pts.get(&t.nseconds()).copied())
             .unwrap_or(state.next_frame);
-        state.next_frame = number + 1;
+        state.next_frame = number.saturating_add(1);
         // Kept, not taken: a seek back or a loop asks for it again.
-        let Some(dets) = state.frames.get(&number).cloned() else {
+        let Some(mut dets) = state.frames.get(&number).cloned() else {
             drop(state);
             Detections::remove(buf);
             return Ok(gst::FlowSuccess::Ok);
         };
         let size = state.size;
-        if size != Some((dets.width, dets.height)) {
+        // The same video scaled (a videoscale before this element): the boxes scale with it.
+        if let Some(to) = size.filter(|&to| same_aspect(to, (dets.width, dets.height))) {
+            dets.scale(rtmeta::Scale {
+                from: (dets.width, dets.height),
+                to,
+            });
+        } else {
             let location = state.location.display().to_string();
             let source = state.source_id;
             drop(state);
@@ -298,7 +304,10 @@ impl BaseTransformImpl for RtDetReplay {
                     dets.width,
                     dets.height
                 ),
-                ["Replay detections on the video they were recorded from, at its size"]
+                [
+                    "Replay detections on the video they were recorded from, at its size or \
+                  scaled without changing its aspect ratio"
+                ]
             );
             return Err(gst::FlowError::Error);
         }
@@ -308,4 +317,15 @@ impl BaseTransformImpl for RtDetReplay {
         }
         Ok(gst::FlowSuccess::Ok)
     }
+}
+
+/// Whether two frame sizes have the same aspect ratio, to within a pixel's rounding.
+fn same_aspect(a: (u32, u32), b: (u32, u32)) -> bool {
+    if a.0 == 0 || a.1 == 0 || b.0 == 0 || b.1 == 0 {
+        return false;
+    }
+    let (ra, rb) = (a.0 as f64 / a.1 as f64, b.0 as f64 / b.1 as f64);
+    // A pixel of rounding on the smaller side.
+    let tolerance = 1.0 / a.0.min(a.1).min(b.0).min(b.1) as f64 + 1e-9;
+    (ra / rb - 1.0).abs() <= tolerance
 }

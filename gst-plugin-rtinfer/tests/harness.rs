@@ -278,9 +278,36 @@ fn rtjsonenc_writes_one_line_per_frame_with_detections() {
     let caps = h.sinkpad().unwrap().current_caps().unwrap();
     assert_eq!(caps.structure(0).unwrap().name(), "application/x-ndjson");
 
-    // A frame without detection metadata gives no line.
+    // A frame without detection metadata gives no line, but a gap that moves time on, so
+    // a sink downstream still prerolls and syncs.
     h.push(frame(3)).unwrap();
     assert!(h.try_pull().is_none());
+    let gap = std::iter::from_fn(|| h.try_pull_event())
+        .find(|e| e.type_() == gst::EventType::Gap)
+        .expect("a gap event for the frame");
+    let gst::EventView::Gap(gap) = gap.view() else {
+        unreachable!()
+    };
+    assert_eq!(gap.get().0, gst::ClockTime::from_seconds(3));
+}
+
+#[test]
+fn rtjsonenc_beside_a_playing_branch_prerolls_without_detections() {
+    init();
+    // No rtinfer: no frame has detections. Before gaps, the JSON sink never prerolled and
+    // the pipeline never reached PLAYING.
+    let pipeline = gst::parse::launch(
+        "videotestsrc num-buffers=20 ! video/x-raw,framerate=100/1 ! tee name=t \
+         t. ! queue ! rtjsonenc ! fakesink sync=true t. ! queue ! fakesink sync=true",
+    )
+    .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(20),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert_eq!(msg.map(|m| m.type_()), Some(gst::MessageType::Eos));
 }
 
 #[test]

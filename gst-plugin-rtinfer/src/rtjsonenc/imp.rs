@@ -31,10 +31,10 @@ impl RtJsonEnc {
     fn chain(&self, buffer: gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let Some(d) = Detections::from_buffer(&buffer) else {
             gst::trace!(CAT, imp = self, "buffer without detections");
-            return Ok(gst::FlowSuccess::Ok);
+            return self.gap(&buffer);
         };
         if d.objects.is_empty() && self.settings.lock().unwrap().skip_empty {
-            return Ok(gst::FlowSuccess::Ok);
+            return self.gap(&buffer);
         }
         let mut line = d.to_json(buffer.pts().map(|t| t.nseconds())).to_string();
         line.push('\n');
@@ -46,6 +46,18 @@ impl RtJsonEnc {
             out.set_duration(buffer.duration());
         }
         self.srcpad.push(out)
+    }
+
+    /// A frame that makes no line still moves time on downstream: without it a sink with
+    /// `sync` (or a tee beside a playing branch) would wait to preroll for good.
+    fn gap(&self, frame: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if let Some(pts) = frame.pts() {
+            let gap = gst::event::Gap::builder(pts)
+                .duration(frame.duration())
+                .build();
+            self.srcpad.push_event(gap);
+        }
+        Ok(gst::FlowSuccess::Ok)
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {

@@ -315,17 +315,27 @@ fn stale_frames_get_the_predicted_boxes() {
     init();
     let mut h = track_harness(&[]);
     // 250 px/s to the right: 10 px per frame at 25 fps.
+    // A second detector's object too weak to start a track (below new-track-threshold).
+    let weak = || Detection {
+        producer: Some("faces".into()),
+        ..person(400.0, 300.0, 0.3)
+    };
     for n in 0..20u64 {
-        let d = frame(0, n, vec![person(10.0 * n as f32, 100.0, 0.9)]);
+        let d = frame(0, n, vec![person(10.0 * n as f32, 100.0, 0.9), weak()]);
         h.push_and_pull(buffer(Some(&d), n)).unwrap();
     }
     // rtinfer's interval: frame 20 carries frame 19's detections, flagged stale.
-    let mut copied = frame(0, 20, vec![person(190.0, 100.0, 0.9)]);
+    let mut copied = frame(0, 20, vec![person(190.0, 100.0, 0.9), weak()]);
     copied.stale = true;
     let out = h.push_and_pull(buffer(Some(&copied), 20)).unwrap();
     let d = Detections::from_buffer(&out).unwrap();
     assert!(d.stale);
-    assert_eq!(d.objects.len(), 1);
+    assert_eq!(
+        d.objects.len(),
+        2,
+        "untracked objects stay: {:?}",
+        d.objects
+    );
     let o = &d.objects[0];
     assert_eq!((o.track_id, o.label.as_str()), (Some(1), "person"));
     assert!(
@@ -333,6 +343,7 @@ fn stale_frames_get_the_predicted_boxes() {
         "predicted x {} (copied 190, true 200)",
         o.x
     );
+    assert_eq!(d.objects[1], weak(), "as last seen, with its producer");
 }
 
 #[test]
@@ -384,6 +395,40 @@ fn track_messages_tell_when_tracks_start_and_end() {
         .map(|s| s.get::<u64>("track-id").unwrap())
         .collect();
     assert_eq!(ended, vec![2]);
+}
+
+#[test]
+fn a_new_frame_size_ends_the_tracks_of_its_source() {
+    init();
+    let mut h = track_harness(&[("track-messages", true.to_value())]);
+    let bus = gst::Bus::new();
+    h.element().unwrap().set_bus(Some(&bus));
+    let mut last = Vec::new();
+    for n in 0..10u64 {
+        let mut d = frame(0, n, vec![person(100.0, 100.0, 0.9)]);
+        if n >= 5 {
+            // The camera switches to 1280x960: the same spot in pixels is another place.
+            (d.width, d.height) = (1280, 960);
+        }
+        let out = h.push_and_pull(buffer(Some(&d), n)).unwrap();
+        last = track_ids(&out);
+    }
+    let events: Vec<(String, u64)> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| m.structure().map(|s| s.to_owned()))
+        .filter(|s| s.name() == "rttrack-track")
+        .map(|s| {
+            (
+                s.get::<&str>("event").unwrap().to_owned(),
+                s.get::<u64>("track-id").unwrap(),
+            )
+        })
+        .collect();
+    let owned = |e: &str, id| (e.to_owned(), id);
+    assert_eq!(
+        events,
+        vec![owned("started", 1), owned("ended", 1), owned("started", 2)]
+    );
+    assert_eq!(last, vec![Some(2)]);
 }
 
 #[test]

@@ -40,6 +40,11 @@ struct Source {
     /// Label of each class seen, for predicted boxes and messages.
     labels: HashMap<u32, String>,
     inputs: Vec<TrackInput>,
+    /// The objects of the last fresh frame, with their ids: what a stale frame shows.
+    last: Vec<Detection>,
+    /// The frame size the boxes refer to: a change (a camera switching profile) ends
+    /// every track, whose boxes would not compare with the new ones.
+    size: (u32, u32),
 }
 
 #[derive(Default)]
@@ -99,7 +104,14 @@ impl RtTrack {
                 tracker: Tracker::new(config),
                 labels: HashMap::new(),
                 inputs: Vec::new(),
+                last: Vec::new(),
+                size: (dets.width, dets.height),
             });
+        if source.size != (dets.width, dets.height) {
+            source.size = (dets.width, dets.height);
+            source.tracker.end_all();
+            source.last.clear();
+        }
         for o in &dets.objects {
             source
                 .labels
@@ -107,22 +119,19 @@ impl RtTrack {
                 .or_insert_with(|| o.label.clone());
         }
         if dets.stale {
-            // Copied detections say nothing new: show where the followed tracks are now.
-            dets.objects = source
-                .tracker
-                .predict(time)
-                .map(|p| Detection {
-                    class_id: p.class_id,
-                    label: source.labels.get(&p.class_id).cloned().unwrap_or_default(),
-                    confidence: p.confidence,
-                    x: p.rect.x,
-                    y: p.rect.y,
-                    w: p.rect.w,
-                    h: p.rect.h,
-                    track_id: Some(p.track_id),
-                    producer: None,
-                })
-                .collect();
+            // Copied detections say nothing new: the last fresh frame's objects (each one,
+            // tracked or not, with its label and producer), the followed tracks moved to
+            // where they are predicted now.
+            dets.objects.clone_from(&source.last);
+            for p in source.tracker.predict(time) {
+                if let Some(o) = dets
+                    .objects
+                    .iter_mut()
+                    .find(|o| o.track_id == Some(p.track_id))
+                {
+                    (o.x, o.y, o.w, o.h) = (p.rect.x, p.rect.y, p.rect.w, p.rect.h);
+                }
+            }
         } else {
             source.inputs.clear();
             source
@@ -136,6 +145,7 @@ impl RtTrack {
             for (o, id) in dets.objects.iter_mut().zip(ids) {
                 o.track_id = *id;
             }
+            source.last.clone_from(&dets.objects);
         }
         Self::collect(dets.source_id, source, messages);
     }

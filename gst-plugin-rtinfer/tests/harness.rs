@@ -335,3 +335,55 @@ fn elements_that_read_pixels_refuse_the_crop_meta_downstream_offers() {
         .unwrap();
     assert!(!asks_crop(&infer));
 }
+
+#[test]
+fn after_downstream_eos_a_new_segment_lets_frames_flow_again() {
+    init();
+    let line = format!("rtinfer model-file={}", model("yolox_nano.onnx"));
+    let mut h = Harness::new_parse(&line);
+    h.set_src_caps_str(CAPS);
+    // Downstream is done (returns EOS) until it sees a second segment, as a sink is.
+    let segments = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = segments.clone();
+    h.element().unwrap().static_pad("src").unwrap().add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            use std::sync::atomic::Ordering::SeqCst;
+            match &info.data {
+                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Segment => {
+                    seen.fetch_add(1, SeqCst);
+                    gst::PadProbeReturn::Ok
+                }
+                Some(gst::PadProbeData::Buffer(_)) if seen.load(SeqCst) < 2 => {
+                    info.flow_res = Err(gst::FlowError::Eos);
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        },
+    );
+    let mut eos_seen = false;
+    for n in 0..20 {
+        if h.push(frame(n)) == Err(gst::FlowError::Eos) {
+            eos_seen = true;
+            break;
+        }
+    }
+    assert!(eos_seen, "downstream's EOS reached upstream");
+    while h.try_pull().is_some() {}
+    // A new segment without a flush (a source switching files): frames go out again.
+    assert!(
+        h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()))
+    );
+    for n in 0..3 {
+        h.push(frame(100 + n))
+            .expect("frames after the new segment are taken");
+    }
+    for n in 0..3 {
+        let out = h.pull().expect("a frame after the new segment");
+        assert_eq!(out.pts(), Some(gst::ClockTime::from_seconds(100 + n)));
+        assert!(Detections::from_buffer(&out).is_some());
+    }
+}

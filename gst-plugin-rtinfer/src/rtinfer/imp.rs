@@ -642,6 +642,8 @@ impl RtInfer {
             if first {
                 return;
             }
+            // The old model's class ids mean other things under the new labels.
+            out.last = None;
         }
         gst::info!(
             CAT,
@@ -686,8 +688,12 @@ impl RtInfer {
                     event.type_(),
                     gst::EventType::Caps | gst::EventType::Segment | gst::EventType::StreamStart
                 ) {
+                    let mut out = stream.output.lock().unwrap();
                     // Detections of another size, time or stream must not reach these frames.
-                    stream.output.lock().unwrap().last = None;
+                    out.last = None;
+                    if !caps {
+                        out.downstream_eos = false;
+                    }
                 }
                 if eos {
                     // Complete now (every frame before it has left), and before the EOS
@@ -702,7 +708,7 @@ impl RtInfer {
             }
             // Downstream is done with this stream (it returned EOS): like queue, frames
             // are dropped and events still go out, until a new segment or stream.
-            Item::Frame { .. } if stream.flow() == Err(gst::FlowError::Eos) => return,
+            Item::Frame { .. } if stream.output.lock().unwrap().downstream_eos => return,
             Item::Frame {
                 buffer,
                 number,
@@ -780,6 +786,7 @@ impl RtInfer {
             Ok(_) => {}
             Err(gst::FlowError::Eos) => {
                 // Upstream's next chain returns EOS; queued frames are dropped above.
+                stream.output.lock().unwrap().downstream_eos = true;
                 stream.set_flow(Err(gst::FlowError::Eos));
                 self.scheduler.set_active(stream.id, false);
             }
@@ -865,6 +872,7 @@ impl RtInfer {
         }
         if active {
             stream.set_flow(Ok(gst::FlowSuccess::Ok));
+            stream.output.lock().unwrap().downstream_eos = false;
             // Batches wait for every linked stream from the start (not only once its first
             // event arrives, or a fast stream would run alone before the others start).
             self.scheduler
@@ -894,8 +902,11 @@ impl RtInfer {
                 let ok = stream.srcpad.push_event(event);
                 self.scheduler.flush_stop(stream.id);
                 stream.state.lock().unwrap().until_next = 0;
+                stream.output.lock().unwrap().downstream_eos = false;
                 stream.eos.store(false, Ordering::Relaxed);
                 stream.set_flow(Ok(gst::FlowSuccess::Ok));
+                // After an EOS (a seek back to loop) batches wait for this stream again.
+                self.scheduler.set_active(stream.id, true);
                 if stream.srcpad.is_active() {
                     let _ = self.start_task(stream);
                 }

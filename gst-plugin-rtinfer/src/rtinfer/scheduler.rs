@@ -178,6 +178,10 @@ struct Job<I> {
     stream: StreamId,
     seq: u64,
     input: I,
+    /// When the frame reached rtinfer: `max-latency` counts from here.
+    arrived: Instant,
+    /// When it joined the queue, after any wait for room: queue time and batch deadlines
+    /// count from here, so a wait upstream neither shows as queueing nor cuts a batch short.
     enqueued: Instant,
     /// The model generation it was prepared for.
     generation: u64,
@@ -484,7 +488,8 @@ impl<R: Runner, P: Send + 'static> Scheduler<R, P> {
                     stream: id,
                     seq,
                     input,
-                    enqueued: arrival,
+                    arrived: arrival,
+                    enqueued: Instant::now(),
                     generation,
                 });
                 State::Queued
@@ -684,7 +689,7 @@ impl<R: Runner, P> Inner<R, P> {
         let mut i = 0;
         jobs.retain(|j| {
             i += 1;
-            let late = i <= last && now.saturating_duration_since(j.enqueued) + estimate > max;
+            let late = i <= last && now.saturating_duration_since(j.arrived) + estimate > max;
             if late && let Some(s) = streams.get_mut(&j.stream) {
                 s.set_state(j.seq, State::Skipped);
                 s.in_flight -= 1;

@@ -49,6 +49,10 @@ pub struct OutputState {
     pub upstream_labels: Vec<rtmeta::labels::ModelLabels>,
     /// The model of the last frame pushed: a frame of another one follows a swap.
     pub model: Option<Arc<Loaded>>,
+    /// Downstream returned EOS: frames are dropped until this task pushes a new segment or
+    /// stream-start (as queue does, in the order they were queued: frames queued before
+    /// the new segment still go, not out to a downstream that is done with them).
+    pub downstream_eos: bool,
 }
 
 pub struct Stream {

@@ -646,7 +646,7 @@ impl Config {
         {
             return Err(format!(
                 "outputs.alerts.webhook_url: \"{}\" must start with http:// or https://",
-                rtmeta::mask::mask_uri(u)
+                rtmeta::mask::mask_webhook(u)
             ));
         }
         Ok(())

@@ -41,19 +41,55 @@ fn secrets(uri: &str) -> Vec<Range<usize>> {
     found
 }
 
-/// The URI with its secrets masked.
-pub fn mask_uri(uri: &str) -> String {
+/// Where the secrets of a webhook URL may be: its user part, and its whole path and query
+/// (Slack, Discord and Teams webhooks keep their secret in the path, Azure's in `code=`).
+fn webhook_secrets(uri: &str) -> Vec<Range<usize>> {
+    let mut found = secrets(uri);
+    if let Some(start) = uri.find("://").map(|i| i + 3) {
+        let rest = &uri[start..];
+        if let Some(p) = rest.find(['/', '?', '#']) {
+            // After the path's first `/`, so the shown URL still reads as one.
+            let from = start + p + usize::from(rest[p..].starts_with(['/', '?']));
+            found.retain(|r| r.end <= from);
+            found.push(from..uri.len());
+        }
+    }
+    found.retain(|r| !r.is_empty());
+    found
+}
+
+fn mask_ranges(uri: &str, ranges: Vec<Range<usize>>) -> String {
     let mut out = uri.to_string();
-    for r in secrets(uri).into_iter().rev() {
+    for r in ranges.into_iter().rev() {
         out.replace_range(r, "***");
     }
     out
 }
 
+/// The URI with its secrets masked.
+pub fn mask_uri(uri: &str) -> String {
+    mask_ranges(uri, secrets(uri))
+}
+
+/// A webhook URL as shown in names, stats, metrics and messages: scheme, host and port only
+/// (`https://hooks.slack.com/***`).
+pub fn mask_webhook(uri: &str) -> String {
+    mask_ranges(uri, webhook_secrets(uri))
+}
+
 /// `text` with `uri` masked wherever it occurs, and its secrets too wherever they occur alone
 /// (error messages of inner elements and libraries may quote the URI, or parts of it).
 pub fn mask_in(text: &str, uri: &str) -> String {
-    let secrets: Vec<&str> = secrets(uri).into_iter().map(|r| &uri[r]).collect();
+    mask_in_with(text, uri, secrets(uri), mask_uri(uri))
+}
+
+/// [`mask_in`] for a webhook URL ([`mask_webhook`]).
+pub fn mask_webhook_in(text: &str, uri: &str) -> String {
+    mask_in_with(text, uri, webhook_secrets(uri), mask_webhook(uri))
+}
+
+fn mask_in_with(text: &str, uri: &str, ranges: Vec<Range<usize>>, masked: String) -> String {
+    let secrets: Vec<&str> = ranges.into_iter().map(|r| &uri[r]).collect();
     if secrets.is_empty() {
         return text.to_string();
     }
@@ -62,10 +98,7 @@ pub fn mask_in(text: &str, uri: &str) -> String {
             .iter()
             .fold(part.to_string(), |t, s| t.replace(s, "***"))
     };
-    text.split(uri)
-        .map(bare)
-        .collect::<Vec<_>>()
-        .join(&mask_uri(uri))
+    text.split(uri).map(bare).collect::<Vec<_>>().join(&masked)
 }
 
 /// Decodes `%XX` escapes (a user, password or token may hold `@`, `:`, `/`, `+` or `=`);
@@ -124,6 +157,29 @@ mod tests {
             mask_uri("mqtt://u:p@h:1883/t?auth=x"),
             "mqtt://u:***@h:1883/t?auth=***"
         );
+    }
+
+    #[test]
+    fn webhook_urls_show_only_where_they_go() {
+        let slack = "https://hooks.slack.com/services/T000/B000/SLACKSECRET";
+        assert_eq!(mask_webhook(slack), "https://hooks.slack.com/***");
+        assert_eq!(
+            mask_webhook("https://me:pw@fn.azurewebsites.net/api/hook?code=AZSECRET"),
+            "https://me:***@fn.azurewebsites.net/***"
+        );
+        assert_eq!(
+            mask_webhook("http://127.0.0.1:9000"),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            mask_webhook("http://127.0.0.1:9000/"),
+            "http://127.0.0.1:9000/"
+        );
+        assert_eq!(mask_webhook("http://h?k=SECRET"), "http://h?***");
+        let text = format!("POST {slack}: refused (path /services/T000/B000/SLACKSECRET)");
+        let masked = mask_webhook_in(&text, slack);
+        assert!(!masked.contains("SLACKSECRET"), "{masked}");
+        assert!(masked.contains("https://hooks.slack.com/***"), "{masked}");
     }
 
     #[test]

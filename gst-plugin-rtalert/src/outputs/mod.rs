@@ -39,7 +39,10 @@ impl OutputError {
     fn bad_url(kind: &'static str, url: &str, problem: impl Into<String>) -> Self {
         OutputError::BadUrl {
             kind,
-            url: rtmeta::mask::mask_uri(url),
+            url: match kind {
+                "webhook" => rtmeta::mask::mask_webhook(url),
+                _ => rtmeta::mask::mask_uri(url),
+            },
             problem: problem.into(),
         }
     }

@@ -2,7 +2,7 @@
 //! exponential backoff and jitter.
 
 use super::{DeliveryError, Message, Report, Shutdown, Worker};
-use rtmeta::mask::{mask_in, mask_uri};
+use rtmeta::mask::{mask_webhook, mask_webhook_in};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -32,7 +32,7 @@ fn post(agent: &ureq::Agent, url: &str, msg: &Message) -> Result<(), DeliveryErr
         .content_type("application/json")
         .send(msg.json.as_bytes())
         // The HTTP client's errors may quote the URL.
-        .map_err(|e| DeliveryError::Network(mask_in(&e.to_string(), url)))?;
+        .map_err(|e| DeliveryError::Network(mask_webhook_in(&e.to_string(), url)))?;
     if resp.status().is_success() {
         Ok(())
     } else {
@@ -52,7 +52,7 @@ pub fn webhook(s: WebhookSettings, report: Report) -> Worker {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
             | 1;
-        let name = format!("webhook:{}", mask_uri(&s.url));
+        let name = format!("webhook:{}", mask_webhook(&s.url));
         let deliver = move |msg: &Message, shutdown: &Shutdown| {
             let mut delay = s.backoff;
             let mut attempt = 0;

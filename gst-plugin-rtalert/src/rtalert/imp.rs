@@ -693,7 +693,13 @@ impl ObjectImpl for RtAlert {
             "jsonl-max-bytes" => s.outputs.jsonl.max_bytes.to_value(),
             "jsonl-max-files" => s.outputs.jsonl.max_files.to_value(),
             // Shown masked, as everywhere else (dot files and tools print properties).
-            "webhook-url" => s.outputs.webhook.url.as_deref().map(mask_uri).to_value(),
+            "webhook-url" => s
+                .outputs
+                .webhook
+                .url
+                .as_deref()
+                .map(rtmeta::mask::mask_webhook)
+                .to_value(),
             "webhook-timeout" => s.outputs.webhook.timeout_ms.to_value(),
             "webhook-retries" => s.outputs.webhook.retries.to_value(),
             "webhook-queue" => s.outputs.webhook.queue.to_value(),

@@ -403,8 +403,9 @@ impl Config {
     pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
         let text =
             expand_env(text, |k| std::env::var(k).ok()).map_err(|e| format!("{origin}: {e}"))?;
-        let config: Config =
-            serde_yaml_ng::from_str(&text).map_err(|e| format!("{origin}: {e}"))?;
+        // The parser quotes the value it could not take, which may be a URI with a password.
+        let config: Config = serde_yaml_ng::from_str(&text)
+            .map_err(|e| format!("{origin}: {}", rtmeta::mask::mask_uris_in(&e.to_string())))?;
         config.check_values().map_err(|e| {
             // The error starts with the key's path ("sources[1].id: ..."): find its line.
             let path = e.split(':').next().unwrap_or("");
@@ -500,6 +501,19 @@ impl Config {
             one_of("tracker.mode", mode, &["bytetrack", "iou"])?;
         }
         one_of("logging.format", &self.logging.format, &["text", "json"])?;
+        check_log_level(&self.logging.level)?;
+        if self
+            .http
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(
+                "http.token: empty; set a token, or remove the key to serve loopback \
+                        only without one"
+                    .into(),
+            );
+        }
         if let Some(r) = &self.recording {
             in_range("recording.pre_capture", r.pre_capture, 0.0, 3600.0)?;
             in_range("recording.post_capture", r.post_capture, 0.0, 3600.0)?;
@@ -805,6 +819,26 @@ fn check_parent(key: &str, file: &Path) -> Result<(), String> {
     }
 }
 
+/// A level (`warn`) or a tracing filter (`info,rtanalytics=debug`): anything else would
+/// silence every log line, errors included.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let valid = if level.contains('=') || level.contains(',') {
+        tracing_subscriber::EnvFilter::try_new(level).is_ok()
+    } else {
+        LEVELS.contains(&level.to_ascii_lowercase().as_str())
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "logging.level: '{level}' is not one of {} nor a filter such as \
+             'info,rtanalytics=debug'",
+            LEVELS.join(", ")
+        ))
+    }
+}
+
 fn one_of(key: &str, value: &str, choices: &[&str]) -> Result<(), String> {
     if choices.contains(&value) {
         Ok(())
@@ -909,10 +943,42 @@ model:
                 "model.max_latency_ms",
             ),
         ];
+        let extra = |tail: &str| format!("{GOOD}{tail}");
+        for (text, want) in [
+            // An unknown level once silenced every log line, errors included.
+            (
+                extra("logging:\n  level: warning\n"),
+                "logging.level: 'warning'",
+            ),
+            // An empty token once opened the API to an empty cookie.
+            (extra("http:\n  token: ''\n"), "http.token: empty"),
+        ] {
+            let e = Config::parse(&text, "c.yaml").unwrap_err();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        for level in [
+            "debug",
+            "WARN",
+            "info,rtanalytics=debug",
+            "rtanalytics=trace",
+        ] {
+            Config::parse(&extra(&format!("logging:\n  level: '{level}'\n")), "c.yaml")
+                .unwrap_or_else(|e| panic!("{level}: {e}"));
+        }
         for (from, to, want) in cases {
             let e = Config::parse(&GOOD.replace(from, to), "c.yaml").unwrap_err();
             assert!(e.contains(want), "{to}: {e}");
         }
+        // The parser quotes a value it cannot take: a URI's password is masked there too.
+        let e = Config::parse(
+            "sources: [ \"rtsp://admin:Hunter2secret@10.0.0.5/stream\" ]\nmodel:\n  file: m.onnx\n",
+            "c.yaml",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("rtsp://admin:***@10.0.0.5") && !e.contains("Hunter2"),
+            "{e}"
+        );
         let e =
             Config::parse(&GOOD.replace("  interval: 2", "  interval: two"), "c.yaml").unwrap_err();
         assert!(e.contains("model.interval") && e.contains("line 9"), "{e}");

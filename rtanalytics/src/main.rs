@@ -261,7 +261,7 @@ fn run(args: RunArgs) -> ExitCode {
     let token = std::env::var("RTANALYTICS_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
-        .or(config.http.token.clone());
+        .or(config.http.token.clone().filter(|t| !t.trim().is_empty()));
     let listen: std::net::SocketAddr = config.http.listen.parse().expect("checked");
     if !listen.ip().is_loopback() && token.is_none() {
         tracing::error!(

@@ -101,6 +101,26 @@ fn mask_in_with(text: &str, uri: &str, ranges: Vec<Range<usize>>, masked: String
     text.split(uri).map(bare).collect::<Vec<_>>().join(&masked)
 }
 
+/// `text` with every URI in it (`scheme://...` up to a space or quote) masked, for text
+/// that may quote any of them (a config parser's error).
+pub fn mask_uris_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(sep) = rest.find("://") {
+        let start = rest[..sep]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let end = rest[sep..]
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .map_or(rest.len(), |i| sep + i);
+        out.push_str(&rest[..start]);
+        out.push_str(&mask_uri(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Decodes `%XX` escapes (a user, password or token may hold `@`, `:`, `/`, `+` or `=`);
 /// None for a malformed escape or text that is not UTF-8.
 pub fn percent_decode(s: &str) -> Option<String> {
@@ -180,6 +200,18 @@ mod tests {
         let masked = mask_webhook_in(&text, slack);
         assert!(!masked.contains("SLACKSECRET"), "{masked}");
         assert!(masked.contains("https://hooks.slack.com/***"), "{masked}");
+    }
+
+    #[test]
+    fn masks_every_uri_quoted_in_text() {
+        let text = "sources[0]: invalid type: string \"rtsp://admin:Hunter2@10.0.0.5/s\", \
+                    expected a map; also http://h/x?token=abc and ftp://plain/";
+        assert_eq!(
+            mask_uris_in(text),
+            "sources[0]: invalid type: string \"rtsp://admin:***@10.0.0.5/s\", expected a \
+             map; also http://h/x?token=*** and ftp://plain/"
+        );
+        assert_eq!(mask_uris_in("no uri here"), "no uri here");
     }
 
     #[test]

@@ -603,6 +603,29 @@ def test_failed_source_is_reported_and_others_go_on(services, tmp_path):
     assert s.stop() == 0
 
 
+def test_removing_the_last_playing_source_keeps_the_service(services, tmp_path):
+    # A clip that ends by itself, and a looping file. Removing the looping one leaves only
+    # ended sources: the pipeline then posts EOS, which once stopped the whole service.
+    clip = tmp_path / "clip.avi"
+    subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=20", "!",
+                    "video/x-raw,width=320,height=240,framerate=10/1", "!", "jpegenc", "!",
+                    "avimux", "!", "filesink", f"location={clip}"], check=True, timeout=60)
+    s = services(tmp_path, config(src("clip", f"file://{clip}", loop=False),
+                                  src("street", f"file://{VTEST}"))).wait_up()
+    state = lambda sid: s.get(f"/api/v1/streams/{sid}")[1]["state"]
+    wait_for(lambda: state("clip") == "ended", 60)
+    assert http("DELETE", s.url + "/api/v1/streams/street")[0] == 204
+    time.sleep(3)
+    assert s.proc.poll() is None, s.stderr()
+    assert "serving the API on" in s.stderr()
+    assert s.get("/healthz")[0] == 200
+    # A source added later still runs.
+    status, body = http("POST", s.url + "/api/v1/streams", src("again", f"file://{VTEST}"))
+    assert status == 201, body
+    wait_for(lambda: s.frames("again") > 5, 60)
+    assert s.stop() == 0
+
+
 def test_an_hls_writer_that_fails_says_so_and_detection_goes_on(services, tmp_path):
     hls = tmp_path / "hls"
     s = services(tmp_path, config(src("street", f"file://{VTEST}"),

@@ -69,6 +69,8 @@ pub struct Counters {
     pub stale: AtomicU64,
     pub detections: AtomicU64,
     pub ended: AtomicBool,
+    /// When the source's stream ended by itself (its appsink's EOS).
+    pub ended_at: Mutex<Option<Instant>>,
 }
 
 /// The elements of a running source.
@@ -198,6 +200,8 @@ pub struct Service {
     /// Ids of removed sources whose branch is still being torn down (taken after `sources`):
     /// their bins, HLS folder and RTSP mount are not free for a new source of that id yet.
     retiring: Mutex<BTreeSet<String>>,
+    /// When a source's branch was last torn down (see `ended_by_its_sources`).
+    last_teardown: Mutex<Option<Instant>>,
     next_pad: AtomicU32,
     shared: Mutex<Shared>,
     started: Instant,
@@ -275,6 +279,7 @@ impl Service {
             shard,
             sources: Mutex::new(BTreeMap::new()),
             retiring: Mutex::new(BTreeSet::new()),
+            last_teardown: Mutex::new(None),
             next_pad: AtomicU32::new(0),
             shared: Mutex::new(shared),
             started: Instant::now(),
@@ -417,6 +422,26 @@ impl Service {
     }
 
     /// Stops a source, releases its rtinfer pad and forgets it.
+    /// Whether the pipeline's EOS means that its sources ended by themselves: every source
+    /// ended, the last one after any branch was torn down. After a DELETE (or a failed
+    /// source's teardown) leaves only ended sources, or none, the service serves on.
+    fn ended_by_its_sources(&self) -> bool {
+        let last_teardown = *self.last_teardown.lock().unwrap();
+        let sources = self.sources.lock().unwrap();
+        let mut latest_end = None;
+        for s in sources.values().filter(|s| s.branch.is_some()) {
+            match *s.counters.ended_at.lock().unwrap() {
+                Some(t) => latest_end = latest_end.max(Some(t)),
+                None => return false,
+            }
+        }
+        match (latest_end, last_teardown) {
+            (None, _) => false,
+            (Some(end), Some(teardown)) => end > teardown,
+            (Some(_), None) => true,
+        }
+    }
+
     pub fn remove_source(&self, id: &str) -> Result<(), SourceError> {
         let source = {
             let mut sources = self.sources.lock().unwrap();
@@ -718,6 +743,8 @@ impl Service {
     }
 
     fn teardown(&self, b: Branch) {
+        // Removing the last playing branch makes the pipeline post EOS if the others ended.
+        *self.last_teardown.lock().unwrap() = Some(Instant::now());
         if let (Some(rs), Some(id)) = (&self.restream, &b.mount) {
             rs.unmount(id);
         }
@@ -1187,7 +1214,10 @@ fn frame_callbacks(
             }
             Ok(gst::FlowSuccess::Ok)
         })
-        .eos(move |_| ended.ended.store(true, Ordering::Relaxed))
+        .eos(move |_| {
+            *ended.ended_at.lock().unwrap() = Some(Instant::now());
+            ended.ended.store(true, Ordering::Relaxed);
+        })
         .build()
 }
 
@@ -1290,7 +1320,10 @@ fn bus_loop(service: Weak<Service>) {
                     }
                 }
             }
-            gst::MessageView::Eos(_) => svc.finish(Ok(())),
+            gst::MessageView::Eos(_) if svc.ended_by_its_sources() => svc.finish(Ok(())),
+            gst::MessageView::Eos(_) => {
+                tracing::info!("no source is playing after a removal: serving the API on")
+            }
             _ => {}
         }
     }

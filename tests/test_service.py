@@ -201,6 +201,12 @@ def test_api_sources_alerts_and_clean_stop(services, tmp_path):
     assert status == 400 and "uri2" in body["error"]
     status, body = http("POST", s.url + "/api/v1/streams", {"id": "bad id", "uri": "file:///a"})
     assert status == 400 and "id" in body["error"]
+    # A rules path to a file that is not rules: refused without quoting the file's text.
+    secret = tmp_path / "token"
+    secret.write_text("SECRETLINE second\n")
+    status, body = http("POST", s.url + "/api/v1/streams",
+                        src("r", f"file://{VTEST}", rules=str(secret)))
+    assert status == 400 and "rules" in body["error"] and "SECRETLINE" not in body["error"], body
     status, body = http("POST", s.url + "/api/v1/streams", src("nosuch", "nosuch://x/y"))
     assert status == 422 and "nosuch" in body["error"], body
     status, body = http("POST", s.url + "/api/v1/streams", src("gone", "file:///no/such.mp4"))

@@ -343,8 +343,10 @@ impl Service {
         }
         config.check().map_err(SourceError::Invalid)?;
         if let Some(r) = &config.rules {
+            // Without the parser's quotes: an API client names the file, and must not get
+            // back the text of one that is not a rules file (a token, a password file).
             crate::config::check_rules_file(r)
-                .map_err(|e| SourceError::Invalid(format!("rules: {e}")))?;
+                .map_err(|e| SourceError::Invalid(format!("rules: {}", without_quotes(&e))))?;
         }
         let id = config.id.clone();
         let counters = Arc::new(Counters::default());
@@ -1369,5 +1371,32 @@ fn value_to_json(v: &gst::glib::Value) -> Value {
             .map(|s| s.to_string())
             .unwrap_or_default()
             .into()
+    }
+}
+
+/// `text` with every double-quoted part replaced by `"…"`.
+fn without_quotes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('"');
+    out.push_str(parts.next().unwrap_or_default());
+    for (i, part) in parts.enumerate() {
+        // Odd parts were inside quotes; an unclosed quote hides the rest.
+        out.push_str(if i % 2 == 0 { "\"…\"" } else { part });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_quotes;
+
+    #[test]
+    fn quoted_text_is_left_out() {
+        assert_eq!(
+            without_quotes(r#"x.yaml: invalid type: string "root:x:0:0 SECRET", expected a map"#),
+            r#"x.yaml: invalid type: string "…", expected a map"#
+        );
+        assert_eq!(without_quotes(r#"a "b" c "d"#), r#"a "…" c "…""#);
+        assert_eq!(without_quotes("plain"), "plain");
     }
 }

@@ -245,6 +245,10 @@ def test_api_sources_alerts_and_clean_stop(services, tmp_path):
     assert final["sources"]["street"]["frames"] > 20
     assert final["sources"]["street"]["state"] == "stopped"
     assert json.loads(stats_file.read_text())["sources"]["lobby"]["frames"] > 20
+    # The outputs' figures after the stop drained them (they once read {} here).
+    out = final["outputs"]
+    assert out.get("alerts:stdout:alerts", {}).get("delivered") == len(alerts), (out, alerts)
+    assert json.loads(stats_file.read_text())["outputs"] == out
     err = s.stderr()
     assert "stopping" in err and "stopped" in err
 

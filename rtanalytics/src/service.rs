@@ -173,16 +173,24 @@ impl OutputSet {
     }
 }
 
-/// Delivers what the outputs have queued within `grace`, once nothing else holds them.
-fn drain(set: Arc<OutputSet>, grace: Duration) {
-    match Arc::try_unwrap(set) {
-        Ok(set) => {
-            for mut o in set.0 {
+/// Delivers what the outputs have queued within `grace`, once nothing else holds them;
+/// returns their final (name, delivered, dropped).
+fn drain(set: Arc<OutputSet>, grace: Duration) -> Vec<(String, u64, u64)> {
+    let set = match Arc::try_unwrap(set) {
+        Ok(mut set) => {
+            for o in &mut set.0 {
                 o.shutdown(grace);
             }
+            Arc::new(set)
         }
-        Err(_) => tracing::warn!("outputs still in use at the stop; not drained"),
-    }
+        Err(set) => {
+            tracing::warn!("outputs still in use at the stop; not drained");
+            set
+        }
+    };
+    set.stats()
+        .map(|(name, delivered, dropped)| (name.to_string(), delivered, dropped))
+        .collect()
 }
 
 #[derive(Default)]
@@ -200,6 +208,8 @@ pub struct Service {
     /// Ids of removed sources whose branch is still being torn down (taken after `sources`):
     /// their bins, HLS folder and RTSP mount are not free for a new source of that id yet.
     retiring: Mutex<BTreeSet<String>>,
+    /// The outputs' figures after the stop drained them (they are gone then).
+    final_outputs: Mutex<Option<BTreeMap<String, (u64, u64)>>>,
     /// When a source's branch was last torn down (see `ended_by_its_sources`).
     last_teardown: Mutex<Option<Instant>>,
     next_pad: AtomicU32,
@@ -280,6 +290,7 @@ impl Service {
             sources: Mutex::new(BTreeMap::new()),
             retiring: Mutex::new(BTreeSet::new()),
             last_teardown: Mutex::new(None),
+            final_outputs: Mutex::new(None),
             next_pad: AtomicU32::new(0),
             shared: Mutex::new(shared),
             started: Instant::now(),
@@ -744,7 +755,8 @@ impl Service {
         }
     }
 
-    fn teardown(&self, b: Branch) {
+    /// Tears a branch down; returns its detection file's final output figures.
+    fn teardown(&self, b: Branch) -> Vec<(String, u64, u64)> {
         // Removing the last playing branch makes the pipeline post EOS if the others ended.
         *self.last_teardown.lock().unwrap() = Some(Instant::now());
         if let (Some(rs), Some(id)) = (&self.restream, &b.mount) {
@@ -756,9 +768,9 @@ impl Service {
         let _ = self.pipeline.remove_many([&b.input, &b.output]);
         // Closes and lists the last segment.
         drop(b.hls);
-        if let Some(f) = b.file {
-            drain(f, Duration::from_millis(self.config.stop_timeout_ms));
-        }
+        b.file.map_or_else(Vec::new, |f| {
+            drain(f, Duration::from_millis(self.config.stop_timeout_ms))
+        })
     }
 
     /// Where a message's element is: in a source's `src-ID` or `out-ID` bin, in the shared
@@ -858,6 +870,9 @@ impl Service {
 
     /// Delivered and dropped counts of every output (names masked), by "what:name".
     pub fn output_stats(&self) -> BTreeMap<String, (u64, u64)> {
+        if let Some(last) = &*self.final_outputs.lock().unwrap() {
+            return last.clone();
+        }
         let mut out = BTreeMap::new();
         let (detections, alerts) = {
             let shared = self.shared.lock().unwrap();
@@ -874,11 +889,8 @@ impl Service {
             .into_iter()
             .chain(files.iter().map(|f| ("detections", f)));
         for (what, set) in sets {
-            for (name, delivered, dropped) in set.stats() {
-                let e = out.entry(format!("{what}:{name}")).or_insert((0, 0));
-                e.0 += delivered;
-                e.1 += dropped;
-            }
+            let stats = set.stats().map(|(n, a, b)| (n.to_string(), a, b));
+            add_stats(&mut out, what, stats);
         }
         out
     }
@@ -1005,13 +1017,17 @@ impl Service {
                 }
             }
         }
+        let mut last = BTreeMap::new();
         for (_, b) in branches {
-            self.teardown(b);
+            add_stats(&mut last, "detections", self.teardown(b));
         }
         let shared = std::mem::take(&mut *self.shared.lock().unwrap());
         let left = deadline.saturating_duration_since(Instant::now());
-        drain(shared.detections, left.max(Duration::from_millis(500)));
-        drain(shared.alerts, left.max(Duration::from_millis(500)));
+        let grace = left.max(Duration::from_millis(500));
+        add_stats(&mut last, "detections", drain(shared.detections, grace));
+        add_stats(&mut last, "alerts", drain(shared.alerts, grace));
+        // The outputs are gone now: the final stats report these.
+        *self.final_outputs.lock().unwrap() = Some(last);
         self.alert_log.close();
         self.finish(Ok(()));
     }
@@ -1371,6 +1387,19 @@ fn value_to_json(v: &gst::glib::Value) -> Value {
             .map(|s| s.to_string())
             .unwrap_or_default()
             .into()
+    }
+}
+
+/// Adds (name, delivered, dropped) figures to `out` under `what:name`.
+fn add_stats(
+    out: &mut BTreeMap<String, (u64, u64)>,
+    what: &str,
+    stats: impl IntoIterator<Item = (String, u64, u64)>,
+) {
+    for (name, delivered, dropped) in stats {
+        let e = out.entry(format!("{what}:{name}")).or_insert((0, 0));
+        e.0 += delivered;
+        e.1 += dropped;
     }
 }
 

@@ -179,7 +179,8 @@ pub struct HlsConfig {
     /// Folder of the playlists and segments: one sub-folder per source, emptied when the
     /// source starts.
     pub folder: PathBuf,
-    /// Target length of a segment in seconds (the encoder is asked for a keyframe at each).
+    /// Shortest length of a segment in seconds: a segment ends at the first keyframe after
+    /// it, so it lasts a whole number of `encoder.keyframe_interval`s.
     #[serde(default = "two")]
     pub segment_seconds: u32,
     /// Segments listed in the live playlist.

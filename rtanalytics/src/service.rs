@@ -1081,6 +1081,11 @@ impl Service {
         };
         tracing::error!(source = %id, "source {id} failed: {why}; the other sources go on");
         if let Some(b) = branch {
+            // Kept, as at a stop: a counter that fell to 0 would read as a reset.
+            let reconnects = b.source.property::<u64>("reconnects");
+            if let Some(s) = self.sources.lock().unwrap().get_mut(id) {
+                s.reconnects = reconnects;
+            }
             self.teardown(b);
         }
     }

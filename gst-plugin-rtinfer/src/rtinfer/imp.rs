@@ -1305,14 +1305,18 @@ impl ObjectImpl for RtInfer {
             _ => unreachable!(),
         }
         let new = s.live.limits();
+        let limits_changed = (new.batch_size, new.batch_timeout, new.max_latency)
+            != (limits.batch_size, limits.batch_timeout, limits.max_latency);
+        if limits_changed {
+            // Under the settings lock (the scheduler's is a leaf lock): two threads setting
+            // limits at once apply them in the order the properties show.
+            self.scheduler.set_limits(new);
+        }
         drop(s);
         if matches!(pspec.name(), "model-file" | "label-file" | "model-format") {
             self.request_swap();
         }
-        if (new.batch_size, new.batch_timeout, new.max_latency)
-            != (limits.batch_size, limits.batch_timeout, limits.max_latency)
-        {
-            self.scheduler.set_limits(new);
+        if limits_changed {
             self.repost_latency(true);
         }
     }

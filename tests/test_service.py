@@ -636,6 +636,35 @@ def test_removing_the_last_playing_source_keeps_the_service(services, tmp_path):
     assert s.stop() == 0
 
 
+def test_a_delete_racing_a_post_never_poisons_the_id(services, tmp_path):
+    import threading
+    s = services(tmp_path, config(src("main", f"file://{VTEST}"))).wait_up()
+    for i in range(20):
+        posted = {}
+        t = threading.Thread(target=lambda: posted.update(
+            r=http("POST", s.url + "/api/v1/streams", src("c", f"file://{VTEST}"))))
+        t.start()
+        time.sleep(0.0003 * i)  # lands at varying points of the first POST's start
+        deleted = http("DELETE", s.url + "/api/v1/streams/c")[0]
+        t.join()
+        assert posted["r"][0] in (201, 404), posted
+        assert deleted in (204, 404), deleted
+        if posted["r"][0] == 201 and deleted == 404:
+            # The DELETE came first: the source is there, and goes now.
+            assert http("DELETE", s.url + "/api/v1/streams/c")[0] == 204
+        # Adding it again works, once any teardown is done (409 until then).
+        status, body = 409, None
+        for _ in range(100):
+            status, body = http("POST", s.url + "/api/v1/streams", src("c", f"file://{VTEST}"))
+            if status != 409:
+                break
+            time.sleep(0.1)
+        assert status == 201, (i, status, body)
+        assert s.get("/api/v1/streams/c")[1]["state"] != "failed"
+        assert http("DELETE", s.url + "/api/v1/streams/c")[0] == 204
+    assert s.stop() == 0
+
+
 def test_an_hls_writer_that_fails_says_so_and_detection_goes_on(services, tmp_path):
     hls = tmp_path / "hls"
     s = services(tmp_path, config(src("street", f"file://{VTEST}"),

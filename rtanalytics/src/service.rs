@@ -392,7 +392,8 @@ impl Service {
         let masked = mask_uri(&config.uri);
         if !config.enabled {
             tracing::info!(source = %id, uri = %masked, "source {id} is disabled");
-            return Ok(self.status(&id).expect("just added"));
+            // A DELETE may already have taken it.
+            return self.status(&id).ok_or(SourceError::Unknown(id));
         }
         let result = gstrtsrc::check_uri(&config.uri)
             .map_err(|e| e.to_string())
@@ -405,11 +406,23 @@ impl Service {
                 let stopping = self.stopping.load(Ordering::SeqCst);
                 match sources.get_mut(&id) {
                     // Still this request's entry (not one added again after a removal).
-                    Some(s) if s.pad == pad && !stopping => s.branch = Some(branch),
-                    // Removed meanwhile, or the service is stopping: undo.
+                    Some(s) if s.pad == pad && !stopping && s.failed.is_none() => {
+                        s.branch = Some(branch)
+                    }
+                    // It failed while starting (its error came before it was stored here):
+                    // the running branch goes, the entry stays failed.
+                    Some(s) if s.pad == pad && !stopping => {
+                        let why = s.failed.clone().unwrap_or_default();
+                        drop(sources);
+                        self.teardown(branch);
+                        return Err(SourceError::CannotStart(why));
+                    }
+                    // Removed meanwhile, or the service is stopping: undo. A removal marked
+                    // the id retiring until this teardown is done (see `remove_source`).
                     _ => {
                         drop(sources);
                         self.teardown(branch);
+                        self.retiring.lock().unwrap().remove(&id);
                         return Err(if stopping {
                             SourceError::Stopping
                         } else {
@@ -419,15 +432,18 @@ impl Service {
                 }
                 drop(sources);
                 tracing::info!(source = %id, uri = %masked, "source {id} added: {masked}");
-                Ok(self.status(&id).expect("just added"))
+                // A DELETE may already have taken it.
+                self.status(&id).ok_or(SourceError::Unknown(id))
             }
             Err(e) => {
                 tracing::error!(source = %id, uri = %masked, "source {id} cannot start: {e}");
-                if let Some(s) = self.sources.lock().unwrap().get_mut(&id)
-                    && s.pad == pad
-                {
-                    s.failed = Some(e.clone());
-                    s.last_error = Some(e.clone());
+                match self.sources.lock().unwrap().get_mut(&id) {
+                    Some(s) if s.pad == pad => {
+                        s.failed = Some(e.clone());
+                        s.last_error = Some(e.clone());
+                    }
+                    // Removed while this request built it: nothing is left to tear down.
+                    _ => drop(self.retiring.lock().unwrap().remove(&id)),
                 }
                 Err(SourceError::CannotStart(e))
             }
@@ -461,7 +477,12 @@ impl Service {
             let source = sources
                 .remove(id)
                 .ok_or_else(|| SourceError::Unknown(id.to_string()))?;
-            if source.branch.is_some() {
+            // A request still building its branch (enabled, not failed, no branch yet)
+            // tears it down when it finds the entry gone, and clears the mark then: until
+            // both are done, the same id cannot be added again (its bins would collide).
+            let building =
+                source.branch.is_none() && source.config.enabled && source.failed.is_none();
+            if source.branch.is_some() || building {
                 self.retiring.lock().unwrap().insert(id.to_string());
             }
             source

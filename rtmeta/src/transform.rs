@@ -90,8 +90,15 @@ unsafe extern "C" fn transform(
     // SAFETY: GStreamer calls this with a valid meta, a writable destination buffer and,
     // for a scale, a `GstVideoMetaTransform` whose infos are valid for the call.
     unsafe {
-        let copy = glib::Quark::from_str("gst-copy").into_glib();
-        let scale_quark = gst_video::ffi::gst_video_meta_transform_scale_get_quark();
+        // Looked up once: a quark lookup takes GLib's global lock, and copies run per frame.
+        static QUARKS: std::sync::OnceLock<(glib::ffi::GQuark, glib::ffi::GQuark)> =
+            std::sync::OnceLock::new();
+        let &(copy, scale_quark) = QUARKS.get_or_init(|| {
+            (
+                glib::Quark::from_str("gst-copy").into_glib(),
+                gst_video::ffi::gst_video_meta_transform_scale_get_quark(),
+            )
+        });
         let scale = if kind == copy {
             None
         } else if kind == scale_quark && !data.is_null() {

@@ -8,10 +8,11 @@
 //!   thread running at once (N = cores), OpenVINO with N requests in f32 and bf16, and the
 //!   best of them;
 //! - one stream of the whole video through `decodebin ! videoconvert ! rtpreprocess ! rtinfer`
-//!   with the defaults (auto requests), with `requests=1` (one inference at a time, as
-//!   before requests existed) and with `precision=bf16` (OpenVINO), against
+//!   with the defaults (auto requests and backend: OpenVINO bf16 on CPUs that compute bf16,
+//!   else ONNX Runtime f32), with `requests=1` (one inference at a time, as before requests
+//!   existed) and with `precision=f32` (exact, ONNX Runtime), against
 //!   `scripts/python_loop.py` (cv2 + onnxruntime + numpy);
-//! - 4 copies through one rtinfer (defaults, and `precision=bf16`) against 4 Python loops
+//! - 4 copies through one rtinfer (defaults, and `precision=f32`) against 4 Python loops
 //!   at once;
 //! - latency inside rtinfer (arrival to push, from its stats) for three real-time sources of
 //!   10, 15 and 25 fps, and for three sources at twice the model's capacity with
@@ -318,35 +319,37 @@ fn main() {
     // round, so a slow spell favours neither side. The ratios of each round are printed too.
     const ROUNDS: usize = 5;
     let mut rounds = Vec::new();
+    let mut active = String::new();
     for round in 1..=ROUNDS {
         let models = alone();
         let (ours, s) = run(
             &format!("{file} ! {infer} ! fakesink name=sink sync=false"),
             None,
         );
-        let (ours_ov, _) = run(
-            &format!("{file} ! {infer} precision=bf16 ! fakesink name=sink sync=false"),
+        let (ours_f32, _) = run(
+            &format!("{file} ! {infer} precision=f32 ! fakesink name=sink sync=false"),
             None,
         );
         let python = python_loops(1, &video, &model);
         let r = Round {
             models,
             ours,
-            ours_ov,
+            ours_f32,
             python,
         };
+        active = s.get::<String>("active-device").unwrap_or_default();
         println!(
             "round {round}: model alone {} inferences/s; 1 stream, rtinfer defaults ({} requests, \
-             inference {:.1} ms): {}; OpenVINO bf16: {}; Python loop: {}; ratios to the round's \
+             {active}, inference {:.1} ms): {}; precision=f32: {}; Python loop: {}; ratios to the round's \
              best model alone {:.2} and {:.2}, to the Python loop {:.2}",
             models.map(|m| format!("{m:.1}")).join(" / "),
             s.get::<u32>("requests").unwrap_or(0),
             f(&s, "mean-inference-ms"),
             ours.describe(),
-            ours_ov.describe(),
+            ours_f32.describe(),
             python.describe(),
             r.to_model(&ours),
-            r.to_model(&ours_ov),
+            r.to_model(&ours_f32),
             ours.steady_fps() / python.steady_fps(),
         );
         rounds.push(r);
@@ -359,8 +362,15 @@ fn main() {
     let [one, many, ov_f32, ov_bf16] =
         std::array::from_fn(|k| rounds.iter().map(|r| r.models[k]).fold(0.0, f64::max));
     let best_model = one.max(many).max(ov_f32).max(ov_bf16);
+    let best_f32 = one.max(many).max(ov_f32);
+    // The defaults' own backend alone: OpenVINO bf16, or ONNX Runtime's N x 1 requests.
+    let (own, own_name) = if active.starts_with("openvino") {
+        (ov_bf16, format!("OpenVINO {cores} requests, bf16"))
+    } else {
+        (many, format!("ONNX Runtime {cores} x 1, f32"))
+    };
     let ours = best(rounds.iter().map(|r| r.ours));
-    let ours_ov = best(rounds.iter().map(|r| r.ours_ov));
+    let ours_f32 = best(rounds.iter().map(|r| r.ours_f32));
     let python = best(rounds.iter().map(|r| r.python));
     println!("best of {ROUNDS} rounds:");
     for (m, what) in [
@@ -371,10 +381,13 @@ fn main() {
     ] {
         println!("  model alone, {what}: {m:.1} inferences/s");
     }
-    println!("  1 stream, rtinfer defaults: {}", ours.describe());
     println!(
-        "  1 stream, rtinfer precision=bf16 (OpenVINO): {}",
-        ours_ov.describe()
+        "  1 stream, rtinfer defaults ({active}): {}",
+        ours.describe()
+    );
+    println!(
+        "  1 stream, rtinfer precision=f32 (ONNX Runtime): {}",
+        ours_f32.describe()
     );
     println!("  1 Python loop: {}", python.describe());
 
@@ -389,27 +402,27 @@ fn main() {
     let mut rounds4 = Vec::new();
     for round in 1..=ROUNDS4 {
         let (ours4, _) = run(&four(""), None);
-        let (ours4_bf16, _) = run(&four("precision=bf16"), None);
+        let (ours4_f32, _) = run(&four("precision=f32"), None);
         let python4 = python_loops(4, &video, &model);
         println!(
-            "round {round}: 4 streams, one rtinfer, in all: {}; the same with precision=bf16: {}; \
+            "round {round}: 4 streams, one rtinfer, in all: {}; the same with precision=f32: {}; \
              4 Python loops at once, in all: {}; ratios {:.2} and {:.2}",
             ours4.describe(),
-            ours4_bf16.describe(),
+            ours4_f32.describe(),
             python4.describe(),
             ours4.steady_fps() / python4.steady_fps(),
-            ours4_bf16.steady_fps() / python4.steady_fps()
+            ours4_f32.steady_fps() / python4.steady_fps()
         );
-        rounds4.push((ours4, ours4_bf16, python4));
+        rounds4.push((ours4, ours4_f32, python4));
     }
     let ours4 = best(rounds4.iter().map(|r| r.0));
-    let ours4_bf16 = best(rounds4.iter().map(|r| r.1));
+    let ours4_f32 = best(rounds4.iter().map(|r| r.1));
     let python4 = best(rounds4.iter().map(|r| r.2));
     println!("best of {ROUNDS4} rounds:");
     println!("  4 streams, one rtinfer, in all: {}", ours4.describe());
     println!(
-        "  4 streams, one rtinfer precision=bf16, in all: {}",
-        ours4_bf16.describe()
+        "  4 streams, one rtinfer precision=f32, in all: {}",
+        ours4_f32.describe()
     );
     println!("  4 Python loops at once, in all: {}", python4.describe());
 
@@ -459,7 +472,7 @@ fn main() {
     };
     let rounds_python = each(&|r| r.ours.steady_fps() / r.python.steady_fps());
     let rounds_ours = each(&|r| r.to_model(&r.ours));
-    let rounds_ov = each(&|r| r.to_model(&r.ours_ov));
+    let rounds_f32 = each(&|r| r.to_model(&r.ours_f32));
     let each4 = |side: &dyn Fn(&(Rate, Rate, Rate)) -> &Rate| {
         let r: Vec<String> = rounds4
             .iter()
@@ -468,14 +481,14 @@ fn main() {
         r.join(", ")
     };
     let rounds_four = each4(&|r| &r.0);
-    let rounds_four_bf16 = each4(&|r| &r.1);
-    let (ours, single, ours_ov, python, ours4, ours4_bf16, python4) = (
+    let rounds_four_f32 = each4(&|r| &r.1);
+    let (ours, single, ours_f32, python, ours4, ours4_f32, python4) = (
         ours.steady_fps(),
         single.steady_fps(),
-        ours_ov.steady_fps(),
+        ours_f32.steady_fps(),
         python.steady_fps(),
         ours4.steady_fps(),
-        ours4_bf16.steady_fps(),
+        ours4_f32.steady_fps(),
         python4.steady_fps(),
     );
     println!("\nratios (same run, from the first frame out; best round against best round):");
@@ -488,23 +501,26 @@ fn main() {
         ours / best_model
     );
     println!(
-        "  1 stream / its own backend alone (ONNX Runtime {cores} x 1, f32): {:.2}",
-        ours / many
+        "  1 stream / its own backend alone ({own_name}): {:.2}",
+        ours / own
     );
     println!("  1 stream / requests=1:           {:.2}", ours / single);
-    println!("  1 stream OpenVINO bf16 / Python: {:.2}", ours_ov / python);
     println!(
-        "  1 stream OpenVINO bf16 / best model alone: {:.2} (target >= 0.85; each round: {rounds_ov}); / OpenVINO bf16 alone: {:.2}",
-        ours_ov / best_model,
-        ours_ov / ov_bf16
+        "  1 stream precision=f32 / Python: {:.2}",
+        ours_f32 / python
+    );
+    println!(
+        "  1 stream precision=f32 / best model alone: {:.2} (each round: {rounds_f32}); / best f32 model alone: {:.2}",
+        ours_f32 / best_model,
+        ours_f32 / best_f32
     );
     println!(
         "  4 streams / 4 Python loops:      {:.2} (target >= 2; each round: {rounds_four})",
         ours4 / python4,
     );
     println!(
-        "  4 streams precision=bf16 / 4 Python loops: {:.2} (each round: {rounds_four_bf16})",
-        ours4_bf16 / python4,
+        "  4 streams precision=f32 / 4 Python loops: {:.2} (each round: {rounds_four_f32})",
+        ours4_f32 / python4,
     );
     println!(
         "  p95 latency / one inference:     {:.2} (target <= 2)",
@@ -518,11 +534,11 @@ fn main() {
 
 /// One round of the single-stream comparison: the model alone four ways (ONNX Runtime 1 x N
 /// and N x 1, OpenVINO f32 and bf16, inferences/s), rtinfer with its defaults and with
-/// OpenVINO bf16, and the Python loop.
+/// `precision=f32`, and the Python loop.
 struct Round {
     models: [f64; 4],
     ours: Rate,
-    ours_ov: Rate,
+    ours_f32: Rate,
     python: Rate,
 }
 

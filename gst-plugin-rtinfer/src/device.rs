@@ -50,6 +50,19 @@ impl Selection {
     }
 }
 
+/// Whether this CPU computes bf16 natively (AVX-512 BF16, which every CPU with AMX has too):
+/// where it does, OpenVINO's CPU plugin runs in bf16 by default.
+pub fn cpu_computes_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether running on the CPU deserves a warning rather than info: a device was named.
 pub fn warns(request: DeviceRequest) -> bool {
     matches!(request, DeviceRequest::Cuda(_) | DeviceRequest::OpenVino(_))

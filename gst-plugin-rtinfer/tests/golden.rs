@@ -6,7 +6,9 @@ use common::*;
 use gst::prelude::*;
 
 /// The backends and precisions that must all give the golden results.
-const BACKENDS: [&str; 5] = [
+const BACKENDS: [&str; 6] = [
+    // The default: OpenVINO in bf16 on CPUs that compute bf16, else ONNX Runtime.
+    "backend=auto",
     "backend=onnxruntime",
     "backend=openvino precision=f32",
     "backend=openvino precision=bf16",
@@ -146,13 +148,27 @@ fn a_wrong_convention_fails_the_comparison() {
 #[test]
 fn active_device_says_which_backend_and_precision_run() {
     init();
+    let ort_library = gstrtinfer::backend::ortlib::candidates(None)
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("scripts/setup.sh installs ONNX Runtime");
     for (backend, expected) in [
+        // The defaults run the faster on this CPU: OpenVINO's bf16 where the CPU computes bf16.
+        ("", cpu_default_device()),
         ("backend=onnxruntime", "cpu"),
         ("backend=openvino precision=f32", "openvino:CPU (f32)"),
         ("backend=openvino precision=bf16", "openvino:CPU (bf16)"),
         // Only OpenVINO runs bf16, so backend=auto (the default) chooses it.
         ("precision=bf16", "openvino:CPU (bf16)"),
         ("precision=f32", "cpu"),
+        // OpenVINO cannot be loaded (here: not from that path, as one OpenVINO is loaded
+        // already): ONNX Runtime stands in.
+        ("openvino-library=/nonexistent/libopenvino_c.so", "cpu"),
+        // onnxruntime-library set asks for ONNX Runtime.
+        (
+            format!("onnxruntime-library={}", ort_library.display()).as_str(),
+            "cpu",
+        ),
     ] {
         let pipeline = launch_pipeline(&format!(
             "videotestsrc num-buffers=1 ! rtinfer name=i device=cpu {backend} model-file={} ! fakesink",

@@ -40,7 +40,7 @@ fn missing_foreign_old_then_good_library() {
 
     // Nothing above poisons the process: the default search still finds a good library.
     let line = format!(
-        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! rtinfer model-file={} ! appsink name=out",
+        "filesrc location={DARKNET}/dog.jpg ! jpegdec ! videoconvert ! rtinfer backend=onnxruntime model-file={} ! appsink name=out",
         model("yolox_nano.onnx")
     );
     let (end, dets) = run_launch(&line);

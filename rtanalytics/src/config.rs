@@ -78,16 +78,19 @@ pub struct SourceConfig {
 pub struct ModelConfig {
     /// ONNX detector (YOLOX, YOLOv5, YOLOv8/YOLO11 export).
     pub file: PathBuf,
-    /// onnxruntime, openvino or auto (ONNX Runtime; OpenVINO when precision is bf16 or f16
-    /// or device names an OpenVINO device).
+    /// onnxruntime, openvino or auto (the faster here: ONNX Runtime on NVIDIA GPUs and in
+    /// f32 and quantized models; OpenVINO in bf16 for float models on CPUs that compute bf16
+    /// natively, when precision is bf16 or
+    /// f16, or when device names an OpenVINO device).
     #[serde(default = "auto")]
     pub backend: String,
     /// auto, cpu, cuda:N, or an OpenVINO device: openvino:GPU, openvino:GPU.N, openvino:NPU,
     /// openvino:AUTO, openvino:CPU (rtinfer's `device`).
     #[serde(default = "auto")]
     pub device: String,
-    /// auto, f32, bf16 or f16 (bf16 and f16 run on OpenVINO; bf16 is the fastest on CPUs
-    /// with AMX or AVX-512 BF16).
+    /// auto, f32, bf16 or f16 (auto: the backend's default, bf16 with OpenVINO on CPUs with
+    /// AMX or AVX-512 BF16; f32 is exact on the CPU, where backend auto then runs ONNX Runtime; bf16 and
+    /// f16 run on OpenVINO).
     #[serde(default = "auto")]
     pub precision: String,
     /// Frames of all sources run as one batch (dynamic-batch models).

@@ -2,6 +2,7 @@
 //! execution provider runs the model.
 
 mod onnx;
+pub mod onnxfile;
 pub mod openvino;
 pub mod ortlib;
 pub mod ovlib;

@@ -10,7 +10,9 @@
 //! otherwise ([`Precision::Auto`]); its raw outputs then differ from ONNX Runtime's.
 //! [`Precision::F32`] matches ONNX Runtime to about 1e-4.
 
-use super::{Backend, BatchOutput, Error, ErrorKind, ModelInfo, TensorData, ovlib, split_batch};
+use super::{
+    Backend, BatchOutput, Error, ErrorKind, ModelInfo, TensorData, onnxfile, ovlib, split_batch,
+};
 use openvino::{
     CompiledModel, Core, DeviceType, ElementType, InferRequest, PartialShape, PropertyKey,
     RwPropertyKey, Shape, Tensor,
@@ -230,6 +232,8 @@ struct Shared {
     input_shape: [i64; 4],
     describe: String,
     device: String,
+    /// The inference precision that runs (`bf16`, `f32`, ...).
+    precision: String,
     fallbacks: Vec<String>,
     optimal_requests: u32,
 }
@@ -485,6 +489,7 @@ impl OpenVinoModel {
             lib.path.display()
         );
         let device = format!("openvino:{executes} ({precision})");
+        let precision = precision.to_ascii_lowercase();
 
         let mut info = ModelInfo {
             width: w as u32,
@@ -492,7 +497,7 @@ impl OpenVinoModel {
             layout,
             dtype,
             output_shape: Vec::new(),
-            names: onnx_metadata(model, "names"),
+            names: onnxfile::metadata(model, "names"),
             dynamic_batch,
         };
         let mut first = Request::new(&mut compiled, dtype, input_shape)?;
@@ -506,6 +511,7 @@ impl OpenVinoModel {
                 input_shape,
                 describe,
                 device,
+                precision,
                 fallbacks,
                 optimal_requests,
             }),
@@ -551,6 +557,11 @@ impl OpenVinoModel {
     /// Why the requested device was not used, one line each.
     pub fn fallbacks(&self) -> &[String] {
         &self.shared.fallbacks
+    }
+
+    /// The inference precision that runs, in lower case: `f32`, `bf16`, `f16`.
+    pub fn precision(&self) -> &str {
+        &self.shared.precision
     }
 
     /// OpenVINO's `OPTIMAL_NUMBER_OF_INFER_REQUESTS` for the compiled model.
@@ -645,90 +656,6 @@ impl Backend for OpenVinoBackend {
         self.request.infer(inputs, shape, &mut |out_shape, data| {
             split_batch(n, out_shape, data, on_output)
         })
-    }
-}
-
-/// The value of `key` in an ONNX model's `metadata_props` (e.g. Ultralytics' `names`), read
-/// without loading the graph; `None` for other files. OpenVINO's C API does not expose it.
-pub fn onnx_metadata(model: &Path, key: &str) -> Option<String> {
-    use std::io::{BufReader, Read, Seek, SeekFrom};
-    fn varint(r: &mut impl Read) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let mut b = [0u8];
-            r.read_exact(&mut b).ok()?;
-            v |= u64::from(b[0] & 0x7f) << shift;
-            if b[0] & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-    /// Fields of a message held in memory: (field number, wire type, bytes of a
-    /// length-delimited field).
-    fn fields(mut buf: &[u8]) -> Vec<(u64, &[u8])> {
-        let mut out = Vec::new();
-        while !buf.is_empty() {
-            let Some(tag) = varint(&mut buf) else { break };
-            match tag & 7 {
-                0 => {
-                    if varint(&mut buf).is_none() {
-                        break;
-                    }
-                }
-                2 => {
-                    let Some(len) = varint(&mut buf) else { break };
-                    let Ok(len) = usize::try_from(len) else { break };
-                    if len > buf.len() {
-                        break;
-                    }
-                    out.push((tag >> 3, &buf[..len]));
-                    buf = &buf[len..];
-                }
-                1 if buf.len() >= 8 => buf = &buf[8..],
-                5 if buf.len() >= 4 => buf = &buf[4..],
-                _ => break,
-            }
-        }
-        out
-    }
-    let file = std::fs::File::open(model).ok()?;
-    let size = file.metadata().ok()?.len();
-    let mut r = BufReader::new(file);
-    // ModelProto: metadata_props = 14 (StringStringEntryProto: key = 1, value = 2); the
-    // other fields (the graph above all) are skipped.
-    loop {
-        let tag = varint(&mut r)?;
-        match tag & 7 {
-            0 => {
-                varint(&mut r)?;
-            }
-            1 => {
-                r.seek_relative(8).ok()?;
-            }
-            5 => {
-                r.seek_relative(4).ok()?;
-            }
-            2 => {
-                let len = varint(&mut r)?;
-                let pos = r.stream_position().ok()?;
-                if pos.checked_add(len)? > size {
-                    return None;
-                }
-                if tag >> 3 == 14 && len < (16 << 20) {
-                    let mut entry = vec![0u8; len as usize];
-                    r.read_exact(&mut entry).ok()?;
-                    let f = fields(&entry);
-                    let get = |n| f.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
-                    if get(1) == Some(key.as_bytes()) {
-                        return Some(String::from_utf8_lossy(get(2).unwrap_or(b"")).into_owned());
-                    }
-                } else {
-                    r.seek(SeekFrom::Start(pos + len)).ok()?;
-                }
-            }
-            _ => return None,
-        }
     }
 }
 
@@ -942,15 +869,6 @@ mod tests {
         let e = OpenVinoModel::open(&p, &f32_opts(1)).unwrap_err();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(e.kind, ErrorKind::BadModel, "{e}");
-    }
-
-    #[test]
-    fn reads_ultralytics_names_like_onnx_runtime() {
-        let p = shared().join("models/yolov8n_int8_dynamic.onnx");
-        let names = onnx_metadata(&p, "names").expect("names metadata");
-        assert!(names.starts_with("{0: 'person'"), "{names}");
-        assert_eq!(onnx_metadata(&yolox(), "names"), None);
-        assert_eq!(onnx_metadata(Path::new("/nonexistent"), "names"), None);
     }
 
     /// An OpenVINO IR model: u8 NHWC images with a dynamic batch, converted to f32 (the

@@ -307,7 +307,11 @@ impl RtInfer {
                 )
             );
         }
-        if load.backend.resolve(load.device, load.precision) == BackendProp::OnnxRuntime
+        // (Neither a GPU nor the CPU's bf16 changes the choice for a reduced precision.)
+        if load
+            .backend
+            .resolve(load.device, load.precision, false, false)
+            == BackendProp::OnnxRuntime
             && load.precision.is_reduced()
         {
             gst::element_imp_warning!(
@@ -443,6 +447,7 @@ impl RtInfer {
                 ));
                 let device = models[0].device();
                 let warnings = models[0].warnings.clone();
+                let fallbacks = models[0].fallbacks.clone();
                 match self.scheduler.replace(run, models, loaded.clone()) {
                     Ok(()) => {
                         gst::info!(CAT, imp = self, "swapping in {description}");
@@ -450,7 +455,20 @@ impl RtInfer {
                             r.load = load.clone();
                             r.loaded = loaded;
                         }
-                        *self.active_device.lock().unwrap() = device;
+                        let moved = std::mem::replace(
+                            &mut *self.active_device.lock().unwrap(),
+                            device.clone(),
+                        ) != device;
+                        // The new model may run elsewhere (backend=auto may not run it on
+                        // OpenVINO, say): the bus says why, as at start.
+                        if moved {
+                            device::report(
+                                self.obj().upcast_ref(),
+                                load.device,
+                                &device,
+                                &fallbacks,
+                            );
+                        }
                         self.watch_format_of(&load);
                         for w in warnings {
                             gst::element_imp_warning!(self, gst::LibraryError::Settings, ("{w}"));
@@ -1185,17 +1203,23 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("backend", Settings::default().load.backend)
                     .nick("Backend")
-                    .blurb("Inference library: onnxruntime, openvino, or auto (ONNX Runtime: exact f32 on the CPU and \
-                            CUDA/TensorRT on NVIDIA GPUs; OpenVINO when device names an OpenVINO device or precision \
-                            is bf16 or f16, the fastest CPU inference on CPUs with AMX or AVX-512 BF16). \
+                    .blurb("Inference library: onnxruntime, openvino, or auto (the faster here: ONNX Runtime with \
+                            CUDA/TensorRT on NVIDIA GPUs; on the CPU, OpenVINO in bf16 for float models where the CPU \
+                            computes bf16 natively (AVX-512 BF16 or AMX), else ONNX Runtime (exact f32; faster on \
+                            int8-quantized models), which precision=f32 \
+                            and onnxruntime-library also choose; OpenVINO when device names an OpenVINO device or \
+                            precision is bf16 or f16; ONNX Runtime stands in, with a message, where OpenVINO \
+                            cannot run). \
                             active-device says which runs")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("precision", Settings::default().load.precision)
                     .nick("Precision")
-                    .blurb("Inference precision: f32 (exact), bf16 or f16 (run by OpenVINO, which backend=auto then \
-                            chooses; faster, detections may differ slightly), or auto (the backend's default: f32 for \
-                            ONNX Runtime on the CPU, bf16 for OpenVINO on CPUs with AMX or AVX-512 BF16)")
+                    .blurb("Inference precision: f32 (exact on the CPU; backend=auto then runs ONNX Runtime, the \
+                            faster in f32, unless device names an OpenVINO device), bf16 or f16 (run by \
+                            OpenVINO, which backend=auto then chooses; faster, detections may differ slightly), or \
+                            auto (the backend's default: f32 for ONNX Runtime on the CPU, bf16 for OpenVINO on CPUs \
+                            with AVX-512 BF16 or AMX, where backend=auto runs OpenVINO; see active-device)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecString::builder("openvino-library")
@@ -1205,7 +1229,7 @@ impl ObjectImpl for RtInfer {
                     .build(),
                 glib::ParamSpecString::builder("onnxruntime-library")
                     .nick("ONNX Runtime library")
-                    .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the setup's and Python's onnxruntime packages, then the system)")
+                    .blurb("Path of libonnxruntime.so (default: ORT_DYLIB_PATH, then the setup's and Python's onnxruntime packages, then the system); setting it makes backend=auto choose ONNX Runtime")
                     .mutable_ready()
                     .build(),
                 device::property(),

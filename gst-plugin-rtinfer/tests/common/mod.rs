@@ -15,6 +15,17 @@ pub fn init() {
 
 pub use rttest::{model, shared};
 
+/// rtinfer's `active-device` with its defaults on this host's CPU: OpenVINO in bf16 where the
+/// CPU computes bf16 (the faster there), else ONNX Runtime.
+#[allow(dead_code)]
+pub fn cpu_default_device() -> &'static str {
+    if gstrtinfer::device::cpu_computes_bf16() {
+        "openvino:CPU (bf16)"
+    } else {
+        "cpu"
+    }
+}
+
 pub fn test_data(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/data")
